@@ -1,0 +1,160 @@
+"""The `datakit` command: `datakit run RECIPE.yaml`, and one subcommand per stage.
+
+Every subcommand builds a recipe (from the file, or a one-stage recipe from its flags) and runs it through the
+same runner, so a stage behaves the same from the CLI and from a recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from datakit import __version__
+
+EXECUTOR_HELP = "where tasks run: local (default; datatrove's LocalPipelineExecutor), slurm or ray"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("execution")
+    g.add_argument("--tasks", type=int, help="number of tasks (shards) per stage; overrides the recipe")
+    g.add_argument("--workers", type=int, help="tasks run at the same time on this machine; overrides the recipe")
+    g.add_argument("--output", help="output root; each stage writes <output>/<stage name>/ (overrides the recipe)")
+    g.add_argument("--limit", type=int, default=-1, help="at most N input records per task (for trying a recipe)")
+    g.add_argument("--executor", choices=("local", "slurm", "ray"), help=EXECUTOR_HELP)
+    g.add_argument("--force", action="store_true", help="discard finished work of the stages run and redo it")
+    g.add_argument("--quiet", action="store_true", help="no progress bar (the summary is still printed)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="datakit",
+        description="Build mid-training and SFT corpora for code LLMs from GitHub PRs (Kimi-Dev style). "
+                    "Stages: sources → pulls → samples → decontam → tokens → export.",
+    )
+    parser.add_argument("--version", action="version", version=f"datakit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a recipe (YAML): its stages in order, resuming finished work",
+                         description="Run a recipe. A rerun skips finished tasks; a changed stage is redone.")
+    run.add_argument("recipe", help="path to the recipe YAML (see recipes/)")
+    run.add_argument("--stages", help="comma-separated stage names to run (default: all)")
+    run.add_argument("--check", action="store_true", help="validate the recipe and exit without doing any work")
+    _common(run)
+
+    stages = sub.add_parser("stages", help="list the stage types and their options")
+    stages.set_defaults(command="stages")
+
+    src = sub.add_parser("sources", help="mirror repositories with pygit2 and list their merged PRs",
+                         description="Mirror git repositories (URL or local path; GitHub's refs/pull/*/head too) "
+                                     "and write one PullRecord per merged PR.")
+    src.add_argument("repos", nargs="*", help="'owner/name [url-or-path]' entries")
+    src.add_argument("--repos-file", help="a file with one 'owner/name [url-or-path]' per line")
+    src.add_argument("--mirrors", help="where the bare mirrors live (default <output>/mirrors)")
+    src.add_argument("--no-fetch", action="store_true", help="use the mirrors on disk as they are")
+    _common(src)
+
+    smp = sub.add_parser("samples", help="PullRecords + git mirrors → Agentless BugFixer/TestWriter samples",
+                         description="Turn PullRecords into localize and edit samples for both roles; every edit "
+                                     "is re-applied and checked byte for byte, failures are quarantined.")
+    smp.add_argument("--input", required=True, help="folder of PullRecord Parquet files (a sources output)")
+    smp.add_argument("--mirrors", required=True, help="folder of the git mirrors the PullRecords come from")
+    smp.add_argument("--roles", default="bugfixer,testwriter", help="comma-separated roles (default: both)")
+    smp.add_argument("--max-files", type=int, default=10, help="max target files per PR and role (default 10)")
+    smp.add_argument("--max-file-bytes", type=int, default=256 * 1024, help="max bytes per target file")
+    smp.add_argument("--max-prompt-bytes", type=int, default=512 * 1024, help="max bytes per prompt")
+    _common(smp)
+    return parser
+
+
+def _recipe_from_args(args) -> "Recipe":  # noqa: F821
+    from datakit.recipe import load_recipe, parse_recipe
+
+    override = {"type": args.executor, "tasks": args.tasks, "workers": args.workers}
+    if args.command == "run":
+        return load_recipe(args.recipe, base_output=args.output, executor_override=override)
+    output = args.output or f"out/{args.command}"
+    if args.command == "sources":
+        stage = {"name": "pulls", "stage": "sources.git",
+                 "options": {"repos": list(args.repos), "fetch": not args.no_fetch}}
+        if args.repos_file:
+            stage["input"] = args.repos_file
+        data = {"name": "sources", "output": output, "stages": [stage]}
+        if args.mirrors:
+            data["mirrors"] = args.mirrors
+    else:
+        data = {"name": "samples", "output": output, "mirrors": args.mirrors, "stages": [{
+            "name": "samples", "stage": "samples.agentless", "input": args.input,
+            "options": {"roles": args.roles.split(","), "max_files": args.max_files,
+                        "max_file_bytes": args.max_file_bytes, "max_prompt_bytes": args.max_prompt_bytes}}]}
+    return parse_recipe(data, f"datakit {args.command}", base_output=output, executor_override=override)
+
+
+def print_stage_types(console) -> None:
+    from rich.table import Table
+
+    from datakit.pipeline.stages import STAGES
+
+    table = Table(title="stage types")
+    for col in ("stage", "what it does", "options"):
+        table.add_column(col)
+    for name, st in sorted(STAGES.items()):
+        table.add_row(name, st.summary, ", ".join(st.option_names()) or "-")
+    console.print(table)
+
+
+def summary_table(results):
+    """One row per stage and unit: read = written + quarantined; other counters in the last column."""
+    from rich.table import Table
+
+    table = Table(title="datakit summary")
+    for col, justify in (("stage", "left"), ("unit", "left"), ("read", "right"), ("written", "right"),
+                         ("quarantined (by reason)", "left"), ("seconds", "right"), ("counters", "left")):
+        table.add_column(col, justify=justify)
+    for r in results:
+        seconds = f"{r.seconds:.1f}" + (" (resumed: nothing to do)" if r.skipped else "")
+        counters = ", ".join(f"{k} {v:g}" for k, v in r.counters.items()) or "-"
+        for i, (unit, u) in enumerate(r.units.items()):
+            q = u["quarantined"]
+            qtext = f"{sum(q.values())} (" + ", ".join(f"{k} {v}" for k, v in q.items()) + ")" if q else "0"
+            table.add_row(r.name if i == 0 else "", unit, str(u["read"]), str(u["written"]), qtext,
+                          seconds if i == 0 else "", counters if i == 0 else "")
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    from datakit.pipeline.runner import StageFailed, run_recipe
+    from datakit.recipe import RecipeError
+
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        console = Console(stderr=True, width=200)
+    if args.command == "stages":
+        print_stage_types(console)
+        return 0
+    try:
+        recipe = _recipe_from_args(args)
+        if getattr(args, "check", False):
+            console.print(f"[green]recipe OK[/]: {len(recipe.stages)} stages → {recipe.output}")
+            return 0
+        only = args.stages.split(",") if getattr(args, "stages", None) else None
+        if only:
+            unknown = set(only) - {s.name for s in recipe.stages}
+            if unknown:
+                raise RecipeError(f"--stages: no stage named {', '.join(sorted(unknown))}")
+        results = run_recipe(recipe, limit=args.limit, only=only, force=args.force,
+                             console=None if args.quiet or not console.is_terminal else console)
+    except (RecipeError, StageFailed) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    console.print(summary_table(results))
+    for r in results:
+        console.print(f"{r.name}: {r.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""Readers and writers at the edges of every stage: schema-checked Parquet (zstd) and the quarantine.
+
+Inside a pipeline a record travels as a datatrove `Document` whose `metadata` *is* the record dict (`text` and `id`
+mirror its fields so datatrove's own steps work on it). Writers take their Arrow schema from `schemas/`, never
+from the first document, and name files `{rank:05d}.parquet`, so no two tasks write one file.
+"""
+
+from __future__ import annotations
+
+import json
+
+from datatrove.data import Document
+from datatrove.pipeline.readers.parquet import ParquetReader
+from datatrove.pipeline.writers.parquet import ParquetWriter
+
+from datakit.io.schemas import arrow_schema, conform
+
+
+def as_document(record: dict, text_field: str | None = None) -> Document:
+    return Document(text=(record.get(text_field) or "") if text_field else "", id=record["id"], metadata=record)
+
+
+class RecordWriter(ParquetWriter):
+    """Writes records of one schema (`pull_record`, `sample`, `quarantine`) to `{folder}/{rank:05d}.parquet`."""
+
+    name = "📒 RecordWriter"
+
+    def __init__(self, output_folder: str, record: str, batch_size: int = 256):
+        self.record = record
+        super().__init__(
+            output_folder,
+            output_filename="${rank}.parquet",
+            compression="zstd",
+            schema=arrow_schema(record),
+            batch_size=batch_size,
+            max_file_size=-1,
+        )
+
+    def _default_adapter(self, document: Document) -> dict:
+        return conform(document.metadata, self.record)
+
+
+class RecordReader(ParquetReader):
+    """Reads records back as Documents, sharded per file. Unlike datatrove's reader it never drops a record for
+    having an empty `text` (a PullRecord has none): input counts must add up."""
+
+    name = "📖 RecordReader"
+
+    def __init__(self, data_folder: str, text_field: str | None = None, limit: int = -1, **kwargs):
+        super().__init__(data_folder, limit=limit, glob_pattern="*.parquet", recursive=False, **kwargs)
+        self.text_field = text_field
+
+    def get_document_from_dict(self, data: dict, source_file: str, id_in_file: int) -> Document:
+        return as_document(data, self.text_field)
+
+
+class Quarantine:
+    """The side output of a step: records it could not process, with the reason. Opened lazily per task."""
+
+    def __init__(self, output_folder: str, stage: str):
+        self.output_folder = output_folder
+        self.stage = stage
+        self._writer: RecordWriter | None = None
+
+    def put(self, record: dict, reason: str, detail: str, rank: int, role: str | None = None) -> None:
+        if self._writer is None:
+            self._writer = RecordWriter(self.output_folder, "quarantine")
+        row = {
+            "id": f"{record.get('id')}/{role}" if role else str(record.get("id")),
+            "stage": self.stage,
+            "role": role,
+            "reason": reason,
+            "detail": detail,
+            "record": json.dumps(record, ensure_ascii=False, sort_keys=True, default=str),
+        }
+        self._writer.write(Document(text="", id=row["id"], metadata=row), rank)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

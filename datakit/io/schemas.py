@@ -1,0 +1,91 @@
+"""Record schemas: `schemas/*.schema.json` are the single source of truth; the Arrow schemas are derived here.
+
+Mapping (JSON Schema → Arrow): string → string, integer → int64, number → float64, boolean → bool,
+array → list<items>, object with properties → struct (fields in declaration order), a type list with "null" →
+nullable. Every field is nullable in Arrow (Parquet readers expect it); `required` is checked by `validate`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+RECORDS = ("pull_record", "sample", "quarantine", "stage_stats")
+
+
+@functools.cache
+def load_json_schema(name: str) -> dict:
+    path = SCHEMA_DIR / f"{name}.schema.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no schema named {name!r} in {SCHEMA_DIR} (have: {', '.join(RECORDS)})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _resolve(ref: str, current: dict) -> tuple[dict, dict]:
+    """Resolve a `$ref` ("#/$defs/x" or "other.schema.json#/$defs/x") → (node, the document it lives in)."""
+    file_part, _, pointer = ref.partition("#")
+    doc = load_json_schema(file_part.removesuffix(".schema.json")) if file_part else current
+    node = doc
+    for key in filter(None, pointer.split("/")):
+        node = node[key]
+    return node, doc
+
+
+def _arrow_type(node: dict, doc: dict) -> pa.DataType:
+    if "$ref" in node:
+        node, doc = _resolve(node["$ref"], doc)
+    types = node.get("type")
+    kinds = [t for t in (types if isinstance(types, list) else [types]) if t != "null"]
+    if len(kinds) != 1:
+        raise TypeError(f"schema node needs exactly one non-null type, got {types!r}")
+    kind = kinds[0]
+    if kind == "string":
+        return pa.string()
+    if kind == "integer":
+        return pa.int64()
+    if kind == "number":
+        return pa.float64()
+    if kind == "boolean":
+        return pa.bool_()
+    if kind == "array":
+        return pa.list_(_arrow_type(node["items"], doc))
+    if kind == "object":
+        props = node.get("properties")
+        if not props:
+            raise TypeError("objects without declared properties have no Arrow form (store them as JSON strings)")
+        return pa.struct([pa.field(k, _arrow_type(v, doc)) for k, v in props.items()])
+    raise TypeError(f"unsupported JSON schema type {kind!r}")
+
+
+@functools.cache
+def arrow_schema(name: str) -> pa.Schema:
+    doc = load_json_schema(name)
+    return pa.schema([pa.field(k, _arrow_type(v, doc)) for k, v in doc["properties"].items()])
+
+
+def conform(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """Project a record onto the schema's top-level fields (missing → None, extra keys dropped)."""
+    return {field: record.get(field) for field in arrow_schema(name).names}
+
+
+@functools.cache
+def _validator(name: str):
+    import jsonschema
+    from referencing import Registry, Resource
+
+    registry = Registry().with_resources(
+        (f"{n}.schema.json", Resource.from_contents(load_json_schema(n))) for n in RECORDS
+    )
+    schema = load_json_schema(name)
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, registry=registry)
+
+
+def validate(record: dict[str, Any], name: str) -> None:
+    """Raise jsonschema.ValidationError when `record` does not satisfy schemas/{name}.schema.json."""
+    _validator(name).validate(record)

@@ -1,0 +1,257 @@
+"""Run a recipe: each stage on a datatrove executor, resumable, with a summary whose counts must add up.
+
+Resumability rests on datatrove's completion markers (`logging_dir/completions/{rank:05d}`). They are keyed only on
+the logging dir, so the logging dir is derived from a *fingerprint* of the stage: its type, options, task count,
+limit and the fingerprint (or content) of its input. An unchanged stage resumes (finished tasks are skipped, a
+killed task reruns and overwrites its own files); a changed one gets a fresh folder: its old outputs are removed
+first so no stale shard survives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from datakit.pipeline.stages import StageContext
+from datakit.recipe import Recipe, RecipeError, StageSpec
+
+STATE_DIR = ".datakit"
+_UNIT_LABEL = re.compile(r"^(?P<unit>[a-z_]+)\.(?P<what>read|written|quarantined\.(?P<reason>.+))$")
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class StageResult:
+    name: str
+    type: str
+    output: Path
+    fingerprint: str
+    tasks: int
+    seconds: float
+    skipped: bool
+    units: dict[str, dict] = field(default_factory=dict)
+    counters: dict[str, float] = field(default_factory=dict)
+
+
+def _input_fingerprint(path: Path) -> str:
+    """Content of a file input; names, sizes and mtimes of a folder not produced by a stage of this recipe."""
+    h = hashlib.sha256()
+    if path.is_file():
+        h.update(path.read_bytes())
+    else:
+        for p in sorted(path.rglob("*")):
+            if p.is_file() and STATE_DIR not in p.parts:
+                st = p.stat()
+                h.update(f"{p.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def stage_fingerprint(spec: StageSpec, input_fp: str | None, limit: int, mirrors: Path) -> str:
+    from datakit import __version__
+
+    key = {
+        "type": spec.type.type_name,
+        "options": asdict(spec.options),
+        "tasks": spec.tasks,
+        "limit": limit,
+        "input": input_fp,
+        "mirrors": str(mirrors),
+        "datakit": __version__,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _prepare_output(output: Path, fingerprint: str) -> Path:
+    """The stage's logging dir; wipes the stage folder when it holds the output of a different fingerprint."""
+    marker = output / STATE_DIR / "fingerprint"
+    if output.exists() and not marker.is_file() and any(output.iterdir()):
+        raise StageFailed(f"{output} is not empty and was not written by datakit: refusing to write into it")
+    if marker.is_file() and marker.read_text().strip() != fingerprint:
+        shutil.rmtree(output)
+    (output / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    marker.write_text(fingerprint + "\n")
+    return output / STATE_DIR / "logs"
+
+
+def collect_stats(logging_dir: Path) -> tuple[dict[str, dict], dict[str, float]]:
+    """Add up the per-task datatrove stats: unit counters and the other counters."""
+    units: dict[str, dict] = {}
+    counters: dict[str, float] = {}
+    for stats_file in sorted((logging_dir / "stats").glob("*.json")):
+        for step in json.loads(stats_file.read_text()):
+            for label, value in step.get("stats", {}).items():
+                total = value["total"] if isinstance(value, dict) else value
+                m = _UNIT_LABEL.match(label)
+                if m:
+                    unit = units.setdefault(m["unit"], {"read": 0, "written": 0, "quarantined": {}})
+                    if m["reason"]:
+                        unit["quarantined"][m["reason"]] = unit["quarantined"].get(m["reason"], 0) + total
+                    else:
+                        unit[m["what"]] += total
+                elif "." in label and not label.endswith(".parquet"):
+                    counters[label] = counters.get(label, 0) + total
+    for unit in units.values():
+        unit["quarantined"] = dict(sorted(unit["quarantined"].items()))
+    return dict(sorted(units.items())), dict(sorted(counters.items()))
+
+
+def check_counts(stage: str, units: dict[str, dict], expected: tuple[str, ...]) -> None:
+    for name in expected:
+        u = units.get(name, {"read": 0, "written": 0, "quarantined": {}})
+        if u["read"] != u["written"] + sum(u["quarantined"].values()):
+            raise StageFailed(f"stage {stage}: unit {name} does not add up: read {u['read']} != written "
+                              f"{u['written']} + quarantined {sum(u['quarantined'].values())}")
+
+
+def write_stage_stats(result: StageResult) -> None:
+    """stats.json: counts only (no timings), so the same input gives the same bytes."""
+    doc = {"stage": result.name, "type": result.type, "tasks": result.tasks, "units": result.units,
+           "counters": result.counters}
+    (result.output / "stats.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def make_executor(kind: str, options: dict, pipeline: list, tasks: int, workers: int, logging_dir: Path):
+    if kind == "local":
+        from datatrove.executor import LocalPipelineExecutor
+
+        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(workers, tasks), logging_dir=str(logging_dir))
+    if kind == "slurm":
+        from datatrove.executor import SlurmPipelineExecutor
+
+        extra = {k: v for k, v in options.items() if k not in ("type", "tasks", "workers")}
+        for required in ("partition", "time"):
+            if required not in extra:
+                raise RecipeError(f"executor.{required} is required for slurm")
+        return SlurmPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir), **extra)
+    if kind == "ray":
+        return _ray_executor(options, pipeline, tasks, workers, logging_dir)
+    raise RecipeError(f"unknown executor {kind!r}")
+
+
+def _ray_executor(options: dict, pipeline: list, tasks: int, workers: int, logging_dir: Path):
+    try:
+        import ray
+        from datatrove.executor.ray import RayPipelineExecutor
+    except ImportError as exc:
+        raise RecipeError("executor ray needs `pip install 'datakit[ray]'`") from exc
+    if not ray.is_initialized():
+        ray.init(address=options.get("address"), include_dashboard=False, log_to_driver=False)
+    cpus = options.get("cpus_per_task", 1)
+    mem = options.get("mem_per_cpu_gb", 2)
+    # datatrove's Ray executor hangs forever on a request no node can meet: refuse it up front.
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    fits = any(n["Resources"].get("CPU", 0) >= cpus and n["Resources"].get("memory", 0) >= mem * cpus * 2**30
+               for n in nodes)
+    if not fits:
+        raise RecipeError(f"executor ray: no node has {cpus} CPUs and {mem * cpus} GiB for one task")
+    return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir),
+                               cpus_per_task=cpus, mem_per_cpu_gb=mem)
+
+
+def _completed(logging_dir: Path) -> int:
+    folder = logging_dir / "completions"
+    return sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+
+
+class _Progress:
+    """A progress bar over the stage's tasks, fed by datatrove's completion markers (works for every executor)."""
+
+    def __init__(self, console, label: str, tasks: int, logging_dir: Path):
+        self.console, self.label, self.tasks, self.logging_dir = console, label, tasks, logging_dir
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        if self.console is None:
+            return self
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("tasks"), TimeElapsedColumn(), console=self.console, transient=True)
+        self._task = self._bar.add_task(self.label, total=self.tasks, completed=_completed(self.logging_dir))
+        self._bar.start()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self):
+        while not self._stop.wait(0.2):
+            self._bar.update(self._task, completed=_completed(self.logging_dir))
+
+    def __exit__(self, *exc):
+        if self.console is not None:
+            self._stop.set()
+            self._thread.join()
+            self._bar.stop()
+
+
+def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, force: bool = False,
+               console=None) -> list[StageResult]:
+    """Run the recipe's stages in order (or only those named); returns one result per stage run."""
+    results: list[StageResult] = []
+    fingerprints: dict[str, str] = {}
+    for spec in recipe.stages:
+        from_stage = spec.input is not None and spec.input in fingerprints
+        input_path = (recipe.stage(spec.input).output if from_stage else
+                      Path(spec.input).resolve() if spec.input is not None else None)
+        if input_path is not None and not input_path.exists():
+            raise StageFailed(f"stage {spec.name}: input {input_path} does not exist")
+        input_fp = fingerprints[spec.input] if from_stage else (
+            _input_fingerprint(input_path) if input_path is not None else None)
+        fingerprint = stage_fingerprint(spec, input_fp, limit, recipe.mirrors)
+        fingerprints[spec.name] = fingerprint
+        if only and spec.name not in only:
+            continue
+        if force and spec.output.exists():
+            shutil.rmtree(spec.output)
+        results.append(run_stage(spec, recipe, input_path, fingerprint, limit, console))
+    return results
+
+
+def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerprint: str, limit: int,
+              console=None) -> StageResult:
+    stage = spec.make()
+    logging_dir = _prepare_output(spec.output, fingerprint)
+    ctx = StageContext(spec.name, spec.output, input_path, recipe.output, recipe.mirrors, limit)
+    start = time.perf_counter()
+    if stage.local_only:
+        done_marker = logging_dir / "done.json"
+        skipped = done_marker.is_file()
+        if skipped:
+            units = json.loads(done_marker.read_text())
+        else:
+            units = stage.run_local(ctx)
+            logging_dir.mkdir(parents=True, exist_ok=True)
+            done_marker.write_text(json.dumps(units, sort_keys=True))
+        counters: dict[str, float] = {}
+        tasks = 1
+    else:
+        pipeline = stage.build(ctx)
+        executor = make_executor(recipe.executor["type"], recipe.executor, pipeline, spec.tasks, spec.workers,
+                                 logging_dir)
+        tasks = spec.tasks
+        skipped = _completed(logging_dir) >= tasks
+        with _Progress(console, f"{spec.name} ({spec.type.type_name})", tasks, logging_dir):
+            executor.run()
+        if recipe.executor["type"] == "slurm":
+            return StageResult(spec.name, spec.type.type_name, spec.output, fingerprint, tasks,
+                               time.perf_counter() - start, False)
+        missing = tasks - _completed(logging_dir)
+        if missing:  # datatrove's Ray executor returns normally when tasks fail: fail loudly here
+            raise StageFailed(f"stage {spec.name}: {missing}/{tasks} tasks did not complete; see "
+                              f"{logging_dir}/logs, then rerun to resume")
+        units, counters = collect_stats(logging_dir)
+        units = {u: units.get(u, {"read": 0, "written": 0, "quarantined": {}}) for u in spec.type.units}
+    result = StageResult(spec.name, spec.type.type_name, spec.output, fingerprint, tasks,
+                         time.perf_counter() - start, skipped, units, counters)
+    check_counts(spec.name, units, spec.type.units)
+    write_stage_stats(result)
+    return result

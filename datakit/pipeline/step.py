@@ -1,0 +1,29 @@
+"""The base of datakit's pipeline steps: a datatrove `PipelineStep` that counts per *unit* and owns a quarantine.
+
+Counters are datatrove stats named `{unit}.read`, `{unit}.written` and `{unit}.quarantined.{reason}`; datatrove
+saves them per task (`logging_dir/stats/{rank}.json`) and `datakit.pipeline.summary` adds them up, so for every
+unit read = written + quarantined, over all tasks, across resumed runs.
+"""
+
+from __future__ import annotations
+
+from datatrove.pipeline.base import PipelineStep
+
+from datakit.io.records import Quarantine
+
+
+class CountingStep(PipelineStep):
+    def __init__(self, stage: str, quarantine_dir: str):
+        super().__init__()
+        self.stage = stage
+        self.quarantine = Quarantine(quarantine_dir, stage)
+
+    def read(self, unit: str) -> None:
+        self.stat_update(f"{unit}.read")
+
+    def written(self, unit: str) -> None:
+        self.stat_update(f"{unit}.written")
+
+    def reject(self, unit: str, record: dict, reason: str, detail: str, rank: int, role: str | None = None) -> None:
+        self.quarantine.put(record, reason, detail, rank, role=role)
+        self.stat_update(f"{unit}.quarantined.{reason}")

@@ -1,0 +1,175 @@
+"""Recipes: YAML files that declare stages, their inputs, outputs and options, and the executor.
+
+```yaml
+name: demo
+output: out/demo                # root of every stage's output (default out/<name>); relative to the CWD
+mirrors: out/demo/mirrors       # git mirrors (default <output>/mirrors)
+executor: {type: local, tasks: 2, workers: 2}   # local | slurm | ray (+ their options)
+stages:
+  - name: pulls                 # unique; the output folder is <output>/<name> unless `output:` says otherwise
+    stage: sources.git          # a registered stage type (`datakit run --list-stages`)
+    input: repos.txt            # a path, or the name of an earlier stage (its output folder)
+    tasks: 4                    # overrides executor.tasks for this stage
+    options: {fetch: true}      # the stage type's options; unknown keys are an error
+```
+Everything is validated before any work starts; errors name the file and the place (`stages[1].options.foo`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from datakit.pipeline.stages import STAGES, StageType
+
+EXECUTORS = ("local", "slurm", "ray")
+RECIPE_KEYS = {"name", "output", "mirrors", "executor", "stages", "description"}
+STAGE_KEYS = {"name", "stage", "input", "output", "tasks", "workers", "options"}
+EXECUTOR_KEYS = {
+    "local": {"type", "tasks", "workers"},
+    "slurm": {"type", "tasks", "workers", "partition", "time", "cpus_per_task", "mem_per_cpu_gb", "qos",
+              "sbatch_args", "env_command", "venv_path", "condaenv"},
+    "ray": {"type", "tasks", "workers", "cpus_per_task", "mem_per_cpu_gb", "address"},
+}
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot run; raised before any work, naming the file and the place."""
+
+
+@dataclass
+class StageSpec:
+    name: str
+    type: type[StageType]
+    options: Any
+    input: str | None
+    output: Path
+    tasks: int
+    workers: int
+    raw_options: dict = field(default_factory=dict)
+
+    def make(self) -> StageType:
+        return self.type(self.options)
+
+
+@dataclass
+class Recipe:
+    name: str
+    path: Path | None
+    output: Path
+    mirrors: Path
+    executor: dict
+    stages: list[StageSpec]
+    text_hash: str
+
+    def stage(self, name: str) -> StageSpec:
+        return next(s for s in self.stages if s.name == name)
+
+
+def _fail(where: str, msg: str) -> RecipeError:
+    return RecipeError(f"{where}: {msg}")
+
+
+def _check_keys(where: str, got: dict, allowed: set[str]) -> None:
+    unknown = sorted(set(got) - allowed)
+    if unknown:
+        raise _fail(where, f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} "
+                           f"(allowed: {', '.join(sorted(allowed))})")
+
+
+def _positive_int(where: str, value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise _fail(where, f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _options(where: str, stage_type: type[StageType], raw: dict) -> Any:
+    if not isinstance(raw, dict):
+        raise _fail(where, f"must be a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(stage_type.Options)}
+    for key, value in raw.items():
+        if key not in fields:
+            raise _fail(f"{where}.{key}", f"unknown option for stage {stage_type.type_name} "
+                                          f"(options: {', '.join(fields) or 'none'})")
+        default = fields[key].default if fields[key].default is not dataclasses.MISSING else fields[key].default_factory()
+        if default is not None and not isinstance(value, type(default)) and not (
+            isinstance(default, float) and isinstance(value, int)
+        ):
+            raise _fail(f"{where}.{key}", f"expected {type(default).__name__}, got {type(value).__name__} {value!r}")
+    return stage_type.Options(**raw)
+
+
+def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = None,
+                 executor_override: dict | None = None) -> Recipe:
+    if not isinstance(data, dict):
+        raise _fail(source, "a recipe is a mapping with `stages:`")
+    _check_keys(source, data, RECIPE_KEYS)
+    name = data.get("name") or Path(source).stem
+    output = Path(base_output or data.get("output") or f"out/{name}").resolve()
+    mirrors = Path(data["mirrors"]).resolve() if data.get("mirrors") else output / "mirrors"
+
+    forced = {k: v for k, v in (executor_override or {}).items() if v is not None}
+    executor = dict(data.get("executor") or {})
+    executor.update({k: v for k, v in (executor_override or {}).items() if v is not None})
+    executor.setdefault("type", "local")
+    if executor["type"] not in EXECUTORS:
+        raise _fail(f"{source}: executor.type", f"{executor['type']!r} is not one of {', '.join(EXECUTORS)}")
+    _check_keys(f"{source}: executor", executor, EXECUTOR_KEYS[executor["type"]])
+    tasks = _positive_int(f"{source}: executor.tasks", executor.get("tasks", 1))
+    workers = _positive_int(f"{source}: executor.workers", executor.get("workers", min(tasks, 2)))
+
+    raw_stages = data.get("stages")
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise _fail(source, "`stages:` must be a non-empty list")
+    stages: list[StageSpec] = []
+    for i, raw in enumerate(raw_stages):
+        where = f"{source}: stages[{i}]"
+        if not isinstance(raw, dict):
+            raise _fail(where, "each stage is a mapping with `stage:`")
+        _check_keys(where, raw, STAGE_KEYS)
+        type_name = raw.get("stage")
+        if type_name not in STAGES:
+            raise _fail(f"{where}.stage", f"unknown stage {type_name!r} (known: {', '.join(sorted(STAGES))})")
+        stage_type = STAGES[type_name]
+        stage_name = str(raw.get("name") or type_name)
+        where = f"{source}: stages[{i}] ({stage_name})"
+        if any(s.name == stage_name for s in stages):
+            raise _fail(where, f"duplicate stage name {stage_name!r}")
+        stage_input = raw.get("input")
+        if stage_input is None and stage_type.needs_input:
+            if not stages:
+                raise _fail(where, f"stage {type_name} needs an `input:` (a path or an earlier stage)")
+            stage_input = stages[-1].name  # default: the previous stage's output
+        if stage_input is not None and not any(s.name == stage_input for s in stages):
+            if not Path(stage_input).exists():
+                raise _fail(f"{where}.input", f"{stage_input!r} is neither an earlier stage nor an existing path")
+        stages.append(StageSpec(
+            name=stage_name,
+            type=stage_type,
+            options=_options(f"{where}.options", stage_type, raw.get("options") or {}),
+            input=str(stage_input) if stage_input is not None else None,
+            output=Path(raw["output"]).resolve() if raw.get("output") else output / stage_name,
+            # the command line wins over the stage, the stage over the executor
+            tasks=_positive_int(f"{where}.tasks", forced.get("tasks") or raw.get("tasks", tasks)),
+            workers=_positive_int(f"{where}.workers", forced.get("workers") or raw.get("workers", workers)),
+            raw_options=raw.get("options") or {},
+        ))
+    text_hash = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    return Recipe(name, Path(source) if source != "<recipe>" else None, output, mirrors, executor, stages, text_hash)
+
+
+def load_recipe(path: str | Path, **kwargs) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    return parse_recipe(data, str(path), **kwargs)

@@ -1,0 +1,139 @@
+"""File classes for Agentless samples: code, test, docs, config, binary, vendored.
+
+SWE-bench's rule (`"test" in path`) also catches `attestation.py`, `pytest/` or `contest/`. Here a path is a test
+file only when a *directory segment* is a test directory (`tests/`, `test/`, `testing/`, `__tests__/`, `spec/`, …)
+or the *file name* follows a test-naming convention of its language (`test_x.py`, `x_test.go`, `FooTest.java`,
+`x.spec.ts`, …). The decision is split into a per-directory context (`dir_context`) and a per-file rule
+(`classify_name`) so a tree walker can classify a whole subtree from its ancestors' context without rebuilding
+full paths, and the structure cache can key on (tree id, context).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from enum import Enum
+
+
+class FileClass(str, Enum):
+    CODE = "code"
+    TEST = "test"
+    DOCS = "docs"
+    CONFIG = "config"
+    BINARY = "binary"
+    VENDORED = "vendored"  # vendored or generated: never a localisation target
+
+
+class DirContext(str, Enum):
+    """What the ancestors of a path impose on it."""
+
+    NONE = "none"
+    TEST = "test"
+    DOCS = "docs"
+    VENDORED = "vendored"
+
+
+TEST_DIRS = frozenset({"test", "tests", "testing", "__tests__", "spec", "specs", "testcases", "test_utils", "e2e"})
+DOCS_DIRS = frozenset({"docs", "doc", "documentation", "man", "examples_docs"})
+VENDORED_DIRS = frozenset(
+    {"vendor", "vendored", "_vendor", "third_party", "thirdparty", "third-party", "node_modules", "external",
+     "externals", "site-packages", "dist", "build", "generated", "__generated__", ".git"}
+)
+
+# Test file names per language, matched on the base name.
+_TEST_NAME = re.compile(
+    r"""^(?:
+        test_.+\.py | .+_test\.py | conftest\.py | tests?\.py        # Python (pytest / unittest)
+      | .+_test\.go                                                    # Go
+      | .+(?:Test|Tests|IT|TestCase)\.(?:java|kt|scala|groovy)        # JVM
+      | Test.+\.(?:java|kt)
+      | .+\.(?:test|spec)\.(?:[cm]?[jt]sx?)                           # JS / TS
+      | .+_(?:test|spec)\.(?:rb|rs|exs|ex|cc|cpp|c|js|ts)             # Ruby, Rust, Elixir, C/C++
+      | test_.+\.(?:c|cc|cpp|rs|rb|sh)
+      | .+Tests?\.(?:cs|swift|m|php)                                  # C#, Swift, ObjC, PHP
+    )$""",
+    re.VERBOSE,
+)
+
+CODE_EXTENSIONS = frozenset(
+    ".py .pyi .pyx .pxd .go .rs .java .kt .kts .scala .groovy .js .jsx .mjs .cjs .ts .tsx .c .h .cc .cpp .cxx .hpp "
+    ".hh .cs .swift .m .mm .rb .php .pl .pm .lua .r .jl .ex .exs .erl .hs .ml .mli .clj .dart .sh .bash .zsh .ps1 "
+    ".sql .vue .svelte .f90 .f .zig .nim .v .sv .vhdl .cu .cuh".split()
+)
+DOCS_EXTENSIONS = frozenset(".md .rst .txt .adoc .asciidoc .tex .org .rdoc .pod".split())
+CONFIG_EXTENSIONS = frozenset(
+    ".toml .ini .cfg .yaml .yml .json .jsonc .xml .properties .conf .env .lock .gradle .mk .cmake .bzl".split()
+)
+CONFIG_NAMES = frozenset(
+    {"makefile", "dockerfile", "setup.cfg", "tox.ini", "pyproject.toml", "setup.py", "manifest.in", ".gitignore",
+     ".gitattributes", ".editorconfig", "cmakelists.txt", "build", "workspace", "gemfile", "rakefile", "procfile",
+     "requirements.txt", "package.json", "cargo.toml", "go.mod", "go.sum", ".pre-commit-config.yaml", "noxfile.py"}
+)
+DOCS_NAMES = frozenset({"readme", "changelog", "changes", "history", "news", "authors", "contributors", "license",
+                        "licence", "copying", "notice", "contributing", "code_of_conduct"})
+BINARY_EXTENSIONS = frozenset(
+    ".png .jpg .jpeg .gif .bmp .ico .icns .webp .tif .tiff .pdf .zip .gz .tgz .bz2 .xz .zst .7z .rar .tar .jar .war "
+    ".class .so .dylib .dll .exe .o .a .lib .pyc .pyo .whl .egg .bin .dat .db .sqlite .npy .npz .pkl .pickle .h5 "
+    ".hdf5 .parquet .arrow .feather .mo .woff .woff2 .ttf .otf .eot .mp3 .mp4 .wav .ogg .flac .avi .mov .psd .xcf "
+    ".fits".split()
+)
+_GENERATED_NAME = re.compile(r"(?:_pb2(?:_grpc)?\.py|\.pb\.go|\.min\.(?:js|css)|\.generated\.\w+|-lock\.json)$")
+
+
+def dir_context(segment: str, parent: DirContext = DirContext.NONE) -> DirContext:
+    """The context a directory named `segment` gives to everything below it."""
+    if parent is DirContext.VENDORED:
+        return parent
+    low = segment.lower()
+    if low in VENDORED_DIRS:
+        return DirContext.VENDORED
+    if parent is not DirContext.NONE:
+        return parent
+    if low in TEST_DIRS:
+        return DirContext.TEST
+    if low in DOCS_DIRS:
+        return DirContext.DOCS
+    return DirContext.NONE
+
+
+def classify_name(name: str, context: DirContext = DirContext.NONE) -> FileClass:
+    """Class of a file by its base name, given the context of its directory (content is not read)."""
+    low = name.lower()
+    stem, ext = posixpath.splitext(low)
+    if ext in BINARY_EXTENSIONS:
+        return FileClass.BINARY
+    if context is DirContext.VENDORED or _GENERATED_NAME.search(low):
+        return FileClass.VENDORED
+    if ext in DOCS_EXTENSIONS and low not in CONFIG_NAMES or stem in DOCS_NAMES and ext in ("", ".md", ".rst", ".txt"):
+        return FileClass.DOCS
+    is_code = ext in CODE_EXTENSIONS
+    if is_code and (context is DirContext.TEST or _TEST_NAME.match(name)):
+        return FileClass.TEST
+    if low in CONFIG_NAMES or ext in CONFIG_EXTENSIONS:
+        return FileClass.CONFIG
+    if is_code:
+        return FileClass.DOCS if context is DirContext.DOCS else FileClass.CODE
+    if context is DirContext.TEST:
+        return FileClass.TEST  # fixtures and data files of a test suite
+    return FileClass.DOCS if context is DirContext.DOCS else FileClass.CONFIG
+
+
+def path_context(path: str) -> DirContext:
+    context = DirContext.NONE
+    for segment in path.split("/")[:-1]:
+        context = dir_context(segment, context)
+    return context
+
+
+def classify_path(path: str) -> FileClass:
+    """Class of a repository path (`a/b/c.py`), by its directory segments and file name."""
+    return classify_name(posixpath.basename(path), path_context(path))
+
+
+def is_test_path(path: str) -> bool:
+    return classify_path(path) is FileClass.TEST
+
+
+def looks_binary(data: bytes) -> bool:
+    """Git's heuristic: a NUL byte in the first 8000 bytes."""
+    return b"\0" in data[:8000]

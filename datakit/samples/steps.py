@@ -1,0 +1,89 @@
+"""Pipeline steps of the `samples` stage: PullRecords + their git mirrors → Agentless samples."""
+
+from __future__ import annotations
+
+import pygit2
+
+from datakit.io.records import as_document
+from datakit.pipeline.step import CountingStep
+from datakit.samples.agentless import ROLES, Limits, Reject, base_path, build_unit, target_files
+from datakit.samples.structure import StructureRenderer
+from datakit.sources.git_mirror import MirrorError, mirror_path, open_mirror, read_blob
+
+
+class AgentlessSamples(CountingStep):
+    """For each PullRecord and each role, write a localize and an edit sample, or quarantine the (PR, role) unit.
+
+    Units: `pulls` (read only), `bugfixer` and `testwriter` (read = written + quarantined each)."""
+
+    name = "🧩 agentless samples"
+    type = "🔨 - BUILDER"
+
+    def __init__(self, mirrors_dir: str, quarantine_dir: str, limits: Limits = Limits(),
+                 roles: tuple[str, ...] = ROLES, structure_cache: int = 200_000):
+        super().__init__("samples", quarantine_dir)
+        self.mirrors_dir = mirrors_dir
+        self.limits = limits
+        self.roles = roles
+        self.structure_cache = structure_cache
+        self._repos: dict[str, tuple[pygit2.Repository, StructureRenderer]] = {}
+
+    def _mirror(self, name: str) -> tuple[pygit2.Repository, StructureRenderer]:
+        if name not in self._repos:
+            repo = open_mirror(mirror_path(self.mirrors_dir, name))
+            self._repos[name] = (repo, StructureRenderer(repo, cache_size=self.structure_cache))
+        return self._repos[name]
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        try:
+            for doc in data:
+                pr = doc.metadata
+                self.read("pulls")
+                with self.track_time():
+                    units = self._units(pr)
+                for role, result in units:
+                    if isinstance(result, Reject):
+                        self.reject(role, pr, result.reason, result.detail, rank, role=role)
+                        continue
+                    self.written(role)
+                    for sample in result:
+                        self.stat_update(f"samples.{sample['kind']}")
+                        yield as_document(sample, "text")
+        finally:
+            self.quarantine.close()
+            for _, renderer in self._repos.values():
+                self.stat_update("structure_cache.hits", value=renderer.hits)
+                self.stat_update("structure_cache.misses", value=renderer.misses)
+            self._repos.clear()
+
+    def _units(self, pr: dict) -> list[tuple[str, list[dict] | Reject]]:
+        for role in self.roles:
+            self.read(role)
+        try:
+            repo, renderer = self._mirror(pr["repo"])
+            base = repo.get(pr["base_sha"])
+            head = repo.get(pr["head_sha"])
+            if not isinstance(base, pygit2.Commit) or not isinstance(head, pygit2.Commit):
+                raise Reject("missing_commit", f"{pr['base_sha']} or {pr['head_sha']} not in the mirror")
+        except (MirrorError, ValueError) as exc:
+            return [(role, Reject("missing_mirror", str(exc))) for role in self.roles]
+        except Reject as rej:
+            return [(role, rej) for role in self.roles]
+        results = []
+        for role in self.roles:
+            try:
+                targets = target_files(pr, role)
+                contents = {}
+                for f in targets:
+                    src = base_path(f)
+                    old = read_blob(repo, base.tree, src) if src is not None else None
+                    new = read_blob(repo, head.tree, f["path"]) if f["status"] != "deleted" else None
+                    contents[f["path"]] = (old, new)
+                structure = lambda r=role: renderer.render(base.tree, include_tests=r == "testwriter")  # noqa: E731
+                results.append((role, build_unit(pr, role, targets, contents, structure, str(base.tree_id),
+                                                 self.limits)))
+            except Reject as rej:
+                results.append((role, rej))
+            except Exception as exc:  # a bug or a corrupt object must not lose the record: quarantine it, loudly
+                results.append((role, Reject("internal_error", f"{type(exc).__name__}: {exc}")))
+        return results
