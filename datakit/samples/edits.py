@@ -153,6 +153,67 @@ def _lis_anchors(pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return chain
 
 
+# Above this many (old lines x new lines) with no anchor lines, SequenceMatcher (quadratic on repeated
+# lines) is replaced by a Myers O((N+M)D) diff, capped at _MYERS_MAX_D edits.
+_SEQUENCEMATCHER_MAX_CELLS = 250_000
+_MYERS_MAX_D = 1000
+
+
+def _myers_regions(
+    a: list[str], b: list[str], alo: int, ahi: int, blo: int, bhi: int
+) -> list[tuple[int, int, int, int]]:
+    """Changed regions of a[alo:ahi] vs b[blo:bhi] by Myers' greedy diff; one region covering the
+    whole range if more than _MYERS_MAX_D single-line edits are needed."""
+    n, m = ahi - alo, bhi - blo
+    v: dict[int, int] = {1: 0}
+    trace: list[dict[int, int]] = []
+    found = -1
+    for d in range(min(n + m, _MYERS_MAX_D) + 1):
+        trace.append(dict(v))
+        for k in range(-d, d + 1, 2):
+            if k == -d or (k != d and v[k - 1] < v[k + 1]):
+                x = v[k + 1]
+            else:
+                x = v[k - 1] + 1
+            y = x - k
+            while x < n and y < m and a[alo + x] == b[blo + y]:
+                x += 1
+                y += 1
+            v[k] = x
+            if x >= n and y >= m:
+                found = d
+                break
+        if found >= 0:
+            break
+    if found < 0:
+        return [(alo, ahi, blo, bhi)]
+    matches: list[tuple[int, int]] = []  # equal line pairs, collected backwards
+    x, y = n, m
+    for d in range(found, 0, -1):
+        vd = trace[d]
+        k = x - y
+        prev_k = k + 1 if (k == -d or (k != d and vd[k - 1] < vd[k + 1])) else k - 1
+        prev_x = vd[prev_k]
+        prev_y = prev_x - prev_k
+        while x > prev_x and y > prev_y:
+            x -= 1
+            y -= 1
+            matches.append((x, y))
+        x, y = prev_x, prev_y
+    while x > 0 and y > 0:
+        x -= 1
+        y -= 1
+        matches.append((x, y))
+    matches.reverse()
+    regions = []
+    pi, pj = 0, 0
+    for i, j in [*matches, (n, m)]:
+        if i > pi or j > pj:
+            regions.append((alo + pi, alo + i, blo + pj, blo + j))
+        pi, pj = i + 1, j + 1
+    return regions
+
+
 def _changed_regions(a: list[str], b: list[str]) -> list[tuple[int, int, int, int]]:
     """Non-equal regions (i1, i2, j1, j2), in order, of a line diff of ``a`` against ``b``.
 
@@ -198,6 +259,9 @@ def _changed_regions(a: list[str], b: list[str]) -> list[tuple[int, int, int, in
             for (pi, pj), (ni, nj) in reversed(list(zip(bounds, bounds[1:]))):
                 if pi + 1 < ni or pj + 1 < nj:
                     stack.append((pi + 1, ni, pj + 1, nj))
+            continue
+        if (ahi - alo) * (bhi - blo) > _SEQUENCEMATCHER_MAX_CELLS:
+            regions.extend(_myers_regions(a, b, alo, ahi, blo, bhi))
             continue
         matcher = difflib.SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=False)
         for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -445,7 +509,8 @@ def _finish_section(content: list[str], lineno: int) -> str:
     if content and content[-1] == NO_NEWLINE:
         if len(content) < 2 or not content[-2].endswith("\n"):
             raise EditError(
-                "malformed_edit", f"line {lineno}: '\\ No newline' marker without a preceding line"
+                "malformed_edit",
+                f"line {lineno - 1}: '\\ No newline' marker without a preceding content line",
             )
         return "".join(content[:-2]) + content[-2][:-1]
     return "".join(content)

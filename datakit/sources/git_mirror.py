@@ -36,6 +36,8 @@ class RepoSpec:
             name, url = spec.get("name"), spec.get("url")
         else:
             parts = spec.replace("=", " ", 1).split()
+            if not 1 <= len(parts) <= 2:
+                raise ValueError(f"repository {spec!r}: expected 'owner/name [url-or-path]'")
             name, url = parts[0], (parts[1] if len(parts) > 1 else None)
         if not name or not _REPO_NAME.match(name):
             raise ValueError(f"repository {spec!r}: expected 'owner/name [url-or-path]'")
