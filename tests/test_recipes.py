@@ -239,3 +239,22 @@ def test_parse_recipe_defaults():
     r = parse_recipe({"stages": [{"stage": "demo.repo"}, {"stage": "sources.git", "input": "demo.repo"}]}, "x.yaml")
     assert r.name == "x" and r.executor["type"] == "local" and r.stages[1].input == "demo.repo"
     assert r.mirrors == r.output / "mirrors"
+
+
+# ------------------------------------------------------------------------------- a real local Ray cluster
+def test_ray_executor_gives_the_same_bytes(demo_run, tmp_path):
+    out, _ = demo_run
+    proc = datakit("run", DEMO, "--output", tmp_path / "ray", "--executor", "ray")
+    assert proc.returncode == 0, proc.stderr
+    a, b = tree_digest(out), tree_digest(tmp_path / "ray")
+    data = [k for k in a if k.endswith((".parquet", "stats.json"))]
+    assert data and all(a[k] == b[k] for k in data)
+
+
+def test_ray_request_no_node_can_meet_fails_up_front(tmp_path):
+    recipe = yaml.safe_load(DEMO.read_text())
+    recipe["executor"] = {"type": "ray", "tasks": 1, "cpus_per_task": 1, "mem_per_cpu_gb": 100_000}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    proc = datakit("run", path, "--output", tmp_path / "o")
+    assert proc.returncode == 2 and "no node has 1 CPUs and 100000 GiB" in proc.stderr
