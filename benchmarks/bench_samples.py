@@ -10,8 +10,9 @@
    packed like a real mirror. The repository is reused on later runs with the same parameters.
 2. Lists the PRs with `datakit.sources.git_pulls.find_pulls` (timed: discovery throughput).
 3. Runs `AgentlessSamples` in-process on one core, once without the structure cache (`structure_cache=0`, the
-   anchor) and once with it (default size). Each variant runs in its own fresh interpreter so its peak RSS
-   (`ru_maxrss`) is its own; both must produce the same samples (sha256 over the sorted (id, sha256(text))).
+   anchor) and once with it (default size), --repeat times each, the fastest run reported. Every run has its
+   own fresh interpreter and step, so its peak RSS (`ru_maxrss`) is its own; all runs must produce the same
+   samples (sha256 over the sorted (id, sha256(text)) pairs).
 4. Prints a Markdown table and writes `benchmarks/results/samples.json`.
 """
 
@@ -500,6 +501,7 @@ def ensure_repo(mirrors_dir: Path, files: int, prs: int, seed: int) -> dict:
         builder.pull_request(number)
     t_history = time.perf_counter() - t0
     objects = builder.finish()
+    os.sync()  # write the new pack out now, not during the timed runs
     facts = {"params": params, "files_at_tip": len(builder.content), "objects": objects,
              "history_s": round(t_history, 2), "build_s": round(time.perf_counter() - t0, 2)}
     (partial / STAMP).write_text(json.dumps(facts, indent=2))
@@ -621,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=5000, help="files in the initial commit (default 5000)")
     parser.add_argument("--prs", type=int, default=2000, help="merged PRs on main (default 2000)")
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per variant, each in a fresh process; the fastest is reported (default 3)")
     parser.add_argument("--out", default=str(HERE / "work"), help="work dir: mirrors/, quarantine/, PR list")
     parser.add_argument("--results", default=str(HERE / "results" / "samples.json"))
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)  # internal: one variant
@@ -655,15 +659,21 @@ def main(argv: list[str] | None = None) -> int:
         pickle.dump(prs, f, protocol=pickle.HIGHEST_PROTOCOL)
     del prs
 
-    results = []
+    results, checksums = [], set()
     for variant in VARIANTS:  # the uncached anchor first
-        print(f"samples step, {variant} ...", flush=True)
-        results.append(spawn_variant(variant, args, prs_file))
-        r = results[-1]
-        print(f"  {r['wall_s']:.1f} s, {r['prs_per_s']:.1f} PRs/s, {r['samples']} samples, "
-              f"peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+        runs = []
+        for i in range(args.repeat):
+            runs.append(spawn_variant(variant, args, prs_file))
+            r = runs[-1]
+            print(f"samples step, {variant}, run {i + 1}/{args.repeat}: {r['wall_s']:.1f} s, "
+                  f"{r['prs_per_s']:.1f} PRs/s, {r['samples']} samples, peak RSS {r['peak_rss_mib']:.0f} MiB",
+                  flush=True)
+        checksums |= {r["samples_sha256"] for r in runs}
+        best = min(runs, key=lambda r: r["wall_s"])
+        results.append({**best, "runs_wall_s": [r["wall_s"] for r in runs],
+                        "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)})
     anchor = results[0]
-    identical = len({r["samples_sha256"] for r in results}) == 1
+    identical = len(checksums) == 1
     for r in results:
         r["ratio_vs_uncached"] = round(anchor["wall_s"] / r["wall_s"], 3)
 
@@ -679,7 +689,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "benchmarks/bench_samples.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine_facts(),
         "parameters": {"files": args.files, "prs": args.prs, "seed": args.seed, "repo": REPO_NAME,
-                       "variants": VARIANTS, "anchor": "uncached"},
+                       "variants": VARIANTS, "anchor": "uncached", "repeat": args.repeat,
+                       "reported_run": "fastest of `repeat` (wall_s excludes the benchmark's own checksum)"},
         "repository": build,
         "discovery": {"prs": n_found, "methods": dict(methods), "seconds": round(discovery_s, 3),
                       "prs_per_s": round(n_found / discovery_s, 2)},

@@ -104,18 +104,18 @@ def print_stage_types(console) -> None:
 
 
 def summary_table(results):
-    """One row per stage and unit: read = written + quarantined; other counters in the last column."""
+    """One row per stage and unit: read = written + quarantined + filtered; other counters in the last column."""
     from rich.table import Table
 
     table = Table(title="datakit summary")
     for col, justify in (("stage", "left"), ("unit", "left"), ("read", "right"), ("written", "right"),
-                         ("quarantined (by reason)", "left"), ("seconds", "right"), ("counters", "left")):
+                         ("quarantined / filtered (by reason)", "left"), ("seconds", "right"), ("counters", "left")):
         table.add_column(col, justify=justify)
     for r in results:
         seconds = f"{r.seconds:.1f}" + (" (resumed: nothing to do)" if r.skipped else "")
         counters = ", ".join(f"{k} {v:g}" for k, v in r.counters.items()) or "-"
         for i, (unit, u) in enumerate(r.units.items()):
-            q = u["quarantined"]
+            q = {**u["quarantined"], **{f"filtered: {k}": v for k, v in u.get("filtered", {}).items()}}
             qtext = f"{sum(q.values())} (" + ", ".join(f"{k} {v}" for k, v in q.items()) + ")" if q else "0"
             table.add_row(r.name if i == 0 else "", unit, str(u["read"]), str(u["written"]), qtext,
                           seconds if i == 0 else "", counters if i == 0 else "")

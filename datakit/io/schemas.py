@@ -1,7 +1,7 @@
 """Record schemas: `schemas/*.schema.json` are the single source of truth; the Arrow schemas are derived here.
 
 Mapping (JSON Schema → Arrow): string → string, integer → int64, number → float64, boolean → bool,
-array → list<items>, object with properties → struct (fields in declaration order), a type list with "null" →
+(or the width named by `"x-arrow": "int32" | "uint8"`), array → list<items>, object with properties → struct (fields in declaration order), a type list with "null" →
 nullable. Every field is nullable in Arrow (Parquet readers expect it); `required` is checked by `validate`.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
-RECORDS = ("pull_record", "sample", "quarantine", "stage_stats")
+RECORDS = ("pull_record", "sample", "quarantine", "stage_stats", "token_shard", "token_manifest")
 
 
 @functools.cache
@@ -47,7 +47,7 @@ def _arrow_type(node: dict, doc: dict) -> pa.DataType:
     if kind == "string":
         return pa.string()
     if kind == "integer":
-        return pa.int64()
+        return {"int32": pa.int32(), "uint8": pa.uint8(), "int64": pa.int64()}[node.get("x-arrow", "int64")]
     if kind == "number":
         return pa.float64()
     if kind == "boolean":

@@ -22,7 +22,9 @@ from datakit.pipeline.stages import StageContext
 from datakit.recipe import Recipe, RecipeError, StageSpec
 
 STATE_DIR = ".datakit"
-_UNIT_LABEL = re.compile(r"^(?P<unit>[a-z_]+)\.(?P<what>read|written|quarantined\.(?P<reason>.+))$")
+_UNIT_LABEL = re.compile(
+    r"^(?P<unit>[a-z_]+)\.(?P<what>read|written|(?P<kind>quarantined|filtered)\.(?P<reason>.+))$")
+_EMPTY_UNIT = {"read": 0, "written": 0, "quarantined": {}, "filtered": {}}
 
 
 class StageFailed(RuntimeError):
@@ -92,24 +94,26 @@ def collect_stats(logging_dir: Path) -> tuple[dict[str, dict], dict[str, float]]
                 total = value["total"] if isinstance(value, dict) else value
                 m = _UNIT_LABEL.match(label)
                 if m:
-                    unit = units.setdefault(m["unit"], {"read": 0, "written": 0, "quarantined": {}})
+                    unit = units.setdefault(m["unit"], {"read": 0, "written": 0, "quarantined": {}, "filtered": {}})
                     if m["reason"]:
-                        unit["quarantined"][m["reason"]] = unit["quarantined"].get(m["reason"], 0) + total
+                        unit[m["kind"]][m["reason"]] = unit[m["kind"]].get(m["reason"], 0) + total
                     else:
                         unit[m["what"]] += total
                 elif "." in label and not label.endswith(".parquet"):
                     counters[label] = counters.get(label, 0) + total
     for unit in units.values():
         unit["quarantined"] = dict(sorted(unit["quarantined"].items()))
+        unit["filtered"] = dict(sorted(unit["filtered"].items()))
     return dict(sorted(units.items())), dict(sorted(counters.items()))
 
 
 def check_counts(stage: str, units: dict[str, dict], expected: tuple[str, ...]) -> None:
     for name in expected:
-        u = units.get(name, {"read": 0, "written": 0, "quarantined": {}})
-        if u["read"] != u["written"] + sum(u["quarantined"].values()):
+        u = units.get(name, _EMPTY_UNIT)
+        q, f = sum(u["quarantined"].values()), sum(u["filtered"].values())
+        if u["read"] != u["written"] + q + f:
             raise StageFailed(f"stage {stage}: unit {name} does not add up: read {u['read']} != written "
-                              f"{u['written']} + quarantined {sum(u['quarantined'].values())}")
+                              f"{u['written']} + quarantined {q} + filtered {f}")
 
 
 def write_stage_stats(result: StageResult) -> None:
@@ -249,7 +253,8 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
             raise StageFailed(f"stage {spec.name}: {missing}/{tasks} tasks did not complete; see "
                               f"{logging_dir}/logs, then rerun to resume")
         units, counters = collect_stats(logging_dir)
-        units = {u: units.get(u, {"read": 0, "written": 0, "quarantined": {}}) for u in spec.type.units}
+        units = {u: units.get(u, _EMPTY_UNIT) for u in spec.type.units}
+        stage.finalize(ctx, units)
     result = StageResult(spec.name, spec.type.type_name, spec.output, fingerprint, tasks,
                          time.perf_counter() - start, skipped, units, counters)
     check_counts(spec.name, units, spec.type.units)

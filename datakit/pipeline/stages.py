@@ -52,6 +52,9 @@ class StageType:
     def run_local(self, ctx: StageContext) -> dict[str, dict]:
         raise NotImplementedError
 
+    def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
+        """Runs once after every task has completed (e.g. to write a manifest over all shards)."""
+
     @classmethod
     def option_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls.Options)]
@@ -76,7 +79,7 @@ class DemoRepoStage(StageType):
 
         path = build_demo_repo(ctx.output)
         (ctx.output / "repos.txt").write_text(f"{DEMO_REPO_NAME} {path}\n", encoding="utf-8")
-        return {"repos": {"read": 1, "written": 1, "quarantined": {}}}
+        return {"repos": {"read": 1, "written": 1, "quarantined": {}, "filtered": {}}}
 
 
 class GitSourceStage(StageType):

@@ -1,8 +1,9 @@
 """The base of datakit's pipeline steps: a datatrove `PipelineStep` that counts per *unit* and owns a quarantine.
 
-Counters are datatrove stats named `{unit}.read`, `{unit}.written` and `{unit}.quarantined.{reason}`; datatrove
+Counters are datatrove stats named `{unit}.read`, `{unit}.written`, `{unit}.quarantined.{reason}` (a failure:
+the record is copied to the quarantine) and `{unit}.filtered.{reason}` (left out by design, e.g. over a budget); datatrove
 saves them per task (`logging_dir/stats/{rank}.json`) and `datakit.pipeline.summary` adds them up, so for every
-unit read = written + quarantined, over all tasks, across resumed runs.
+unit read = written + quarantined + filtered, over all tasks, across resumed runs.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ class CountingStep(PipelineStep):
 
     def written(self, unit: str) -> None:
         self.stat_update(f"{unit}.written")
+
+    def filter_out(self, unit: str, reason: str, value: int = 1) -> None:
+        """Left out by design (a budget, a sampling rate), not by failure: counted, not copied."""
+        self.stat_update(f"{unit}.filtered.{reason}", value=value)
 
     def reject(self, unit: str, record: dict, reason: str, detail: str, rank: int, role: str | None = None) -> None:
         self.quarantine.put(record, reason, detail, rank, role=role)

@@ -1,0 +1,197 @@
+"""Tokenized Parquet shards (schemas/token_shard.schema.json) and their manifest (schemas/token_manifest.schema.json).
+
+A task writes `{rank:05d}.parquet` through a temporary name and renames it when complete, plus
+`{rank:05d}.pack.json` with its packing counts; when every task is done the stage writes `manifest.json` with
+the totals and the sha256 of every shard. `verify_manifest` checks a folder against its manifest before anything
+reads it (an export of shards that changed since is refused).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from datakit import __version__
+from datakit.io.schemas import arrow_schema
+
+MANIFEST = "manifest.json"
+
+
+class ManifestError(ValueError):
+    pass
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ShardWriter:
+    """Writes PackedRows to one Parquet file (zstd), atomically: `path.tmp` is renamed to `path` on close."""
+
+    def __init__(self, path: str | Path, row_group_rows: int = 64):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(self.path.name + ".tmp")
+        self.schema = arrow_schema("token_shard")
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self._buffer: list = []
+        self.row_group_rows = row_group_rows
+
+    def write(self, row) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= self.row_group_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        rows = self._buffer
+        self._buffer = []
+        table = pa.table(
+            {
+                "input_ids": _fixed_lists([r.input_ids for r in rows], pa.int32()),
+                "doc_lens": pa.array([r.doc_lens for r in rows], type=pa.list_(pa.int32())),
+                "loss_mask": _fixed_lists([r.loss_mask for r in rows], pa.uint8()),
+                "source": pa.array([r.source for r in rows], type=pa.list_(pa.string())),
+                "sample_ids": pa.array([r.sample_ids for r in rows], type=pa.list_(pa.string())),
+                "chunk_index": pa.array([list(r.chunk_index) for r in rows], type=pa.list_(pa.int32())),
+                "padding": pa.array([r.padding for r in rows], type=pa.int32()),
+            },
+            schema=self.schema,
+        )
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *exc):
+        if exc_type is None:
+            self.close()
+        else:
+            self._writer.close()
+            self._tmp.unlink(missing_ok=True)
+
+
+def _fixed_lists(arrays: list[np.ndarray], typ: pa.DataType) -> pa.ListArray:
+    """Rows of equal length as one flat buffer + offsets (no per-token Python objects)."""
+    flat = np.concatenate(arrays) if arrays else np.empty(0)
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    np.cumsum([len(a) for a in arrays], out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=typ))
+
+
+def iter_rows(path: str | Path, batch_rows: int = 64) -> Iterator[dict]:
+    """Rows of a shard as dicts of numpy arrays / lists."""
+    pf = pq.ParquetFile(path)
+    for batch in pf.iter_batches(batch_size=batch_rows):
+        ids = batch.column("input_ids")
+        mask = batch.column("loss_mask")
+        for i in range(batch.num_rows):
+            yield {
+                "input_ids": ids[i].values.to_numpy(zero_copy_only=False),
+                "loss_mask": mask[i].values.to_numpy(zero_copy_only=False),
+                "doc_lens": batch.column("doc_lens")[i].as_py(),
+                "source": batch.column("source")[i].as_py(),
+                "sample_ids": batch.column("sample_ids")[i].as_py(),
+                "chunk_index": batch.column("chunk_index")[i].as_py(),
+                "padding": batch.column("padding")[i].as_py(),
+            }
+
+
+def row_documents(row: dict) -> list[dict]:
+    """A row back into its document segments: sample_id, source, chunk_index, ids, loss_mask (padding dropped)."""
+    docs = []
+    start = 0
+    for k, length in enumerate(row["doc_lens"][: len(row["sample_ids"])]):
+        docs.append({
+            "sample_id": row["sample_ids"][k],
+            "source": row["source"][k],
+            "chunk_index": row["chunk_index"][k],
+            "ids": row["input_ids"][start:start + length],
+            "loss_mask": row["loss_mask"][start:start + length],
+        })
+        start += length
+    return docs
+
+
+def iter_documents(paths: Iterable[str | Path]) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
+    """Whole documents (chunks re-joined, in chunk order) from shard files: (sample_id, source, ids, mask).
+
+    All chunks of a sample are in one shard (one task packs its own documents); within a shard they are
+    gathered in order of first appearance."""
+    for path in paths:
+        parts: dict[str, list] = {}
+        for row in iter_rows(path):
+            for d in row_documents(row):
+                parts.setdefault(d["sample_id"], []).append(d)
+        for sample_id, chunks in parts.items():
+            chunks.sort(key=lambda d: d["chunk_index"])
+            if [c["chunk_index"] for c in chunks] != list(range(len(chunks))):
+                raise ManifestError(f"{path}: sample {sample_id} has chunks {[c['chunk_index'] for c in chunks]}")
+            yield (sample_id, chunks[0]["source"], np.concatenate([c["ids"] for c in chunks]),
+                   np.concatenate([c["loss_mask"] for c in chunks]))
+
+
+def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int, parts: list[dict],
+                   upsampling: dict, recipe_hash: str | None, fmt: str = "parquet-packed") -> dict:
+    """Add up the per-task packing counts and hash the files; write manifest.json."""
+    per_source: dict[str, dict] = {}
+    for part in parts:
+        for src, counts in part["per_source"].items():
+            acc = per_source.setdefault(src, {})
+            for k, v in counts.items():
+                acc[k] = acc.get(k, 0) + v
+    tokens = sum(p["tokens"] for p in parts)
+    padding = sum(p["padding_tokens"] for p in parts)
+    manifest = {
+        "format": fmt,
+        "tokenizer": {"name": tokenizer.name, "vocab_hash": tokenizer.vocab_hash, "engine": tokenizer.engine,
+                      "vocab_size": tokenizer.vocab_size},
+        "seq_len": seq_len,
+        "eod_id": tokenizer.eod_id,
+        "rows": sum(p["rows"] for p in parts),
+        "documents": sum(p["documents"] for p in parts),
+        "tokens": tokens,
+        "padding_tokens": padding,
+        "padding_ratio": padding / (tokens + padding) if tokens + padding else 0.0,
+        "truncated_tokens": 0,
+        "per_source": dict(sorted(per_source.items())),
+        "upsampling": upsampling,
+        "files": {name: file_sha256(folder / name) for name in sorted(shard_names)},
+        "datakit_version": __version__,
+        "recipe_hash": recipe_hash,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def verify_manifest(folder: str | Path) -> dict:
+    """The manifest of a shard folder, after checking that exactly its files are there with their sha256."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ManifestError(f"{folder}: no {MANIFEST} (is this a finished tokens output?)")
+    manifest = json.loads(path.read_text())
+    present = sorted(p.name for p in folder.glob("*.parquet"))
+    if present != sorted(manifest["files"]):
+        raise ManifestError(f"{folder}: shard files {present} differ from the manifest's {sorted(manifest['files'])}")
+    for name, digest in manifest["files"].items():
+        if file_sha256(folder / name) != digest:
+            raise ManifestError(f"{folder}/{name}: sha256 differs from the manifest (changed after it was written)")
+    return manifest
