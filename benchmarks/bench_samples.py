@@ -9,7 +9,7 @@
    incrementally (copy-on-write along the changed paths, unchanged subtrees keep their ids) and the result is
    packed like a real mirror. The repository is reused on later runs with the same parameters.
 2. Lists the PRs with `datakit.sources.git_pulls.find_pulls` (timed: discovery throughput).
-3. Runs `AgentlessSamples` in-process on one core, once without the structure cache (`structure_cache=0`, the
+3. Runs `AgentlessSamples` in-process on one core, once without the structure cache (`structure_cache_mb=0`, the
    anchor) and once with it (default size), --repeat times each, the fastest run reported. Every run has its
    own fresh interpreter and step, so its peak RSS (`ru_maxrss`) is its own; all runs must produce the same
    samples (sha256 over the sorted (id, sha256(text)) pairs).
@@ -40,7 +40,7 @@ REPO_NAME = "bench/synthetic"
 GENERATOR_VERSION = 1  # bump when the generator changes, so cached repositories are rebuilt
 STAMP = "datakit-bench.json"  # parameters of a built repository, kept inside its .git dir
 HERE = Path(__file__).resolve().parent
-VARIANTS = {"uncached": 0, "cached": 200_000}  # name -> structure_cache; "uncached" is the anchor
+VARIANTS = {"uncached": 0, "cached": 256}  # name -> structure_cache_mb; "uncached" is the anchor
 
 BLOB = pygit2.enums.FileMode.BLOB
 TREE = pygit2.enums.FileMode.TREE
@@ -432,7 +432,8 @@ class SyntheticRepo:
         rng = self.rng
         user = rng.choice(USERS)
         squash = rng.random() < 0.4
-        lag = 0 if rng.random() < 0.7 or len(self.main) < 2 else rng.randrange(1, min(6, len(self.main)))  # stale branch point
+        # 30% of branches start 1-5 commits behind main (merge-base != parent of the merge)
+        lag = 0 if rng.random() < 0.7 or len(self.main) < 2 else rng.randrange(1, min(6, len(self.main)))
         bp_commit, bp_root = self.main[-1 - lag]
         changes = self._pick_changes(self.n_main - lag)
         paths = sorted(changes)
@@ -545,7 +546,7 @@ def run_variant(variant: str, mirrors_dir: Path, prs_file: Path, quarantine_dir:
     docs = [as_document(pr) for pr in prs]
     shutil.rmtree(quarantine_dir, ignore_errors=True)
     rss_before = _rss_mib()
-    step = AgentlessSamples(str(mirrors_dir), str(quarantine_dir), Limits(), structure_cache=VARIANTS[variant])
+    step = AgentlessSamples(str(mirrors_dir), str(quarantine_dir), Limits(), structure_cache_mb=VARIANTS[variant])
     digests: list[tuple[str, bytes]] = []
     text_bytes = 0
     hash_s = 0.0
@@ -563,7 +564,7 @@ def run_variant(variant: str, mirrors_dir: Path, prs_file: Path, quarantine_dir:
     stats = {key: int(value.total) for key, value in sorted(step.stats.stats.items())}
     return {
         "variant": variant,
-        "structure_cache": VARIANTS[variant],
+        "structure_cache_mb": VARIANTS[variant],
         "prs": len(docs),
         "samples": len(digests),
         "sample_text_mib": round(text_bytes / 2**20, 1),
@@ -612,7 +613,7 @@ def markdown_table(results: list[dict], anchor: dict) -> str:
     rows = ["| variant | PRs/s/core | samples/s | ratio vs uncached | peak RSS MiB | wall s | cache hits / misses |",
             "|---|---:|---:|---:|---:|---:|---:|"]
     for r in results:
-        rows.append(f"| {r['variant']} (structure_cache={r['structure_cache']:,}) | {r['prs_per_s']:.1f} | "
+        rows.append(f"| {r['variant']} (structure_cache_mb={r['structure_cache_mb']}) | {r['prs_per_s']:.1f} | "
                     f"{r['samples_per_s']:.1f} | {anchor['wall_s'] / r['wall_s']:.2f}× | {r['peak_rss_mib']:.0f} | "
                     f"{r['wall_s']:.1f} | {r['cache_hits']:,} / {r['cache_misses']:,} |")
     return "\n".join(rows)

@@ -64,6 +64,32 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--max-file-bytes", type=int, default=256 * 1024, help="max bytes per target file")
     smp.add_argument("--max-prompt-bytes", type=int, default=512 * 1024, help="max bytes per prompt")
     _common(smp)
+
+    tok = sub.add_parser("tokens", help="Samples → exact tokens (Qwen2.5 default) → packed Parquet shards",
+                         description="Tokenize samples exactly as the target model does, with loss masks, apply the "
+                                     "mixture and pack best-fit-decreasing into seq_len rows; writes a manifest.")
+    tok.add_argument("--input", required=True, help="folder of Sample Parquet files (a samples output)")
+    tok.add_argument("--tokenizer", default="qwen2.5", help="qwen2.5 (built in, offline) or a HF name / local path")
+    tok.add_argument("--engine", default="auto", choices=("auto", "tiktoken", "hf"),
+                     help="auto: the fastest engine proven id-identical for this tokenizer")
+    tok.add_argument("--seq-len", type=int, default=32768, help="tokens per packed row (default 32768)")
+    tok.add_argument("--mixture", help='JSON, e.g. {"agentless": {"tokens": 5e10}, "synthetic": {"upsample": 4}}')
+    tok.add_argument("--seed", type=int, default=0, help="seed of the mixture's deterministic sampling")
+    _common(tok)
+
+    exp = sub.add_parser("export", help="export token shards for a trainer")
+    exp_sub = exp.add_subparsers(dest="format", required=True)
+    meg = exp_sub.add_parser("megatron", help="token shards → Megatron .bin/.idx + blend file",
+                             description="Write MMIDIDX v1 .bin/.idx (int32) with one document per sample and a "
+                                         "blend file for --data-path; the shards are checked against their manifest.")
+    meg.add_argument("--input", required=True, help="folder of token shards with their manifest.json")
+    _common(meg)
+
+    ins = sub.add_parser("inspect", help="decode a token shard row: document boundaries and the loss mask in colour")
+    ins.add_argument("shard", help="a token shard (.parquet)")
+    ins.add_argument("--row", type=int, default=0, help="row number (default 0)")
+    ins.add_argument("--tokenizer", help="tokenizer to decode with (default: the one in the folder's manifest)")
+    ins.add_argument("--max-chars", type=int, default=4000, help="characters shown per document (default 4000)")
     return parser
 
 
@@ -82,6 +108,17 @@ def _recipe_from_args(args) -> "Recipe":  # noqa: F821
         data = {"name": "sources", "output": output, "stages": [stage]}
         if args.mirrors:
             data["mirrors"] = args.mirrors
+    elif args.command == "tokens":
+        import json
+
+        options = {"tokenizer": args.tokenizer, "engine": args.engine, "seq_len": args.seq_len, "seed": args.seed}
+        if args.mixture:
+            options["mixture"] = json.loads(args.mixture)
+        data = {"name": "tokens", "output": output,
+                "stages": [{"name": "tokens", "stage": "tokens", "input": args.input, "options": options}]}
+    elif args.command == "export":
+        data = {"name": "export", "output": output,
+                "stages": [{"name": "megatron", "stage": "export.megatron", "input": args.input}]}
     else:
         data = {"name": "samples", "output": output, "mirrors": args.mirrors, "stages": [{
             "name": "samples", "stage": "samples.agentless", "input": args.input,
@@ -134,6 +171,15 @@ def main(argv: list[str] | None = None) -> int:
         console = Console(stderr=True, width=200)
     if args.command == "stages":
         print_stage_types(console)
+        return 0
+    if args.command == "inspect":
+        from datakit.tokens.inspect import inspect_row
+
+        try:
+            inspect_row(args.shard, args.row, args.tokenizer, args.max_chars, Console(highlight=False))
+        except (ValueError, IndexError, FileNotFoundError) as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            return 2
         return 0
     try:
         recipe = _recipe_from_args(args)

@@ -179,13 +179,16 @@ def test_structure_cache_reuses_subtrees_and_changes_nothing(tmp_path):
     for n in range(1, 6):
         b.squash_pr(n, {f"pkg0/sub/mod{n % 5}.py": f"x = {n * 10}\n"}, f"Fix {n}", PROBLEM)
     repo, pulls, cached, _ = run_samples(b, tmp_path)
-    step_uncached = AgentlessSamples(str(tmp_path / "mirrors"), str(tmp_path / "q2"), structure_cache=0)
+    step_uncached = AgentlessSamples(str(tmp_path / "mirrors"), str(tmp_path / "q2"), structure_cache_mb=0)
     uncached = [d.metadata for d in step_uncached.run(as_document(p) for p in pulls)]
     assert [s["text"] for s in cached] == [s["text"] for s in uncached]
-    r = StructureRenderer(repo)
+    r = StructureRenderer(repo, min_cache_depth=1)
     for p in pulls:
         r.render(repo[p["base_sha"]].tree, include_tests=False)
     assert r.hits >= 4 * 4  # pkg1..pkg4 are unchanged between commits: served from the cache
+    tiny = StructureRenderer(repo, cache_bytes=30, min_cache_depth=1)
+    texts = [tiny.render(repo[p["base_sha"]].tree, include_tests=False) for p in pulls]
+    assert tiny._cached_bytes <= 30 and texts == [r.render(repo[p["base_sha"]].tree, False) for p in pulls]
 
 
 def test_structure_rendering_format(tmp_path):

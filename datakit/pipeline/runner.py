@@ -224,7 +224,7 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
               console=None) -> StageResult:
     stage = spec.make()
     logging_dir = _prepare_output(spec.output, fingerprint)
-    ctx = StageContext(spec.name, spec.output, input_path, recipe.output, recipe.mirrors, limit)
+    ctx = StageContext(spec.name, spec.output, input_path, recipe.output, recipe.mirrors, limit, fingerprint)
     start = time.perf_counter()
     if stage.local_only:
         done_marker = logging_dir / "done.json"
@@ -238,7 +238,10 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
         counters: dict[str, float] = {}
         tasks = 1
     else:
-        pipeline = stage.build(ctx)
+        try:
+            pipeline = stage.build(ctx)  # checks options, tokenizers, manifests: before any task writes
+        except (ValueError, OSError, ImportError) as exc:
+            raise StageFailed(f"stage {spec.name} ({spec.type.type_name}): {exc}") from exc
         executor = make_executor(recipe.executor["type"], recipe.executor, pipeline, spec.tasks, spec.workers,
                                  logging_dir)
         tasks = spec.tasks

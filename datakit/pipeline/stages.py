@@ -24,6 +24,7 @@ class StageContext:
     root: Path  # the recipe's output root
     mirrors: Path  # where git mirrors live (shared by sources and samples)
     limit: int = -1
+    fingerprint: str | None = None
 
     @property
     def quarantine(self) -> str:
@@ -126,7 +127,7 @@ class AgentlessSamplesStage(StageType):
         max_files: int = 10
         max_file_bytes: int = 256 * 1024
         max_prompt_bytes: int = 512 * 1024
-        structure_cache: int = 200_000  # rendered subtrees kept per repository; 0 disables the cache
+        structure_cache_mb: int = 256  # rendered subtrees kept per repository and task (MiB); 0 disables it
 
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.io.records import RecordReader, RecordWriter
@@ -140,9 +141,99 @@ class AgentlessSamplesStage(StageType):
         return [
             RecordReader(str(ctx.input), limit=ctx.limit),
             AgentlessSamples(str(ctx.mirrors), ctx.quarantine, limits, tuple(self.options.roles),
-                             self.options.structure_cache),
+                             self.options.structure_cache_mb),
             RecordWriter(str(ctx.output), "sample"),
         ]
 
 
-STAGES: dict[str, type[StageType]] = {s.type_name: s for s in (DemoRepoStage, GitSourceStage, AgentlessSamplesStage)}
+class TokensStage(StageType):
+    type_name = "tokens"
+    summary = "Samples → exact tokenization (Qwen2.5 by default) with loss masks → mixture → packed Parquet shards"
+    units = ("documents",)
+
+    @dataclass
+    class Options:
+        tokenizer: str = "qwen2.5"  # built-in offline Qwen2.5, or a Hugging Face tokenizer name / local path
+        engine: str = "auto"  # auto: the fastest engine proven id-identical (tiktoken), else hf
+        seq_len: int = 32768
+        window: int = 100_000  # chunks packed together (best-fit-decreasing) per window
+        mixture: dict = field(default_factory=dict)  # {source: {tokens: budget, upsample: factor}}
+        seed: int = 0
+        num_threads: int = 1  # encoder threads per task
+
+    def _tokenizer(self):
+        from datakit.tokens.tokenizer import load_tokenizer
+
+        return load_tokenizer(self.options.tokenizer, self.options.engine)
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        from datakit.io.records import RecordReader
+        from datakit.tokens.mixture import parse_mixture
+        from datakit.tokens.steps import PackShards, TokenizeSamples
+
+        if self.options.seq_len < 1:
+            raise ValueError(f"seq_len must be ≥ 1, got {self.options.seq_len}")
+        mixture = parse_mixture(self.options.mixture)
+        tok = self._tokenizer()  # fails here, before any work, on an unknown tokenizer
+        return [
+            RecordReader(str(ctx.input), text_field="text", limit=ctx.limit),
+            TokenizeSamples(self.options.tokenizer, self.options.engine, ctx.quarantine, mixture, self.options.seed,
+                            self.options.num_threads),
+            PackShards(str(ctx.output), self.options.seq_len, tok.eod_id, self.options.window),
+        ]
+
+    def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
+        import json
+
+        from datakit.tokens.mixture import parse_mixture
+        from datakit.tokens.shards import write_manifest
+
+        parts = [json.loads(p.read_text()) for p in sorted(ctx.output.glob("*.pack.json"))]
+        shards = sorted(p.name for p in ctx.output.glob("*.parquet"))
+        write_manifest(ctx.output, shards, self._tokenizer(), self.options.seq_len, parts,
+                       parse_mixture(self.options.mixture), ctx.fingerprint)
+
+
+class MegatronExportStage(StageType):
+    type_name = "export.megatron"
+    summary = "token shards → Megatron MMIDIDX .bin/.idx (int32, one document per sample) + blend file"
+    units = ("shards",)
+
+    @dataclass
+    class Options:
+        pass
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        from datakit.export.steps import MegatronExport
+        from datakit.tokens.shards import verify_manifest
+
+        manifest = verify_manifest(ctx.input)  # refuse shards that changed since their manifest, before any output
+        from datakit.export.megatron import check_vocab_fits
+
+        check_vocab_fits(manifest["tokenizer"]["vocab_size"], "int32")
+        shards = [str(ctx.input / name) for name in sorted(manifest["files"])]
+        return [MegatronExport(shards, str(ctx.output))]
+
+    def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
+        import json
+
+        from datakit.export.megatron import write_blend
+        from datakit.tokens.shards import file_sha256, verify_manifest
+
+        source = verify_manifest(ctx.input)
+        parts = {p.name.removesuffix(".export.json"): json.loads(p.read_text())
+                 for p in sorted(ctx.output.glob("*.export.json"))}
+        total = sum(p["tokens"] for p in parts.values()) or 1
+        write_blend(ctx.output / "blend.txt", [(p["tokens"] / total, str(ctx.output / stem))
+                                               for stem, p in parts.items() if p["tokens"]])
+        files = {p.name: file_sha256(p) for p in sorted(ctx.output.glob("*.bin")) + sorted(ctx.output.glob("*.idx"))}
+        manifest = {**source, "format": "megatron-mmidx", "files": dict(sorted(files.items())),
+                    "documents": sum(p["documents"] for p in parts.values()), "tokens": total,
+                    "source_manifest": file_sha256(ctx.input / "manifest.json")}
+        (ctx.output / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+
+
+STAGES: dict[str, type[StageType]] = {
+    s.type_name: s
+    for s in (DemoRepoStage, GitSourceStage, AgentlessSamplesStage, TokensStage, MegatronExportStage)
+}

@@ -20,18 +20,18 @@ class AgentlessSamples(CountingStep):
     type = "🔨 - BUILDER"
 
     def __init__(self, mirrors_dir: str, quarantine_dir: str, limits: Limits = Limits(),
-                 roles: tuple[str, ...] = ROLES, structure_cache: int = 200_000):
+                 roles: tuple[str, ...] = ROLES, structure_cache_mb: int = 256):
         super().__init__("samples", quarantine_dir)
         self.mirrors_dir = mirrors_dir
         self.limits = limits
         self.roles = roles
-        self.structure_cache = structure_cache
+        self.structure_cache_mb = structure_cache_mb
         self._repos: dict[str, tuple[pygit2.Repository, StructureRenderer]] = {}
 
     def _mirror(self, name: str) -> tuple[pygit2.Repository, StructureRenderer]:
         if name not in self._repos:
             repo = open_mirror(mirror_path(self.mirrors_dir, name))
-            self._repos[name] = (repo, StructureRenderer(repo, cache_size=self.structure_cache))
+            self._repos[name] = (repo, StructureRenderer(repo, cache_bytes=self.structure_cache_mb * 2**20))
         return self._repos[name]
 
     def run(self, data, rank: int = 0, world_size: int = 1):

@@ -8,6 +8,7 @@ subtrees, and thousands of PRs of one repository re-render only the directories 
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 
 import pygit2
@@ -18,43 +19,58 @@ INDENT = "    "
 
 
 class StructureRenderer:
-    """Renders trees of one repository; keeps an LRU cache of rendered subtrees (`cache_size=0` disables it)."""
+    """Renders trees of one repository with an LRU cache of rendered subtrees bounded in bytes (0 disables it).
 
-    def __init__(self, repo: pygit2.Repository, cache_size: int = 200_000):
+    The root and the top directories change with almost every commit and are large, so they rarely pay back
+    their memory: they are rendered but not cached (`min_cache_depth`)."""
+
+    def __init__(self, repo: pygit2.Repository, cache_bytes: int = 256 * 2**20, min_cache_depth: int = 2):
         self.repo = repo
-        self.cache_size = cache_size
+        self.cache_bytes = cache_bytes
+        self.min_cache_depth = min_cache_depth
         self._cache: OrderedDict[tuple, str] = OrderedDict()
+        self._cached_bytes = 0
         self.hits = 0
         self.misses = 0
 
     def render(self, tree: pygit2.Tree, include_tests: bool) -> str:
         wanted = (FileClass.CODE, FileClass.TEST) if include_tests else (FileClass.CODE,)
-        return self._render(tree, 0, DirContext.NONE, wanted)
+        return self._render(tree.id, 0, DirContext.NONE, wanted)
 
-    def _render(self, tree: pygit2.Tree, depth: int, context: DirContext, wanted: tuple) -> str:
-        key = (tree.id, depth, context, wanted)
-        if self.cache_size:
+    def _render(self, tree_id: pygit2.Oid, depth: int, context: DirContext, wanted: tuple) -> str:
+        cacheable = self.cache_bytes > 0 and depth >= self.min_cache_depth
+        key = (tree_id, depth, context, wanted)
+        if cacheable:
             cached = self._cache.get(key)
-            if cached is not None:
+            if cached is not None:  # a hit costs no object read at all
                 self._cache.move_to_end(key)
                 self.hits += 1
                 return cached
         self.misses += 1
         pad = INDENT * depth
         parts = []
-        for entry in tree:
-            if entry.type == pygit2.enums.ObjectType.TREE:
+        for entry in self.repo[tree_id]:
+            kind = entry.type
+            if kind == _TREE:
                 child_context = dir_context(entry.name, context)
                 if child_context is DirContext.VENDORED:
                     continue  # nothing below a vendored dir is a candidate
-                sub = self._render(self.repo[entry.id], depth + 1, child_context, wanted)
+                sub = self._render(entry.id, depth + 1, child_context, wanted)
                 if sub:
                     parts.append(f"{pad}{entry.name}/\n{sub}")
-            elif entry.type == pygit2.enums.ObjectType.BLOB and classify_name(entry.name, context) in wanted:
+            elif kind == _BLOB and _classify(entry.name, context) in wanted:
                 parts.append(f"{pad}{entry.name}\n")
         text = "".join(parts)
-        if self.cache_size:
+        if cacheable:
             self._cache[key] = text
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._cached_bytes += len(text)
+            while self._cached_bytes > self.cache_bytes and self._cache:
+                _, old = self._cache.popitem(last=False)
+                self._cached_bytes -= len(old)
         return text
+
+
+_TREE = pygit2.enums.ObjectType.TREE
+_BLOB = pygit2.enums.ObjectType.BLOB
+# File names repeat across commits and directories: classify each (name, context) once.
+_classify = functools.lru_cache(maxsize=1 << 16)(classify_name)

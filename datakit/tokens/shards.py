@@ -149,14 +149,19 @@ def iter_documents(paths: Iterable[str | Path]) -> Iterator[tuple[str, str, np.n
 
 
 def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int, parts: list[dict],
-                   upsampling: dict, recipe_hash: str | None, fmt: str = "parquet-packed") -> dict:
-    """Add up the per-task packing counts and hash the files; write manifest.json."""
+                   mixture: dict, recipe_hash: str | None, fmt: str = "parquet-packed") -> dict:
+    """Add up the per-task packing counts and hash the files; write manifest.json.
+
+    `mixture` maps a source to its SourceMix: the manifest reports requested vs achieved tokens per source."""
     per_source: dict[str, dict] = {}
     for part in parts:
         for src, counts in part["per_source"].items():
             acc = per_source.setdefault(src, {})
             for k, v in counts.items():
                 acc[k] = acc.get(k, 0) + v
+    for src, spec in mixture.items():
+        acc = per_source.setdefault(src, {"tokens": 0, "documents": 0, "chunks": 0})
+        acc["requested_tokens"] = spec.tokens
     tokens = sum(p["tokens"] for p in parts)
     padding = sum(p["padding_tokens"] for p in parts)
     manifest = {
@@ -172,7 +177,7 @@ def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int
         "padding_ratio": padding / (tokens + padding) if tokens + padding else 0.0,
         "truncated_tokens": 0,
         "per_source": dict(sorted(per_source.items())),
-        "upsampling": upsampling,
+        "upsampling": {src: spec.upsample for src, spec in sorted(mixture.items())},
         "files": {name: file_sha256(folder / name) for name in sorted(shard_names)},
         "datakit_version": __version__,
         "recipe_hash": recipe_hash,

@@ -1,0 +1,330 @@
+"""Best-Fit-Decreasing packing of tokenized documents into fixed-length rows (DESIGN §5, `schemas/token_shard`).
+
+Pure numpy, no I/O. The flow:
+
+1. every `Document` (ids with the EOD already appended by the caller, a loss mask, its source and sample id) is
+   cut by `chunk` into pieces of at most `seq_len` tokens: a document longer than `seq_len` becomes
+   ``ceil(len / seq_len)`` chunks (all full but the last, the remainder); no token is dropped;
+2. `pack` collects up to `window` chunks, places them with `best_fit_decreasing` (Ding et al. 2024, "Fewer
+   Truncations Improve Language Modeling") into bins of capacity `seq_len`, emits one `PackedRow` per bin, and
+   goes on with the next window. A chunk is never broken across rows; what a bin does not fill is padding
+   (`eod_id`, loss 0) and the last segment of the row.
+
+The result depends only on the input order (and `seq_len`, `window`): the same documents in the same order give
+the same rows, byte for byte. `Packer` does the same and keeps `PackStats` (rows, tokens, padding, per source).
+`unpack_row` turns a row back into its segments.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Document",
+    "PackedRow",
+    "PackStats",
+    "Packer",
+    "best_fit_decreasing",
+    "chunk",
+    "pack",
+    "unpack_row",
+]
+
+
+@dataclass
+class Document:
+    """One tokenized sample: `ids` (int32, EOD already appended by the caller), `loss_mask` (uint8, same length)."""
+
+    ids: np.ndarray
+    loss_mask: np.ndarray
+    source: str
+    sample_id: str
+
+    def __post_init__(self) -> None:
+        self.ids = np.asarray(self.ids)
+        self.loss_mask = np.asarray(self.loss_mask)
+        if self.ids.ndim != 1 or self.loss_mask.ndim != 1:
+            raise ValueError(f"document {self.sample_id!r}: ids and loss_mask must be 1-D")
+        if self.ids.shape != self.loss_mask.shape:
+            raise ValueError(
+                f"document {self.sample_id!r}: {len(self.ids)} ids but {len(self.loss_mask)} loss-mask entries"
+            )
+        if self.ids.dtype != np.int32:
+            if self.ids.size and (self.ids.min() < 0 or self.ids.max() > np.iinfo(np.int32).max):
+                raise ValueError(f"document {self.sample_id!r}: token ids do not fit int32")
+            self.ids = self.ids.astype(np.int32)
+        if self.loss_mask.dtype != np.uint8:
+            self.loss_mask = self.loss_mask.astype(np.uint8)
+
+
+@dataclass
+class PackedRow:
+    """One row of `schemas/token_shard.schema.json`."""
+
+    input_ids: np.ndarray  # int32, len == seq_len
+    doc_lens: np.ndarray  # int32, sums to seq_len; when padding > 0 the last entry is the padding
+    loss_mask: np.ndarray  # uint8, len == seq_len, 0 on padding
+    source: list[str]  # per segment, padding excluded
+    sample_ids: list[str]
+    chunk_index: list[int]
+    padding: int
+
+    def as_record(self) -> dict[str, Any]:
+        """The row as plain Python lists, the shape `token_shard.schema.json` describes (for Parquet writers)."""
+        return {
+            "input_ids": self.input_ids.tolist(),
+            "doc_lens": self.doc_lens.tolist(),
+            "loss_mask": self.loss_mask.tolist(),
+            "source": list(self.source),
+            "sample_ids": list(self.sample_ids),
+            "chunk_index": list(self.chunk_index),
+            "padding": int(self.padding),
+        }
+
+
+@dataclass
+class PackStats:
+    """Counters over everything a `Packer` has packed. `tokens` counts document tokens (padding excluded)."""
+
+    rows: int = 0
+    documents: int = 0
+    chunks: int = 0
+    tokens: int = 0
+    padding_tokens: int = 0
+    per_source: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @property
+    def padding_ratio(self) -> float:
+        """Padding tokens / all row tokens (0.0 when nothing was packed)."""
+        total = self.tokens + self.padding_tokens
+        return self.padding_tokens / total if total else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "tokens": self.tokens,
+            "padding_tokens": self.padding_tokens,
+            "padding_ratio": self.padding_ratio,
+            "per_source": {k: dict(v) for k, v in sorted(self.per_source.items())},
+        }
+
+
+def _check_seq_len(seq_len: int) -> int:
+    if isinstance(seq_len, bool) or not isinstance(seq_len, (int, np.integer)):
+        raise TypeError(f"seq_len must be an integer, got {type(seq_len).__name__}")
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    return int(seq_len)
+
+
+def chunk(doc: Document, seq_len: int) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """Cut a document into (chunk_index, ids, mask) pieces of `seq_len` tokens, the last one the remainder.
+
+    A document of at most `seq_len` tokens is one chunk (index 0); an empty document gives no chunk. The pieces
+    are views of the document's arrays and concatenate back to it exactly.
+    """
+    seq_len = _check_seq_len(seq_len)
+    starts = range(0, len(doc.ids), seq_len)
+    return [(i, doc.ids[s : s + seq_len], doc.loss_mask[s : s + seq_len]) for i, s in enumerate(starts)]
+
+
+class _Fenwick:
+    """Counts per remaining capacity 0..capacity; finds the smallest capacity >= x that has a bin in O(log C)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size  # positions 0..size-1 (stored 1-based)
+        self.tree = [0] * (size + 1)
+        self.total = 0
+        self.top = 1 << (size.bit_length() - 1) if size else 0
+
+    def add(self, pos: int, delta: int) -> None:
+        self.total += delta
+        i = pos + 1
+        tree, n = self.tree, self.size
+        while i <= n:
+            tree[i] += delta
+            i += i & -i
+
+    def prefix(self, pos: int) -> int:
+        """Sum of counts over positions 0..pos (pos may be -1)."""
+        s, i, tree = 0, pos + 1, self.tree
+        while i > 0:
+            s += tree[i]
+            i -= i & -i
+        return s
+
+    def first_at_least(self, pos: int) -> int:
+        """Smallest position p >= pos with a non-zero count, or -1."""
+        target = self.prefix(pos - 1) + 1  # the first bin counted after positions < pos
+        if target > self.total:
+            return -1
+        # Descend: largest idx with prefix(idx) < target; the answer is idx (0-based: idx).
+        idx, step, tree, n = 0, self.top, self.tree, self.size
+        while step:
+            nxt = idx + step
+            if nxt <= n and tree[nxt] < target:
+                idx = nxt
+                target -= tree[nxt]
+            step >>= 1
+        return idx  # 1-based idx+1 holds it → 0-based position idx
+
+
+def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Ding et al. 2024 ("Fewer Truncations Improve Language Modeling"): Best-Fit-Decreasing bin packing.
+
+    Items are sorted by length descending (ties by index, so it is deterministic); each is placed in the bin whose
+    remaining capacity is the smallest that still fits it (ties: the earliest-created such bin), a new bin
+    otherwise. Bins are bucketed by remaining capacity (a min-heap of bin numbers per capacity) and a Fenwick tree
+    over capacities 0..capacity finds the smallest remaining capacity >= the item's length, so one placement is
+    O(log capacity + log bins), never a scan over bins. Returns bins of item indices, bins ordered by creation,
+    items in placement order. Every length must be in 1..capacity.
+    """
+    capacity = _check_seq_len(capacity)
+    lens = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    if lens.size == 0:
+        return []
+    bad = np.flatnonzero((lens < 1) | (lens > capacity))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"item {i} has length {int(lens[i])}, outside 1..{capacity}")
+    order = np.argsort(-lens, kind="stable")  # descending length, ties by index
+
+    tree = _Fenwick(capacity + 1)
+    buckets: dict[int, list[int]] = {}  # remaining capacity → heap of bin numbers
+    remaining: list[int] = []
+    bins: list[list[int]] = []
+    for item in order.tolist():
+        length = int(lens[item])
+        r = tree.first_at_least(length) if tree.total else -1
+        if r < 0:
+            b = len(bins)
+            bins.append([item])
+            remaining.append(capacity - length)
+        else:
+            heap = buckets[r]
+            b = heapq.heappop(heap)
+            tree.add(r, -1)
+            bins[b].append(item)
+            remaining[b] = r - length
+        left = remaining[b]
+        if left > 0:  # a full bin never takes another item
+            heapq.heappush(buckets.setdefault(left, []), b)
+            tree.add(left, 1)
+    return bins
+
+
+class Packer:
+    """Streaming BFD packer that keeps `PackStats`; `pack(docs)` yields rows, `stats` counts what was packed."""
+
+    def __init__(self, seq_len: int, eod_id: int, window: int = 100_000) -> None:
+        self.seq_len = _check_seq_len(seq_len)
+        int_like = isinstance(eod_id, (int, np.integer)) and not isinstance(eod_id, bool)
+        if not int_like or not 0 <= eod_id <= np.iinfo(np.int32).max:
+            raise ValueError(f"eod_id must be an int32 token id >= 0, got {eod_id!r}")
+        if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
+            raise ValueError(f"window must be an integer >= 1, got {window!r}")
+        self.eod_id = int(eod_id)
+        self.window = int(window)
+        self.stats = PackStats()
+
+    def pack(self, docs: Iterable[Document]) -> Iterator[PackedRow]:
+        """Yield packed rows; at most `window` chunks are held at once (plus the document being chunked)."""
+        # (chunk_index, ids, mask, source, sample_id) per buffered chunk
+        buffer: list[tuple[int, np.ndarray, np.ndarray, str, str]] = []
+        for doc in docs:
+            pieces = chunk(doc, self.seq_len)
+            self._count_document(doc, len(pieces))
+            for ci, ids, mask in pieces:
+                buffer.append((ci, ids, mask, doc.source, doc.sample_id))
+                if len(buffer) >= self.window:
+                    yield from self._flush(buffer)
+                    buffer = []
+        if buffer:
+            yield from self._flush(buffer)
+
+    def _count_document(self, doc: Document, n_chunks: int) -> None:
+        st = self.stats
+        n = len(doc.ids)
+        st.documents += 1
+        st.chunks += n_chunks
+        st.tokens += n
+        per = st.per_source.setdefault(doc.source, {"tokens": 0, "documents": 0, "chunks": 0})
+        per["tokens"] += n
+        per["documents"] += 1
+        per["chunks"] += n_chunks
+
+    def _flush(self, buffer: list[tuple[int, np.ndarray, np.ndarray, str, str]]) -> Iterator[PackedRow]:
+        seq_len = self.seq_len
+        bins = best_fit_decreasing([len(c[1]) for c in buffer], seq_len)
+        for items in bins:
+            segs = [buffer[i] for i in items]
+            lens = [len(s[1]) for s in segs]
+            used = sum(lens)
+            padding = seq_len - used
+            ids = np.empty(seq_len, dtype=np.int32)
+            mask = np.zeros(seq_len, dtype=np.uint8)
+            pos = 0
+            for _, sid, smask, _, _ in segs:
+                ids[pos : pos + len(sid)] = sid
+                mask[pos : pos + len(sid)] = smask
+                pos += len(sid)
+            ids[used:] = self.eod_id
+            if padding:
+                lens.append(padding)
+            self.stats.rows += 1
+            self.stats.padding_tokens += padding
+            yield PackedRow(
+                input_ids=ids,
+                doc_lens=np.asarray(lens, dtype=np.int32),
+                loss_mask=mask,
+                source=[s[3] for s in segs],
+                sample_ids=[s[4] for s in segs],
+                chunk_index=[s[0] for s in segs],
+                padding=padding,
+            )
+
+
+def pack(docs: Iterable[Document], seq_len: int, eod_id: int, window: int = 100_000) -> Iterator[PackedRow]:
+    """Pack documents into rows of exactly `seq_len` tokens (BFD over windows of `window` chunks).
+
+    Arguments are checked here, before any document is read (`seq_len < 1` → ValueError). Padding is `eod_id` with
+    loss 0. Deterministic for the same input order. Use `Packer` to get `PackStats` as well.
+    """
+    return Packer(seq_len, eod_id, window).pack(docs)
+
+
+def unpack_row(row: PackedRow | Mapping[str, Any]) -> list[tuple[str, str, int, np.ndarray, np.ndarray]]:
+    """(sample_id, source, chunk_index, ids, mask) per segment of a row, padding dropped.
+
+    Takes a `PackedRow` or a record with the schema's fields (e.g. a dict read back from Parquet).
+    """
+    if isinstance(row, PackedRow):
+        get = row.__getattribute__
+    else:
+        get = row.__getitem__
+    ids = np.asarray(get("input_ids"), dtype=np.int32)
+    mask = np.asarray(get("loss_mask"), dtype=np.uint8)
+    doc_lens = [int(x) for x in get("doc_lens")]
+    sources, sample_ids, chunk_index = list(get("source")), list(get("sample_ids")), list(get("chunk_index"))
+    padding = int(get("padding"))
+    n = len(sample_ids)
+    if len(sources) != n or len(chunk_index) != n:
+        raise ValueError(f"row has {n} sample_ids, {len(sources)} sources, {len(chunk_index)} chunk indices")
+    if sum(doc_lens) != len(ids) or len(mask) != len(ids):
+        raise ValueError(f"doc_lens sum to {sum(doc_lens)}, input_ids has {len(ids)}, loss_mask {len(mask)}")
+    if len(doc_lens) != n + (1 if padding else 0) or (padding and doc_lens[-1] != padding):
+        raise ValueError(f"row has {len(doc_lens)} doc_lens for {n} segments and padding {padding}")
+    out = []
+    pos = 0
+    for k in range(n):
+        length = doc_lens[k]
+        out.append((sample_ids[k], sources[k], int(chunk_index[k]), ids[pos : pos + length], mask[pos : pos + length]))
+        pos += length
+    return out

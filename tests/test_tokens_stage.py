@@ -1,0 +1,184 @@
+"""The tokens and export stages end to end: samples → exact tokens → packed shards → Megatron, all round-tripped."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from datakit.cli import main
+from datakit.io.schemas import arrow_schema, conform, validate
+from datakit.tokens.shards import ManifestError, iter_documents, verify_manifest
+from datakit.tokens.tokenizer import load_tokenizer
+from tests.test_recipes import DEMO, datakit, tree_digest
+
+
+def write_samples(folder: Path, samples: list[dict], name: str = "00000.parquet") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [conform({"prompt": None, "completion": None, "messages": None, "meta": None, "source": None, **s},
+                    "sample") for s in samples]
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema("sample")), folder / name)
+    return folder
+
+
+def sample(i: int, text: str, kind: str = "edit") -> dict:
+    return {"id": f"s{i:04d}", "kind": kind, "role": "bugfixer", "text": text}
+
+
+@pytest.fixture(scope="module")
+def qwen():
+    return load_tokenizer("qwen2.5")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo_tokens") / "out"
+    proc = datakit("run", DEMO, "--output", out)
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_demo_tokens_roundtrip_to_sample_texts(demo, qwen):
+    manifest = verify_manifest(demo / "tokens")
+    validate(manifest, "token_manifest")
+    assert manifest["tokenizer"]["name"] == "qwen2.5" and manifest["tokenizer"]["engine"] == "tiktoken"
+    assert manifest["eod_id"] == 151643 and manifest["seq_len"] == 4096 and manifest["truncated_tokens"] == 0
+    samples = {r["id"]: r for r in pl.read_parquet(demo / "samples" / "*.parquet").to_dicts()}
+    docs = list(iter_documents(sorted((demo / "tokens").glob("*.parquet"))))
+    # agentless is up-sampled ×2 in the demo recipe: every sample twice, the copy named "{id}@1"
+    assert sorted(d[0] for d in docs) == sorted([i for i in samples] + [f"{i}@1" for i in samples])
+    total = 0
+    for sample_id, source, ids, mask in docs:
+        text = samples[sample_id.split("@")[0]]["text"]
+        assert source == "agentless" and ids[-1] == qwen.eod_id and mask.all()
+        assert ids.tolist() == qwen.encode(text) + [qwen.eod_id]  # the same ids as encoding the text directly
+        assert qwen.decode(ids[:-1].tolist()) == unicodedata.normalize("NFC", text)
+        total += len(ids)
+    assert total == manifest["tokens"] == manifest["per_source"]["agentless"]["tokens"]
+
+
+def test_demo_shards_read_by_pyarrow_polars_datasets(demo):
+    from datasets import load_dataset
+
+    files = sorted((demo / "tokens").glob("*.parquet"))
+    table = pq.read_table(files[0])
+    assert table.schema.equals(arrow_schema("token_shard"), check_metadata=False)
+    for row in table.slice(0, 3).to_pylist():
+        validate(row, "token_shard")
+        assert len(row["input_ids"]) == len(row["loss_mask"]) == 4096 == sum(row["doc_lens"])
+    df = pl.read_parquet(files)
+    assert (df["input_ids"].list.len() == 4096).all()
+    ds = load_dataset("parquet", data_files=[str(f) for f in files], split="train",
+                      cache_dir=str(demo.parent / "hf_cache"))
+    assert ds[0]["input_ids"] == table.column("input_ids")[0].as_py()
+
+
+def test_megatron_reads_back_the_parquet_tokens(demo):
+    pytest.importorskip("megatron.core")
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    docs = list(iter_documents(sorted((demo / "tokens").glob("*.parquet"))))
+    ds = IndexedDataset(str(demo / "megatron" / "00000"))
+    assert len(ds) == len(docs)
+    for i, (_sid, _src, ids, _mask) in enumerate(docs):
+        assert np.array_equal(ds[i], ids)
+    assert ds.index.dtype == np.int32
+    blend = (demo / "megatron" / "blend.txt").read_text().split()
+    assert float(blend[0]) == 1.0 and blend[1].endswith("megatron/00000")
+    export_manifest = json.loads((demo / "megatron" / "manifest.json").read_text())
+    assert export_manifest["format"] == "megatron-mmidx" and export_manifest["tokens"] == sum(len(d[2]) for d in docs)
+
+
+def test_inspect_shows_boundaries(demo, capsys):
+    shard = sorted((demo / "tokens").glob("*.parquet"))[0]
+    assert main(["inspect", str(shard), "--row", "0", "--max-chars", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "doc 0:" in out and "source=agentless" in out and "trained=" in out
+    assert main(["inspect", str(shard), "--row", "10000"]) == 2
+
+
+def test_bad_documents_are_quarantined_and_counted(tmp_path, qwen):
+    inp = write_samples(tmp_path / "in", [sample(0, "def ok():\n    return 1\n"), sample(1, ""),
+                                          sample(2, "nul\x00byte"), sample(3, "x = 'é'\r\n")])
+    proc = datakit("tokens", "--input", inp, "--output", tmp_path / "o", "--seq-len", 64)
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads((tmp_path / "o" / "tokens" / "stats.json").read_text())["units"]["documents"]
+    assert stats == {"read": 4, "written": 2, "quarantined": {"empty": 1, "nul_byte": 1}, "filtered": {}}
+    q = pl.read_parquet(tmp_path / "o" / "tokens" / "quarantine" / "*.parquet")
+    assert sorted(q["reason"]) == ["empty", "nul_byte"]
+    docs = list(iter_documents(sorted((tmp_path / "o" / "tokens").glob("*.parquet"))))
+    assert [d[0] for d in docs] == ["s0000", "s0003"]
+
+
+def test_long_documents_are_chunked_not_truncated(tmp_path, qwen):
+    long_text = "".join(f"def f{i}(x):\n    return x * {i}\n\n" for i in range(400))
+    inp = write_samples(tmp_path / "in", [sample(0, long_text), sample(1, "short = 1\n")])
+    proc = datakit("tokens", "--input", inp, "--output", tmp_path / "o", "--seq-len", 256)
+    assert proc.returncode == 0, proc.stderr
+    manifest = verify_manifest(tmp_path / "o" / "tokens")
+    n_long = len(qwen.encode(long_text)) + 1
+    assert manifest["tokens"] == n_long + len(qwen.encode("short = 1\n")) + 1
+    assert manifest["per_source"]["agentless"]["chunks"] == -(-n_long // 256) + 1
+    (long_doc,) = [d for d in iter_documents(sorted((tmp_path / "o" / "tokens").glob("*.parquet"))) if d[0] == "s0000"]
+    assert long_doc[2].tolist() == qwen.encode(long_text) + [qwen.eod_id]
+
+
+def test_mixture_budgets_and_upsampling(tmp_path, qwen):
+    texts = [f"value_{i} = {i} * {i}\n" * (1 + i % 5) for i in range(200)]
+    samples = [sample(i, t, kind="edit" if i < 100 else "synthetic") for i, t in enumerate(texts)]
+    inp = write_samples(tmp_path / "in", samples)
+    agentless_all = sum(len(qwen.encode(t)) + 1 for t in texts[:100])
+    budget = agentless_all // 2
+    mixture = json.dumps({"agentless": {"tokens": budget}, "synthetic": {"upsample": 4}})
+    proc = datakit("tokens", "--input", inp, "--output", tmp_path / "o", "--seq-len", 512, "--mixture", mixture)
+    assert proc.returncode == 0, proc.stderr
+    m = verify_manifest(tmp_path / "o" / "tokens")
+    achieved = m["per_source"]["agentless"]["tokens"]
+    assert m["per_source"]["agentless"]["requested_tokens"] == budget
+    assert budget - 40 <= achieved <= budget  # filled up to the budget, never over
+    synthetic_once = sum(len(qwen.encode(t)) + 1 for t in texts[100:])
+    assert m["per_source"]["synthetic"]["tokens"] == 4 * synthetic_once
+    assert m["upsampling"] == {"agentless": 1.0, "synthetic": 4.0}
+    stats = json.loads((tmp_path / "o" / "tokens" / "stats.json").read_text())["units"]["documents"]
+    assert stats["read"] == 200 and stats["written"] + stats["filtered"]["over_budget"] == 200
+    # deterministic: the same input and recipe give the same bytes
+    proc = datakit("tokens", "--input", inp, "--output", tmp_path / "o2", "--seq-len", 512, "--mixture", mixture)
+    a, b = tree_digest(tmp_path / "o" / "tokens"), tree_digest(tmp_path / "o2" / "tokens")
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a if k != "manifest.json")
+
+
+def test_fractional_upsampling_is_deterministic(tmp_path):
+    from datakit.tokens.mixture import copies
+
+    kept = [copies(0.5, 7, f"id{i}") for i in range(2000)]
+    assert 900 < sum(kept) < 1100 and kept == [copies(0.5, 7, f"id{i}") for i in range(2000)]
+    assert all(copies(3.0, 7, f"id{i}") == 3 for i in range(10))
+
+
+def test_seq_len_zero_and_unknown_tokenizer_fail_before_output(tmp_path):
+    inp = write_samples(tmp_path / "in", [sample(0, "x = 1\n")])
+    proc = datakit("tokens", "--input", inp, "--output", tmp_path / "o", "--seq-len", 0)
+    assert proc.returncode != 0 and "seq_len" in proc.stderr
+    assert not list((tmp_path / "o").rglob("*.parquet"))
+    proc = datakit("tokens", "--input", inp, "--output", tmp_path / "o2", "--tokenizer", str(tmp_path / "nope"))
+    assert proc.returncode != 0
+    assert not list((tmp_path / "o2").rglob("*.parquet"))
+
+
+def test_export_refuses_shards_that_differ_from_their_manifest(tmp_path):
+    inp = write_samples(tmp_path / "in", [sample(0, "x = 1\n"), sample(1, "y = 2\n")])
+    assert datakit("tokens", "--input", inp, "--output", tmp_path / "t", "--seq-len", 16).returncode == 0
+    shards = tmp_path / "t" / "tokens"
+    shard = next(shards.glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes() + b"tampered")
+    with pytest.raises(ManifestError, match="sha256 differs"):
+        verify_manifest(shards)
+    proc = datakit("export", "megatron", "--input", shards, "--output", tmp_path / "e")
+    assert proc.returncode != 0 and "sha256 differs" in proc.stderr
+    assert not list((tmp_path / "e").rglob("*.bin"))
