@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
-RECORDS = ("pull_record", "sample", "quarantine", "stage_stats", "token_shard", "token_manifest")
+RECORDS = ("pull_record", "sample", "quarantine", "stage_stats", "token_shard", "token_manifest", "decontam_match")
 
 
 @functools.cache
