@@ -85,6 +85,27 @@ def build_parser() -> argparse.ArgumentParser:
     meg.add_argument("--input", required=True, help="folder of token shards with their manifest.json")
     _common(meg)
 
+    dec = sub.add_parser("decontam", help="remove SWE-bench Verified leakage; or rebuild the fingerprint index",
+                         description="run (default): keep or quarantine each sample by the repository, fork, mirror, "
+                                     "commit and text-overlap rules. build-index: rebuild the fingerprint index "
+                                     "from SWE-bench files or the Hugging Face hub.")
+    dec.add_argument("action", nargs="?", default="run", choices=("run", "build-index"))
+    dec.add_argument("--input", help="run: folder of Sample Parquet files")
+    dec.add_argument("--mirrors", help="run: folder of git mirrors to check for SWE-bench history")
+    dec.add_argument("--index", default="", help="a fingerprint index file (default: the one shipped, Verified)")
+    dec.add_argument("--threshold", type=float, default=-1.0, help="text rule: share of a reference item's n-grams")
+    dec.add_argument("--min-matched", type=int, default=-1, help="text rule: n-grams that suffice on their own")
+    dec.add_argument("--from-files", help="build-index: a folder with verified.jsonl (+ verified_test_patches.jsonl)")
+    dec.add_argument("--from-hub", action="store_true", help="build-index: princeton-nlp/SWE-bench_Verified")
+    dec.add_argument("--full", action="store_true", help="build-index: the full SWE-bench test set (hub only)")
+    dec.add_argument("--out", help="build-index: where to write the index")
+    _common(dec)
+
+    aud = sub.add_parser("audit", help="write the decontamination audit report (Markdown + self-contained HTML)")
+    aud.add_argument("dir", help="a decontam output folder")
+    aud.add_argument("--out", help="report folder (default DIR/audit)")
+    aud.add_argument("--reference", help="SWE-bench files (verified.jsonl…) to show reference texts side by side")
+
     ins = sub.add_parser("inspect", help="decode a token shard row: document boundaries and the loss mask in colour")
     ins.add_argument("shard", help="a token shard (.parquet)")
     ins.add_argument("--row", type=int, default=0, help="row number (default 0)")
@@ -94,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _recipe_from_args(args) -> "Recipe":  # noqa: F821
-    from datakit.recipe import load_recipe, parse_recipe
+    from datakit.recipe import RecipeError, load_recipe, parse_recipe
 
     override = {"type": args.executor, "tasks": args.tasks, "workers": args.workers}
     if args.command == "run":
@@ -116,6 +137,15 @@ def _recipe_from_args(args) -> "Recipe":  # noqa: F821
             options["mixture"] = json.loads(args.mixture)
         data = {"name": "tokens", "output": output,
                 "stages": [{"name": "tokens", "stage": "tokens", "input": args.input, "options": options}]}
+    elif args.command == "decontam":
+        if not args.input:
+            raise RecipeError("datakit decontam: --input is required")
+        options = {"index": args.index, "threshold": args.threshold, "min_matched": args.min_matched,
+                   "mirrors": bool(args.mirrors)}
+        data = {"name": "decontam", "output": output, "stages": [
+            {"name": "decontam", "stage": "decontam", "input": args.input, "options": options}]}
+        if args.mirrors:
+            data["mirrors"] = args.mirrors
     elif args.command == "export":
         data = {"name": "export", "output": output,
                 "stages": [{"name": "megatron", "stage": "export.megatron", "input": args.input}]}
@@ -159,6 +189,25 @@ def summary_table(results):
     return table
 
 
+def _build_index(args, console) -> int:
+    from datakit.decontam.index import build_index
+    from datakit.decontam.reference import load_reference
+
+    if not args.out or bool(args.from_files) == bool(args.from_hub):
+        console.print("[bold red]error:[/] build-index needs --out and one of --from-files DIR / --from-hub")
+        return 2
+    try:
+        instances = (load_reference("hub", full=args.full) if args.from_hub
+                     else load_reference("files", args.from_files, full=args.full))
+    except (ValueError, OSError, RuntimeError) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    index = build_index(instances)
+    index.save(args.out)
+    console.print(f"index: {len(instances)} instances, {len(index.hashes)} n-gram hashes → {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
@@ -172,6 +221,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "stages":
         print_stage_types(console)
         return 0
+    if args.command == "audit":
+        from datakit.decontam.audit import write_audit
+
+        reference = None
+        if args.reference:
+            from datakit.decontam.reference import load_reference
+
+            reference = {i.instance_id: {"problem_statement": i.problem_statement, "patch": i.patch,
+                                         "test_patch": i.test_patch or ""} for i in load_reference("files", args.reference)}
+        try:
+            md, html = write_audit(args.dir, args.out, reference=reference)
+        except (ValueError, FileNotFoundError) as exc:
+            console.print(f"[bold red]error:[/] {exc}")
+            return 2
+        console.print(f"audit: {md}\naudit: {html}")
+        return 0
+    if args.command == "decontam" and args.action == "build-index":
+        return _build_index(args, console)
     if args.command == "inspect":
         from datakit.tokens.inspect import inspect_row
 

@@ -73,13 +73,14 @@ class DemoRepoStage(StageType):
 
     @dataclass
     class Options:
-        pass
+        also_as: list = field(default_factory=list)  # list the same repository under these names too
 
     def run_local(self, ctx: StageContext) -> dict[str, dict]:
         from datakit.demo.build_repo import DEMO_REPO_NAME, build_demo_repo
 
         path = build_demo_repo(ctx.output)
-        (ctx.output / "repos.txt").write_text(f"{DEMO_REPO_NAME} {path}\n", encoding="utf-8")
+        names = [DEMO_REPO_NAME, *self.options.also_as]
+        (ctx.output / "repos.txt").write_text("".join(f"{n} {path}\n" for n in names), encoding="utf-8")
         return {"repos": {"read": 1, "written": 1, "quarantined": {}, "filtered": {}}}
 
 
@@ -233,7 +234,36 @@ class MegatronExportStage(StageType):
         (ctx.output / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
+class DecontamStage(StageType):
+    type_name = "decontam"
+    summary = "drop SWE-bench Verified leakage (repos, renames, forks, mirrors, commits, text overlap) into a quarantine"
+    units = ("samples",)
+
+    @dataclass
+    class Options:
+        index: str = ""  # a fingerprint index file; "" = the one shipped with datakit (SWE-bench Verified)
+        threshold: float = -1.0  # text rule: fraction of a reference item's n-grams; < 0 = the documented default
+        min_matched: int = -1  # text rule: matched n-grams that suffice on their own; < 0 = the default
+        text_rules: bool = True
+        mirrors: bool = True  # check the git mirrors' histories (mirror_base_commit, mirror_root_commit)
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        from datakit.decontam.index import FingerprintIndex, default_index
+        from datakit.decontam.steps import DecontamFilter
+        from datakit.io.records import RecordReader, RecordWriter
+
+        FingerprintIndex.load(self.options.index) if self.options.index else default_index()  # fail early
+        o = self.options
+        return [
+            RecordReader(str(ctx.input), text_field="text", limit=ctx.limit),
+            DecontamFilter(ctx.quarantine, str(ctx.output / "matches"), o.index or None,
+                           str(ctx.mirrors) if o.mirrors else None, o.threshold if o.threshold >= 0 else None,
+                           o.min_matched if o.min_matched >= 0 else None, o.text_rules),
+            RecordWriter(str(ctx.output), "sample"),
+        ]
+
+
 STAGES: dict[str, type[StageType]] = {
     s.type_name: s
-    for s in (DemoRepoStage, GitSourceStage, AgentlessSamplesStage, TokensStage, MegatronExportStage)
+    for s in (DemoRepoStage, GitSourceStage, AgentlessSamplesStage, DecontamStage, TokensStage, MegatronExportStage)
 }

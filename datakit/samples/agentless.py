@@ -139,6 +139,7 @@ def build_unit(
         "head_sha": pr["head_sha"],
         "problem_source": problem_source,
         "structure_tree": structure_tree,
+        "fork_of": pr.get("fork_of"),
     }
     samples = []
     located = [p for p in (base_path(f) for f in targets) if p is not None]

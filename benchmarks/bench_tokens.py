@@ -1,0 +1,661 @@
+"""Benchmark of the `tokens` stage against the engine it uses and the tools it replaces, per core.
+
+    python benchmarks/bench_tokens.py [--mb 200] [--out benchmarks/work/tokens]
+
+1. Builds (once, cached under --out) a deterministic corpus of at least --mb MB: Python source from the installed
+   stdlib and site-packages (.py files in sorted order, cut at line ends into documents of log-normal size,
+   median ~4 KB) and issue-like text (SWE-bench Verified problem statements from ../shared/data/swebench, with a
+   second statement appended as a comment to half of them; generated text if that file is absent), about 10% of
+   the bytes. Every text is NFC-normalised (Qwen2.5's normaliser), so the raw engines see exactly what the
+   tokenizer would. The documents are shuffled with a fixed seed and written as datakit Sample Parquet files
+   (schema `sample`, --files files) and as one JSONL file for the other tools.
+2. Runs each path in a fresh interpreter (this script with --path), so its peak RSS (`ru_maxrss`) is its own:
+   raw tiktoken `encode_ordinary_batch(num_threads=1)`; raw HF `tokenizers` `encode_batch` with
+   RAYON_NUM_THREADS=1; datakit's tokens stage (`datakit run` of a one-stage recipe: tasks = files, workers 1,
+   seq_len 32768; Parquet in → packed Parquet shards + manifest out); Megatron's `tools/preprocess_data.py`
+   reproduced (multiprocessing.Pool(workers).imap(encoder.encode, jsonl lines, 32), megatron-core's own
+   `build_tokenizer` (HuggingFaceTokenizer) and `IndexedDatasetBuilder(int32)`), with 2 and 1 workers;
+   datatrove's `JsonlReader` → `DocumentTokenizer` (one task, one worker). All use Qwen2.5: datakit's built-in,
+   the HF paths the equivalent `tokenizers` object converted from it.
+3. Checks, in the same run, every document's ids on every path against raw tiktoken (a digest per document) and
+   datakit's token count against the raw engines' (+1 EOD per document); prints a Markdown table and writes
+   `benchmarks/results/tokens.json`. Timings are reported, never asserted; the exit status is 1 only if datakit's
+   or raw HF's ids differ from raw tiktoken's.
+
+Tokens/s counts the document tokens plus one EOD per document on every path (what datakit and the two tools
+write); the raw engines are timed around the encode calls only, the tools over their whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import unicodedata
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SWEBENCH = SHARED / "data" / "swebench" / "verified.jsonl"
+GENERATOR_VERSION = 1  # bump when the corpus generator changes, so cached corpora are rebuilt
+SEED = 1234
+ISSUE_SHARE = 0.10
+MEDIAN_DOC_CHARS = 4000
+SEQ_LEN = 32768
+ENGINE_BATCH = 1000
+REPEATED = ("tiktoken", "datakit")  # the pair whose ratio has a 15% target: run --repeat times, interleaved  # documents per encode call on the raw engine paths
+SPECIAL_STRINGS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|fim_", "<|file_sep|>", "<|repo_name|>",
+                   "<tool_call>", "</tool_call>", "<|object_ref", "<|box_", "<|quad_", "<|vision_", "<|image_pad|>",
+                   "<|video_pad|>")
+# name -> (description, workers/cores used)
+PATHS = {
+    "tiktoken": ("raw tiktoken `encode_ordinary_batch`, num_threads=1 (datakit's engine)", 1),
+    "hf": ("raw HF `tokenizers` `encode_batch`, RAYON_NUM_THREADS=1", 1),
+    "datakit": ("datakit tokens stage (`datakit run`, 1 worker): Parquet → packed shards + manifest", 1),
+    "megatron2": ("Megatron `preprocess_data.py` equivalent, 2 workers", 2),
+    "megatron1": ("Megatron `preprocess_data.py` equivalent, 1 worker", 1),
+    "datatrove": ("datatrove `JsonlReader` → `DocumentTokenizer`, 1 task, 1 worker", 1),
+}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the corpus
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _py_files() -> list[Path]:
+    import sysconfig
+
+    roots = []
+    for key in ("stdlib", "purelib", "platlib"):
+        p = Path(sysconfig.get_paths()[key]).resolve()
+        if p not in roots:
+            roots.append(p)
+    files = []
+    for root in roots:  # the stdlib without its own site-packages, then the environment's site-packages
+        files += sorted(p for p in root.rglob("*.py")
+                        if p.is_file() and not (root.name != "site-packages" and "site-packages" in p.parts))
+    seen, out = set(), []
+    for f in files:
+        r = f.resolve()
+        if r not in seen:
+            seen.add(r)
+            out.append(r)
+    return out
+
+
+def _cut(text: str, rng: random.Random) -> list[str]:
+    """Cut a file at line ends into pieces of log-normal size (median MEDIAN_DOC_CHARS, 200 .. 200k chars)."""
+    pieces, start = [], 0
+    while start < len(text):
+        target = int(min(200_000, max(200, rng.lognormvariate(math.log(MEDIAN_DOC_CHARS), 1.0))))
+        end = start + target
+        if end >= len(text) - 100:
+            end = len(text)
+        else:
+            nl = text.find("\n", end)
+            end = len(text) if nl < 0 else nl + 1
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def _issue_texts() -> list[tuple[str, str]]:
+    if SWEBENCH.is_file():
+        rows = [json.loads(line) for line in SWEBENCH.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [(r["instance_id"], f"# {r['repo']}: {r['instance_id']}\n\n{r['problem_statement']}") for r in rows]
+    rng = random.Random(SEED)  # generated issue-like text when the SWE-bench file is absent
+    words = ("error exception traceback when calling the function returns wrong value expected behaviour actual "
+             "version python install module import fails after upgrade regression test case reproduce steps").split()
+    out = []
+    for i in range(500):
+        paras = [" ".join(rng.choice(words) for _ in range(rng.randrange(20, 80))) for _ in range(rng.randrange(2, 6))]
+        code = "\n".join(f">>> f({j})\nTraceback (most recent call last):\n  ValueError: bad {j}" for j in range(3))
+        out.append((f"generated-{i}", f"# generated issue {i}\n\n" + "\n\n".join(paras) + f"\n\n```\n{code}\n```\n"))
+    return out
+
+
+def corpus_params(mb: int, n_files: int) -> dict:
+    return {"mb": mb, "files": n_files, "seed": SEED, "generator": GENERATOR_VERSION, "issue_share": ISSUE_SHARE,
+            "median_doc_chars": MEDIAN_DOC_CHARS, "issues_from": "swebench" if SWEBENCH.is_file() else "generated"}
+
+
+def ensure_corpus(out: Path, mb: int, n_files: int) -> dict:
+    """The corpus folder's description (built if missing or built with other parameters)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datakit.io.schemas import arrow_schema, conform
+
+    folder = out / "corpus"
+    stamp = folder / "corpus.json"
+    params = corpus_params(mb, n_files)
+    if stamp.is_file():
+        info = json.loads(stamp.read_text())
+        if info.get("params") == params:
+            info["cached"] = True
+            return info
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "samples").mkdir(parents=True)
+    t0 = time.perf_counter()
+    rng = random.Random(SEED)
+    budget = mb * 1_000_000
+    code_budget = int(budget * (1 - ISSUE_SHARE))
+    docs: list[tuple[str, str, str]] = []  # (id, kind, text)
+    code_bytes = n_source_files = 0
+    for path in _py_files():
+        if code_bytes >= code_budget:
+            break
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        text = unicodedata.normalize("NFC", text)
+        if not text.strip() or "\x00" in text:
+            continue
+        n_source_files += 1
+        for k, piece in enumerate(_cut(text, rng)):
+            if piece.strip():
+                docs.append((f"code/{len(docs):07d}", "commit_bundle", piece))
+                code_bytes += len(piece.encode("utf-8"))
+    if code_bytes < code_budget:
+        raise SystemExit(f"only {code_bytes / 1e6:.0f} MB of .py files found; ask for a smaller --mb")
+    issues = _issue_texts()
+    issue_bytes = 0
+    while issue_bytes < budget - code_bytes:
+        iid, text = issues[rng.randrange(len(issues))]
+        if rng.random() < 0.5:
+            _, other = issues[rng.randrange(len(issues))]
+            text += "\n\n## Comment\n\n" + other.split("\n\n", 2)[-1][:3000]
+        text = unicodedata.normalize("NFC", text)
+        docs.append((f"issue/{len(docs):07d}", "synthetic", text))
+        issue_bytes += len(text.encode("utf-8"))
+    rng.shuffle(docs)
+
+    schema = arrow_schema("sample")
+    per_file = -(-len(docs) // n_files)
+    digest = hashlib.sha256()
+    with open(folder / "docs.jsonl", "w", encoding="utf-8") as jf:
+        for f in range(n_files):
+            part = docs[f * per_file:(f + 1) * per_file]
+            rows = [conform({"id": i, "kind": kind, "role": "bugfixer", "text": text, "prompt": None,
+                             "completion": None, "messages": None, "meta": None, "source": None}, "sample")
+                    for i, kind, text in part]
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "samples" / f"{f:05d}.parquet",
+                           compression="zstd", row_group_size=1000)
+            for i, _kind, text in part:
+                jf.write(json.dumps({"id": i, "text": text}, ensure_ascii=False) + "\n")
+                digest.update(i.encode() + b"\0" + text.encode("utf-8") + b"\0")
+    sizes = sorted(len(t.encode("utf-8")) for _, _, t in docs)
+    info = {
+        "params": params,
+        "documents": len(docs),
+        "code_documents": sum(1 for d in docs if d[1] == "commit_bundle"),
+        "issue_documents": sum(1 for d in docs if d[1] == "synthetic"),
+        "source_files": n_source_files,
+        "bytes": code_bytes + issue_bytes,
+        "code_bytes": code_bytes,
+        "issue_bytes": issue_bytes,
+        "doc_bytes_median": sizes[len(sizes) // 2],
+        "doc_bytes_p90": sizes[int(len(sizes) * 0.9)],
+        "doc_bytes_max": sizes[-1],
+        "docs_with_special_token_strings": sum(1 for _, _, t in docs if any(s in t for s in SPECIAL_STRINGS)),
+        "parquet_mib": round(sum(p.stat().st_size for p in (folder / "samples").glob("*.parquet")) / 2**20, 1),
+        "sha256": digest.hexdigest(),
+        "build_s": round(time.perf_counter() - t0, 1),
+    }
+    stamp.write_text(json.dumps(info, indent=2) + "\n")
+    info["cached"] = False
+    return info
+
+
+def read_jsonl(path: Path) -> tuple[list[str], list[str]]:
+    ids, texts = [], []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            ids.append(d["id"])
+            texts.append(d["text"])
+    return ids, texts
+
+
+def hf_tokenizer_files(out: Path) -> Path:
+    """A Hugging Face tokenizer directory equivalent to datakit's Qwen2.5 (tokenizer.json + tokenizer_config.json),
+    as Megatron (AutoTokenizer) and datatrove (tokenizer.json) load it. It holds the 22 added tokens, as a real
+    Qwen2.5 tokenizer does."""
+    from datakit.tokens.tokenizer import load_tokenizer
+
+    folder = out / "hf_qwen2.5"
+    if not (folder / "tokenizer.json").is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        tok = load_tokenizer("qwen2.5", engine="hf")
+        tok._impl.decoder.save(str(folder / "tokenizer.json"))  # the full backend: BPE + added tokens
+        (folder / "tokenizer_config.json").write_text(json.dumps({
+            "tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+            "model_max_length": 10**9, "clean_up_tokenization_spaces": False}, indent=2))
+    return folder
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the paths (each runs in its own process)
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _digest(ids) -> str:
+    import numpy as np
+
+    return hashlib.blake2b(np.asarray(ids, dtype=np.int32).tobytes(), digest_size=8).hexdigest()
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS (VmHWM: unlike ru_maxrss it does not inherit the parent's peak across fork+exec)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _usage() -> dict:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # Megatron's pool workers (their peak includes the fork)
+    return {"peak_rss_mib": round(_peak_rss_mib(), 1), "children_peak_rss_mib": round(kids.ru_maxrss / 1024, 1),
+            "cpu_s": round(me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime, 2)}
+
+
+def run_raw(path: str, corpus: Path) -> dict:
+    """Raw engine speed: only the encode calls are timed (reading the JSONL and the digests are not)."""
+    from datakit.tokens.tokenizer import load_tokenizer
+
+    ids, texts = read_jsonl(corpus / "docs.jsonl")
+    if path == "tiktoken":
+        enc = load_tokenizer("qwen2.5")._impl.enc  # the tiktoken.Encoding datakit encodes with
+
+        def encode(batch):
+            return enc.encode_ordinary_batch(batch, num_threads=1)
+    else:
+        encoder = load_tokenizer("qwen2.5", engine="hf")._impl.encoder  # Qwen2.5 BPE without added-token matching
+
+        def encode(batch):
+            return [e.ids for e in encoder.encode_batch(batch, add_special_tokens=False)]
+    encode(texts[:10])  # warm-up (first-call allocations)
+    wall, lens, digests = 0.0, [], []
+    for start in range(0, len(texts), ENGINE_BATCH):
+        batch = texts[start:start + ENGINE_BATCH]
+        t0 = time.perf_counter()
+        out = encode(batch)
+        wall += time.perf_counter() - t0
+        lens += [len(x) for x in out]
+        digests += [_digest(x) for x in out]
+    return {"wall_s": round(wall, 3), "documents": len(texts), "content_tokens": sum(lens),
+            "digests": dict(zip(ids, digests)), **_usage()}
+
+
+def run_datakit(corpus: Path, work: Path) -> dict:
+    """`datakit run` of a one-stage recipe, timed whole (tokenizer load, read, render, encode, pack, write,
+    manifest); the shards are read back afterwards (not timed) for the id check."""
+    import numpy as np
+
+    from datakit.cli import main as datakit_main
+    from datakit.tokens.shards import iter_documents, verify_manifest
+
+    n_files = len(list((corpus / "samples").glob("*.parquet")))
+    out = work / "datakit"
+    shutil.rmtree(out, ignore_errors=True)
+    recipe = work / "tokens-bench.yaml"
+    recipe.write_text(json.dumps({
+        "name": "tokens-bench", "output": str(out),
+        "executor": {"type": "local", "tasks": n_files, "workers": 1},
+        "stages": [{"name": "tokens", "stage": "tokens", "input": str(corpus / "samples"), "tasks": n_files,
+                    "options": {"tokenizer": "qwen2.5", "seq_len": SEQ_LEN}}]}, indent=2))
+    t0 = time.perf_counter()
+    rc = datakit_main(["run", str(recipe), "--quiet", "--force"])
+    wall = time.perf_counter() - t0
+    usage = _usage()
+    if rc != 0:
+        raise SystemExit(f"datakit run failed with status {rc}")
+    manifest = verify_manifest(out / "tokens")
+    lens, digests, eod_ok = {}, {}, True
+    for sample_id, _source, ids, _mask in iter_documents(sorted((out / "tokens").glob("*.parquet"))):
+        eod_ok &= bool(ids[-1] == manifest["eod_id"])
+        lens[sample_id] = len(ids) - 1
+        digests[sample_id] = _digest(ids[:-1])
+    return {"wall_s": round(wall, 3), "documents": manifest["documents"], "content_tokens": sum(lens.values()),
+            "manifest_tokens": manifest["tokens"], "rows": manifest["rows"],
+            "padding_tokens": manifest["padding_tokens"], "padding_ratio": manifest["padding_ratio"],
+            "shard_mib": round(sum((out / "tokens" / f).stat().st_size for f in manifest["files"]) / 2**20, 1),
+            "eod_after_every_document": eod_ok, "digests": digests, **usage,
+            "_np": np.__version__}
+
+
+class _MegatronEncoder:
+    """`tools/preprocess_data.py`'s Encoder (json_keys=["text"], no sentence split, --append-eod)."""
+
+    def __init__(self, args):
+        self.args = args
+
+    def initializer(self):
+        from megatron.core.tokenizers.text.utils.build_tokenizer import build_tokenizer
+
+        _MegatronEncoder.tokenizer = build_tokenizer(self.args)
+
+    def encode(self, json_line):
+        data = json.loads(json_line)
+        ids, lens = {}, {}
+        for key in ["text"]:
+            doc_ids, sentence_lens = [], []
+            for sentence in [data[key]]:
+                sentence_ids = _MegatronEncoder.tokenizer.tokenize(sentence)
+                if len(sentence_ids) > 0:
+                    doc_ids.extend(sentence_ids)
+                    sentence_lens.append(len(sentence_ids))
+            if len(doc_ids) > 0:
+                doc_ids.append(_MegatronEncoder.tokenizer.eod)
+                sentence_lens[-1] += 1
+            ids[key] = doc_ids
+            lens[key] = sentence_lens
+        return ids, lens, len(json_line)
+
+
+def run_megatron(corpus: Path, work: Path, workers: int, tok_dir: Path) -> dict:
+    """Megatron's preprocess_data.py (process_json_file), with megatron-core's build_tokenizer and
+    IndexedDatasetBuilder; timed from opening the input to finalize, like the script's own figures plus startup."""
+    import multiprocessing
+    import warnings
+    from types import SimpleNamespace
+
+    warnings.filterwarnings("ignore")
+    from megatron.core.datasets import indexed_dataset
+    from megatron.core.tokenizers.text.utils.build_tokenizer import build_tokenizer
+
+    args = SimpleNamespace(tokenizer_type="HuggingFaceTokenizer", tokenizer_model=str(tok_dir), vocab_file=None,
+                           merge_file=None, tokenizer_special_tokens=None, tokenizer_hf_use_fast=True,
+                           trust_remote_code=False, tokenizer_hf_include_special_tokens=False,
+                           tokenizer_metadata=None)
+    prefix = work / f"megatron{workers}" / "docs_text_document"
+    shutil.rmtree(prefix.parent, ignore_errors=True)
+    prefix.parent.mkdir(parents=True)
+    t0 = time.perf_counter()
+    fin = open(corpus / "docs.jsonl", encoding="utf-8")
+    encoder = _MegatronEncoder(args)
+    tokenizer = build_tokenizer(args)
+    pool = multiprocessing.Pool(workers, initializer=encoder.initializer)
+    encoded_docs = pool.imap(encoder.encode, fin, 32)
+    builder = indexed_dataset.IndexedDatasetBuilder(f"{prefix}.bin", dtype=indexed_dataset.DType.optimal_dtype(
+        tokenizer.vocab_size))
+    for doc, sentence_lens, _nbytes in encoded_docs:
+        builder.add_document(doc["text"], sentence_lens["text"])
+    fin.close()
+    builder.finalize(f"{prefix}.idx")
+    pool.close()
+    pool.join()
+    wall = time.perf_counter() - t0
+    usage = _usage()
+    ds = indexed_dataset.IndexedDataset(str(prefix))
+    ids, _ = read_jsonl(corpus / "docs.jsonl")
+    eod = tokenizer.eod
+    digests, total, eod_ok = {}, 0, True
+    for i, sample_id in enumerate(ids):
+        arr = ds[i]
+        eod_ok &= bool(arr[-1] == eod)
+        total += len(arr) - 1
+        digests[sample_id] = _digest(arr[:-1])
+    return {"wall_s": round(wall, 3), "documents": len(ds), "content_tokens": total, "workers": workers,
+            "dtype": str(ds.index.dtype.__name__), "eod_after_every_document": eod_ok, "digests": digests, **usage}
+
+
+def run_datatrove(corpus: Path, work: Path, tok_dir: Path) -> dict:
+    import numpy as np
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.tokens.tokenizer import DocumentTokenizer
+
+    out = work / "datatrove"
+    shutil.rmtree(out, ignore_errors=True)
+    pipeline = [
+        JsonlReader(str(corpus), glob_pattern="docs.jsonl", compression=None),
+        DocumentTokenizer(str(out / "tokens"), tokenizer_name_or_path=str(tok_dir / "tokenizer.json"),
+                          eos_token="<|endoftext|>", shuffle_documents=False),
+    ]
+    executor = LocalPipelineExecutor(pipeline, tasks=1, workers=1, logging_dir=str(out / "logs"))
+    t0 = time.perf_counter()
+    executor.run()
+    wall = time.perf_counter() - t0
+    usage = _usage()
+    (ds_file,) = sorted((out / "tokens").glob("*.ds"))
+    tokens = np.fromfile(ds_file, dtype=np.uint32)
+    ends = np.fromfile(f"{ds_file}.index", dtype=np.uint64).astype(np.int64)
+    ids, _ = read_jsonl(corpus / "docs.jsonl")
+    eod = 151643
+    digests, total, eod_ok, start = {}, 0, True, 0
+    for sample_id, end in zip(ids, ends.tolist()):
+        doc = tokens[start:end]
+        eod_ok &= bool(doc[-1] == eod)
+        total += len(doc) - 1
+        digests[sample_id] = _digest(doc[:-1])
+        start = end
+    return {"wall_s": round(wall, 3), "documents": len(ends), "content_tokens": total, "token_size": 4,
+            "eod_after_every_document": eod_ok, "digests": digests, **usage}
+
+
+def run_path(path: str, corpus: Path, work: Path) -> dict:
+    if path in ("tiktoken", "hf"):
+        return run_raw(path, corpus)
+    if path == "datakit":
+        return run_datakit(corpus, work)
+    if path.startswith("megatron"):
+        return run_megatron(corpus, work, int(path[-1]), hf_tokenizer_files(work))
+    return run_datatrove(corpus, work, hf_tokenizer_files(work))
+
+
+def spawn(path: str, args: argparse.Namespace) -> dict:
+    """Runs one path in a fresh interpreter (this script with --path); its figures come back as JSON."""
+    out = Path(args.out).resolve()
+    result_file = out / f"result-{path}.json"
+    result_file.unlink(missing_ok=True)
+    env = dict(os.environ, RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(out), "--path", path,
+           "--result-file", str(result_file)]
+    log = out / "logs" / f"{path}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, env=env, stdout=f, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise SystemExit(f"path {path} failed (status {proc.returncode}); see {log}:\n" + log.read_text()[-3000:])
+    return json.loads(result_file.read_text())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def machine_facts() -> dict:
+    import numpy
+    import pyarrow
+    import tiktoken
+    import tokenizers
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        mem = None
+    versions = {"python": platform.python_version(), "tiktoken": tiktoken.__version__,
+                "tokenizers": tokenizers.__version__, "numpy": numpy.__version__, "pyarrow": pyarrow.__version__}
+    for mod in ("datatrove", "transformers", "megatron.core"):
+        try:
+            m = __import__(mod, fromlist=["__version__"])
+            versions[mod] = getattr(m, "__version__", "?")
+        except Exception:  # noqa: BLE001 - only for the report
+            versions[mod] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "platform": platform.platform(), **versions}
+
+
+def compare(results: dict[str, dict], corpus: dict, texts_by_id: dict[str, str]) -> dict:
+    """Per path: documents whose ids differ from raw tiktoken's, and whether all of those hold special-token
+    strings (which a tokenizer that matches added tokens in text turns into control tokens)."""
+    ref = results["tiktoken"]["digests"]
+    out = {}
+    for name, r in results.items():
+        if name == "tiktoken":
+            continue
+        d = r["digests"]
+        differ = sorted(k for k in ref if d.get(k) != ref[k])
+        missing = sorted(set(ref) - set(d))
+        special = [k for k in differ if any(s in texts_by_id[k] for s in SPECIAL_STRINGS)]
+        out[name] = {"documents_compared": len(ref), "identical": len(ref) - len(differ), "differ": len(differ),
+                     "missing": len(missing), "differ_with_special_token_strings": len(special),
+                     "differ_examples": differ[:5]}
+    return out
+
+
+def markdown_table(results: dict[str, dict]) -> str:
+    dk = results["datakit"]["tokens_per_s_per_core"]
+    rows = ["| path | tokens/s/core | datakit ÷ path | peak RSS MiB | wall s | CPU s |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        rss = f"{r['peak_rss_mib']:.0f}"
+        if name.startswith("megatron"):
+            rss += f" + {r['workers']} × {r['children_peak_rss_mib']:.0f}"
+        rows.append(f"| {PATHS[name][0]} | {r['tokens_per_s_per_core'] / 1e6:.2f} M | "
+                    f"{dk / r['tokens_per_s_per_core']:.2f}× | {rss} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} |")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=int, default=200, help="corpus size in MB (10^6 bytes of UTF-8; default 200)")
+    parser.add_argument("--files", type=int, default=8, help="Sample Parquet files = datakit tasks (default 8)")
+    parser.add_argument("--out", default=str(HERE / "work" / "tokens"), help="work dir (corpus cache, outputs)")
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated subset of {','.join(PATHS)}")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of raw tiktoken and datakit (interleaved, fastest reported; default 3); "
+                             "the other paths run once")
+    parser.add_argument("--results", default=str(HERE / "results" / "tokens.json"))
+    parser.add_argument("--path", choices=sorted(PATHS), help=argparse.SUPPRESS)  # internal: one path
+    parser.add_argument("--result-file", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    out = Path(args.out).resolve()
+    corpus_dir = out / "corpus"
+
+    if args.path:  # child process
+        result = run_path(args.path, corpus_dir, out / "runs")
+        Path(args.result_file).write_text(json.dumps(result))
+        return 0
+
+    paths = [p for p in args.paths.split(",") if p]
+    unknown = set(paths) - set(PATHS)
+    if unknown or "tiktoken" not in paths:
+        parser.error(f"--paths: unknown {sorted(unknown)}" if unknown else "--paths must include tiktoken (the reference)")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"corpus: {args.mb} MB in {args.files} Parquet files + JSONL ...", flush=True)
+    corpus = ensure_corpus(out, args.mb, args.files)
+    print(f"  {'reused' if corpus['cached'] else 'built in %.0f s' % corpus['build_s']}: {corpus['documents']:,} "
+          f"documents ({corpus['code_documents']:,} code, {corpus['issue_documents']:,} issue), "
+          f"{corpus['bytes'] / 1e6:.1f} MB, median {corpus['doc_bytes_median']:,} B", flush=True)
+    # warm datakit's merges cache (steady state; the first use ever derives the merges in ~1.5 s)
+    from datakit.tokens.tokenizer import load_tokenizer
+
+    load_tokenizer("qwen2.5").vocab_hash
+    hf_tokenizer_files(out / "runs")
+
+    results: dict[str, dict] = {}
+    load = os.getloadavg()[0]
+    runs: dict[str, list[dict]] = {}
+    order = [n for n in paths if n in REPEATED] * max(1, args.repeat) + [n for n in paths if n not in REPEATED]
+    for name in order:
+        r = spawn(name, args)
+        r["load_avg_1m_before"] = load
+        load = os.getloadavg()[0]
+        print(f"  {name}: {r['wall_s']:.1f} s", flush=True)
+        runs.setdefault(name, []).append(r)
+    for name in paths:
+        r = min(runs[name], key=lambda x: x["wall_s"])
+        r["runs_wall_s"] = [x["wall_s"] for x in runs[name]]
+        r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs[name])
+        cores = PATHS[name][1]
+        r["tokens"] = r["content_tokens"] + r["documents"]  # + one EOD per document
+        r["tokens_per_s_per_core"] = r["tokens"] / r["wall_s"] / cores
+        r["cores"] = cores
+        results[name] = r
+        print(f"{name}: {r['wall_s']:.1f} s, {r['tokens']:,} tokens, {r['tokens_per_s_per_core'] / 1e6:.2f} M "
+              f"tokens/s/core, peak RSS {r['peak_rss_mib']:.0f} MiB (children {r['children_peak_rss_mib']:.0f})",
+              flush=True)
+
+    _ids, _texts = read_jsonl(corpus_dir / "docs.jsonl")
+    checks = compare(results, corpus, dict(zip(_ids, _texts)))
+    del _ids, _texts
+    tt = results["tiktoken"]
+    ok = True
+    if "datakit" in results:
+        dk = results["datakit"]
+        count_ok = dk["manifest_tokens"] == tt["content_tokens"] + tt["documents"] and dk["documents"] == tt["documents"]
+        checks["datakit"]["token_count_equals_raw_plus_eod"] = count_ok
+        ok &= count_ok and checks["datakit"]["differ"] == 0 and dk["eod_after_every_document"]
+    if "hf" in results:
+        ok &= checks["hf"]["differ"] == 0
+    for name, r in results.items():
+        r.pop("digests", None)
+        r.pop("_np", None)
+
+    print()
+    table = markdown_table(results) if "datakit" in results else ""
+    print(table)
+    targets = {}
+    if "datakit" in results:
+        dk_speed = results["datakit"]["tokens_per_s_per_core"]
+        targets["vs_tiktoken"] = {"ratio": round(dk_speed / tt["tokens_per_s_per_core"], 3), "target": 0.85}
+        if "megatron2" in results:
+            targets["vs_megatron2_per_core"] = {
+                "ratio": round(dk_speed / results["megatron2"]["tokens_per_s_per_core"], 2), "target": 3.0}
+        for t in targets.values():
+            t["met"] = t["ratio"] >= t["target"]
+        print(f"\npadding ratio (datakit, seq_len {SEQ_LEN}): {results['datakit']['padding_ratio']:.4%}")
+        print(f"targets: {json.dumps(targets)}")
+    for name, c in checks.items():
+        print(f"ids vs raw tiktoken, {name}: {c['identical']:,}/{c['documents_compared']:,} identical, "
+              f"{c['differ']} differ ({c['differ_with_special_token_strings']} of them hold special-token strings)")
+
+    report = {
+        "benchmark": "tokens",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": " ".join(["python", "benchmarks/bench_tokens.py", *(argv if argv is not None else sys.argv[1:])]),
+        "machine": machine_facts(),
+        "parameters": {"seq_len": SEQ_LEN, "engine_batch": ENGINE_BATCH, "tokenizer": "qwen2.5",
+                       "repeat": {n: args.repeat if n in REPEATED else 1 for n in paths},
+                       "reported_run": "fastest of the runs of a path; peak RSS the highest",
+                       "tokens_counted": "document tokens + 1 EOD per document, on every path",
+                       "paths": {n: PATHS[n][0] for n in paths}},
+        "corpus": corpus,
+        "paths": results,
+        "id_checks": checks,
+        "targets": targets,
+        "ids_ok": ok,
+    }
+    results_path = Path(args.results)
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {results_path}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The content rule: does a text quote a SWE-bench problem statement, gold patch or test patch?
+
+A text's word 13-grams (see `datakit.decontam.ngrams`) are looked up in the fingerprint index
+(`datakit.decontam.index`); hits are grouped by reference item (instance, field). An item matches when
+
+    score = matched distinct n-grams / the item's n-grams  ≥ threshold (0.5)     (most of the item is quoted)
+    or  matched distinct n-grams ≥ min_matched (6)                               (a verbatim passage)
+
+and an item shorter than 13 words (none in Verified) matches only when its whole word sequence occurs.
+
+Why these defaults:
+- *n = 13 words*: the n-gram size GPT-3 used for its benchmark overlap analysis and the default ``ngram_size``
+  of OLMo's ``decon`` (SIMPLE mode); Phi-1 and Cosmopedia use 10-grams. Words drop punctuation, so 13 words are
+  about one long sentence of an issue or one to two lines of code: long enough that 13 identical words in a row
+  are a quote, not chance (the standard library, 3 M distinct 13-grams, shares only 18 with the reference).
+- *threshold = 0.5*: Cosmopedia discards a sample when more than half of the benchmark item is matched; decon's
+  SIMPLE mode reports overlap ratios from 0.3 up. A whole or mostly quoted item scores 0.6-1.0 here (a patch
+  quoted as SEARCH/REPLACE blocks loses only the n-grams that span removed lines).
+- *min_matched = 6 distinct n-grams*: at least 18 words in a row (or several shorter quotes) from one item.
+  Contamination includes one paragraph of a long statement or one hunk of a multi-file patch, whose coverage of
+  the item can be 5%, so coverage alone is not enough; bigcode's StarCoder decontamination removed any file
+  containing a benchmark solution or docstring as an exact substring, i.e. it also keyed on the passage.
+  Measured on Verified (tests/test_decontam_content.py): every largest hunk of ≥ 30 words of a gold or test
+  patch and every instance-specific paragraph of ≥ 30 words is caught; of all 1,220 gold-patch hunks, 18 are
+  missed (one-word additions to a list, ≤ 20 words). On 43 k clean code documents (stdlib and site-packages
+  without SWE-bench projects) 4 documents reach 6 or more, all genuine copies (pydantic's copy of Django's
+  duration regex that an issue quotes, numpy's ATLAS message that an issue quotes, matplotlib code in
+  contourpy); 10 would drop two of them and miss 41 hunks.
+- boilerplate never counts: the index leaves out n-grams found in the standard library and n-grams shared
+  by 3 or more reference instances (issue templates, common traceback frames), see `datakit.decontam.index`.
+
+Hot path (no per-n-gram Python): hash every 13-gram (numpy), test membership with a bit table over the hashes'
+top bits, binary-search the few candidates in the sorted index, count distinct hits per item with
+``np.unique``/``np.bincount``; Python only loops over the (rare) matched items to build `TextMatch` records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .index import FIELDS, FingerprintIndex
+from .ngrams import byte_to_char, encode, window_hashes, _word_hashes_bytes
+
+__all__ = ["TextMatch", "content_matches", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_MIN_MATCHED = 6
+
+
+@dataclass(frozen=True)
+class TextMatch:
+    instance_id: str
+    repo: str
+    field: str  # "problem_statement" | "patch" | "test_patch"
+    score: float  # matched distinct n-grams / the item's n-grams (1.0 for a short item matched whole)
+    matched_ngrams: int
+    span_start: int  # character offsets in the original text covering the item's matched n-grams
+    span_end: int
+
+    @property
+    def rule(self) -> str:
+        return f"text_{self.field}"
+
+
+def _lookup(index: FingerprintIndex, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(positions in `h` of hashes present in the index, their positions in index.hashes)."""
+    bits, shift = index.prefilter()
+    idx = (h >> np.uint64(shift)).astype(np.intp)
+    maybe = np.flatnonzero((np.take(bits, idx >> 3) >> (idx & 7).astype(np.uint8)) & 1)
+    if len(maybe) == 0:
+        return maybe, maybe
+    cand = h[maybe]
+    pos = np.searchsorted(index.hashes, cand)
+    pos[pos >= len(index.hashes)] = 0
+    ok = index.hashes[pos] == cand
+    return maybe[ok], pos[ok]
+
+
+def content_matches(text: str, index: FingerprintIndex, threshold: float = DEFAULT_THRESHOLD,
+                    min_matched: int = DEFAULT_MIN_MATCHED) -> list[TextMatch]:
+    """Reference items that `text` quotes, strongest first (by score, then matched n-grams)."""
+    if not text:
+        return []
+    b = encode(text)
+    wh, wstarts, wends = _word_hashes_bytes(b)
+    n = index.n
+    found: list[tuple[float, int, int, int, int, int]] = []  # (score, matched, owner, field, start, end) bytes
+    if len(wh) >= n and len(index.hashes):
+        h = window_hashes(wh, n)
+        at, pos = _lookup(index, h)
+        if len(at):
+            uh, first = np.unique(h[at], return_index=True)  # distinct matched n-grams
+            at_u, pos_u = at[first], pos[first]
+            key = index.owner[pos_u].astype(np.int64) * 3 + index.field[pos_u]
+            keys, matched = np.unique(key, return_counts=True)
+            sizes = index.item_sizes.reshape(-1)[keys]
+            score = matched / np.maximum(sizes, 1)
+            hit = (score >= threshold) | (matched >= min_matched)
+            for k, m, s in zip(keys[hit], matched[hit], score[hit]):
+                sel = at_u[key == k]
+                found.append((min(float(s), 1.0), int(m), int(k // 3), int(k % 3),
+                              int(wstarts[sel.min()]), int(wends[sel.max() + n - 1])))
+    if len(index.short_items) and len(wh):
+        for k in np.unique(index.short_items["words"]):
+            if k > len(wh):
+                continue
+            h = window_hashes(wh, int(k))
+            rows = index.short_items[index.short_items["words"] == k]
+            hit_at = np.flatnonzero(np.isin(h, rows["hash"]))
+            for r in rows[np.isin(rows["hash"], h[hit_at])]:
+                i = hit_at[h[hit_at] == r["hash"]][0]
+                found.append((1.0, 1, int(r["owner"]), int(r["field"]), int(wstarts[i]), int(wends[i + k - 1])))
+    if not found:
+        return []
+    found.sort(key=lambda x: (-x[0], -x[1], x[2], x[3]))
+    offs = byte_to_char(text, np.array([[f[4], f[5]] for f in found], dtype=np.int64))
+    return [TextMatch(index.instance_ids[o], index.repos[o], FIELDS[f], s, m, int(a), int(e))
+            for (s, m, o, f, _, _), (a, e) in zip(found, offs)]

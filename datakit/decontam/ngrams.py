@@ -1,0 +1,184 @@
+"""Word n-gram fingerprints of text, computed with numpy (no per-token or per-n-gram Python loop).
+
+Normalisation (`normalize`, and implicitly `word_spans` / `ngram_hashes`):
+- ASCII case folding (and Unicode lowering when it keeps the text's length, so character offsets still map back);
+- CRLF / CR → LF and every whitespace run collapsed: the hashes only see *words*, so any change of whitespace,
+  line endings or indentation between two words leaves every hash unchanged.
+
+Words are maximal runs of ``[0-9a-z_]`` and non-ASCII bytes (UTF-8 letters stay inside their word); every other
+byte (punctuation, operators, brackets, quotes, whitespace) is a separator and is **dropped**, not a token. Why
+dropped rather than kept as one-character tokens:
+- a gold patch reaches a training sample re-rendered: its ``+``/``-``/`` `` line prefixes disappear in a
+  SEARCH/REPLACE block or in a file's content, markdown adds backticks and ``>`` quotes, a reformatter changes
+  ``(a, b)`` into ``(a,b)``; dropping punctuation makes all of these hash identically;
+- code is ~40% punctuation: keeping it as tokens would make a 13-token window cover a few identifiers only and
+  would make boilerplate (``)):``, ``self.``) dominate the n-grams;
+- the cost is that ``a.b(c)`` and ``a b c`` collide, which only matters with 13 words in a row, i.e. never by
+  chance; boilerplate is handled by the index (see `datakit.decontam.index`).
+
+Hashes (deterministic on every platform and process; no Python ``hash``): all arithmetic is uint64 with
+wrapping; byte order does not matter since only byte values enter.
+1. Bytes b_j (lowered) get the polynomial prefix sums S[i] = Σ_{j<i} b_j·B^j mod 2^64 with an odd base B, so a word
+   [s, e) hashes to (S[e] − S[s])·B^(−s) = Σ b_j·B^(j−s): independent of where the word sits (B is odd, so it is
+   invertible mod 2^64). The word value is then mixed with the splitmix64 finaliser.
+2. The same construction over the word hashes with a second odd base C gives each window of n words the value
+   Σ w_{i+k}·C^k, which is mixed again together with n (so different n never share values).
+Powers of B, C and their inverses are cached tables, grown by doubling.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import numpy as np
+
+__all__ = ["normalize", "word_spans", "ngram_hashes", "word_hashes", "window_hashes", "encode", "splitmix64", "byte_to_char"]
+
+_MASK = (1 << 64) - 1
+BYTE_BASE = 0x100000001B3 * 2 + 1  # odd (FNV prime doubled + 1): per-byte polynomial base
+WORD_BASE = 0x9E3779B97F4A7C15  # odd (golden ratio): per-word polynomial base
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_GOLDEN = 0x9E3779B97F4A7C15
+
+_IS_WORD = np.zeros(256, dtype=bool)
+for _c in b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_":
+    _IS_WORD[_c] = True
+_IS_WORD[0x80:] = True
+_WS = re.compile(r"\s+")
+
+
+def _inverse(b: int) -> int:
+    """Inverse of an odd number mod 2^64 (Newton iteration)."""
+    x = b
+    for _ in range(6):
+        x = (x * (2 - b * x)) & _MASK
+    assert (x * b) & _MASK == 1
+    return x
+
+
+class _Powers:
+    """Cached tables base^j and base^(-j) mod 2^64, j < len, grown by doubling (thread-safe)."""
+
+    def __init__(self, base: int):
+        self.base, self.inv = base, _inverse(base)
+        self.pow = np.ones(1, dtype=np.uint64)
+        self.ipow = np.ones(1, dtype=np.uint64)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _table(base: int, length: int) -> np.ndarray:
+        t = np.full(length, base, dtype=np.uint64)
+        t[0] = 1
+        return np.cumprod(t, out=t)  # wraps mod 2^64
+
+    def get(self, length: int) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.pow) < length:
+            with self._lock:
+                if len(self.pow) < length:
+                    size = max(length, 2 * len(self.pow), 1 << 16)
+                    ipow = self._table(self.inv, size)
+                    self.pow, self.ipow = self._table(self.base, size), ipow
+        return self.pow, self.ipow
+
+
+_BYTE_POW = _Powers(BYTE_BASE)
+_WORD_POW = _Powers(WORD_BASE)
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """The splitmix64 finaliser, vectorised, in place on a uint64 array (returned)."""
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= _M1
+        x ^= x >> np.uint64(27)
+        x *= _M2
+        x ^= x >> np.uint64(31)
+    return x
+
+
+def normalize(text: str) -> str:
+    """Lower-cased, CRLF/CR → LF, every whitespace run collapsed to one space (newline runs to one newline),
+    stripped. Hashing `normalize(t)` gives the same hashes as hashing `t` (offsets differ)."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lower()
+    return _WS.sub(lambda m: "\n" if "\n" in m.group() else " ", text).strip()
+
+
+def encode(text: str) -> np.ndarray:
+    """The lowered UTF-8 bytes of `text` as uint8, with the same character count as `text` (offsets map back)."""
+    if text.isascii():
+        raw = text.encode("ascii")
+    else:
+        low = text.lower()
+        raw = (low if len(low) == len(text) else text).encode("utf-8", "surrogatepass")
+    return np.frombuffer(raw.lower(), dtype=np.uint8)  # bytes.lower() folds ASCII only
+
+
+def _spans(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    w = np.zeros(len(b) + 2, dtype=bool)
+    np.take(_IS_WORD, b, out=w[1:-1])
+    edges = np.flatnonzero(w[1:] != w[:-1])
+    return edges[0::2], edges[1::2]
+
+
+def word_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Word boundaries of `text`: (starts, ends) as int64 arrays of *byte* offsets into `encode(text)` (equal to
+    character offsets for ASCII text; see `byte_to_char`)."""
+    return _spans(encode(text))
+
+
+def _word_hashes_bytes(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    starts, ends = _spans(b)
+    if len(starts) == 0:
+        return np.empty(0, np.uint64), starts, ends
+    L = int(ends[-1])
+    pw, ipw = _BYTE_POW.get(L + 1)
+    s = np.zeros(L + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.multiply(b[:L], pw[:L], out=s[1:], casting="unsafe")
+        np.cumsum(s, out=s)
+        h = np.take(s, ends)
+        h -= np.take(s, starts)
+        h *= np.take(ipw, starts)
+        h += np.uint64(1)  # so that no word maps to 0 before mixing
+    return splitmix64(h), starts, ends
+
+
+def word_hashes(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hashes uint64, starts, ends) per word of `text` (byte offsets into `encode(text)`)."""
+    return _word_hashes_bytes(encode(text))
+
+
+def window_hashes(wh: np.ndarray, n: int) -> np.ndarray:
+    """uint64 hash of every window of `n` consecutive word hashes (len(wh) − n + 1 values, or none)."""
+    m = len(wh) - n + 1
+    if m <= 0 or n <= 0:
+        return np.empty(0, np.uint64)
+    pw, ipw = _WORD_POW.get(len(wh) + 1)
+    t = np.zeros(len(wh) + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.multiply(wh, pw[: len(wh)], out=t[1:])
+        np.cumsum(t, out=t)
+        g = t[n:] - t[:m]
+        g *= ipw[:m]
+        g += np.uint64((n * _GOLDEN) & _MASK)
+    return splitmix64(g)
+
+
+def ngram_hashes(text: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hashes uint64, starts, ends) for every window of `n` words of `text`; starts/ends are the byte offsets
+    (into `encode(text)`; = character offsets for ASCII text) of the window's first word start and last word end."""
+    wh, starts, ends = word_hashes(text)
+    return window_hashes(wh, n), starts[: max(len(wh) - n + 1, 0)], ends[n - 1:]
+
+
+def byte_to_char(text: str, offsets: np.ndarray) -> np.ndarray:
+    """Map byte offsets into `encode(text)` to character offsets into `text`."""
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if text.isascii():
+        return offsets
+    b = encode(text)
+    lead = np.zeros(len(b) + 1, dtype=np.int64)
+    np.cumsum((b & 0xC0) != 0x80, out=lead[1:])  # characters started before each byte offset
+    return lead[offsets]
