@@ -12,7 +12,7 @@ Why these defaults:
 - *n = 13 words*: the n-gram size GPT-3 used for its benchmark overlap analysis and the default ``ngram_size``
   of OLMo's ``decon`` (SIMPLE mode); Phi-1 and Cosmopedia use 10-grams. Words drop punctuation, so 13 words are
   about one long sentence of an issue or one to two lines of code: long enough that 13 identical words in a row
-  are a quote, not chance (the standard library, 3 M distinct 13-grams, shares only 18 with the reference).
+  are a quote, not chance (the standard library's 3 M distinct 13-grams share 9 with the reference).
 - *threshold = 0.5*: Cosmopedia discards a sample when more than half of the benchmark item is matched; decon's
   SIMPLE mode reports overlap ratios from 0.3 up. A whole or mostly quoted item scores 0.6-1.0 here (a patch
   quoted as SEARCH/REPLACE blocks loses only the n-grams that span removed lines).
@@ -22,8 +22,8 @@ Why these defaults:
   containing a benchmark solution or docstring as an exact substring, i.e. it also keyed on the passage.
   Measured on Verified (tests/test_decontam_content.py): every largest hunk of ≥ 30 words of a gold or test
   patch and every instance-specific paragraph of ≥ 30 words is caught; of all 1,220 gold-patch hunks, 18 are
-  missed (one-word additions to a list, ≤ 20 words). On 43 k clean code documents (stdlib and site-packages
-  without SWE-bench projects) 4 documents reach 6 or more, all genuine copies (pydantic's copy of Django's
+  missed (one-word additions to a list and similar hunks of ~20 words). On 43 k clean code documents (stdlib
+  and site-packages without SWE-bench projects) 4 documents reach 6 or more, all genuine copies (pydantic's copy of Django's
   duration regex that an issue quotes, numpy's ATLAS message that an issue quotes, matplotlib code in
   contourpy); 10 would drop two of them and miss 41 hunks.
 - boilerplate never counts: the index leaves out n-grams found in the standard library and n-grams shared

@@ -1,10 +1,10 @@
 """The compact fingerprint index of the SWE-bench reference: hashed word n-grams, never the texts.
 
 What is indexed, per instance, in three *items* (fields): 0 ``problem_statement``, 1 ``patch`` (gold code patch),
-2 ``test_patch``. A patch item holds the n-grams of the raw diff **and** of each hunk's new side (context and
-added lines with their ``+``/`` `` prefix removed, removed lines left out), because a leaked fix usually reaches
-a sample re-rendered (a SEARCH/REPLACE block, a file's content after the fix), where raw-diff n-grams that span
-a removed line or a hunk header do not occur.
+2 ``test_patch``. A patch item holds the n-grams of the raw diff **and** of each hunk's old side and new side
+(context and removed lines / context and added lines, without their prefix), because a leaked fix usually
+reaches a sample re-rendered (SEARCH/REPLACE blocks, a file's content after the fix), where raw-diff n-grams
+that span both sides or a hunk header do not occur.
 
 What is left out, so that ordinary code and issue text do not match (boilerplate):
 - *background* n-grams: every n-gram that occurs in the installed Python standard library's ``.py`` files
@@ -27,7 +27,8 @@ the hashes each item owns, so a coverage score ``matched / item_size`` is in [0,
 
 Rebuild the shipped file (``datakit/decontam/data/swebench_verified.npz``)::
 
-    python -m datakit.decontam.index --from-files ../shared/data/swebench --out datakit/decontam/data/swebench_verified.npz
+    python -m datakit.decontam.index --from-files ../shared/data/swebench \\
+        --out datakit/decontam/data/swebench_verified.npz
 """
 
 from __future__ import annotations
@@ -134,24 +135,31 @@ class FingerprintIndex:
 # -- building ------------------------------------------------------------------------------------------------
 
 def patch_views(patch: str) -> list[str]:
-    """The raw diff, then the new side of each hunk (context and added lines without their prefix)."""
+    """The raw diff, then each hunk's old side (context and removed lines) and new side (context and added
+    lines), without the ``-``/``+``/`` `` prefixes."""
     views = [patch]
-    hunk: list[str] | None = None
+    old: list[str] | None = None
+    new: list[str] = []
+
+    def flush():
+        if old is not None:
+            views.extend(["\n".join(old) + "\n", "\n".join(new) + "\n"])
+
     for line in patch.splitlines():
         if line.startswith("@@"):
-            if hunk:
-                views.append("\n".join(hunk))
-            hunk = []
-        elif line.startswith("diff --git") or hunk is None:
-            if hunk:
-                views.append("\n".join(hunk))
-            hunk = None
-        elif line.startswith("+") or line.startswith(" "):
-            hunk.append(line[1:])
-        elif line == "":
-            hunk.append("")
-    if hunk:
-        views.append("\n".join(hunk))
+            flush()
+            old, new = [], []
+        elif line.startswith("diff --git") or old is None:
+            flush()
+            old, new = None, []
+        elif line.startswith(" ") or line == "":
+            old.append(line[1:])
+            new.append(line[1:])
+        elif line.startswith("-"):
+            old.append(line[1:])
+        elif line.startswith("+"):
+            new.append(line[1:])
+    flush()
     return views
 
 

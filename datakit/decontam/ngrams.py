@@ -33,7 +33,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["normalize", "word_spans", "ngram_hashes", "word_hashes", "window_hashes", "encode", "splitmix64", "byte_to_char"]
+__all__ = ["normalize", "word_spans", "ngram_hashes", "word_hashes", "window_hashes", "encode", "splitmix64",
+           "byte_to_char"]
 
 _MASK = (1 << 64) - 1
 BYTE_BASE = 0x100000001B3 * 2 + 1  # odd (FNV prime doubled + 1): per-byte polynomial base
