@@ -7,6 +7,7 @@ same runner, so a stage behaves the same from the CLI and from a recipe.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -130,8 +131,6 @@ def _recipe_from_args(args) -> "Recipe":  # noqa: F821
         if args.mirrors:
             data["mirrors"] = args.mirrors
     elif args.command == "tokens":
-        import json
-
         options = {"tokenizer": args.tokenizer, "engine": args.engine, "seq_len": args.seq_len, "seed": args.seed}
         if args.mixture:
             options["mixture"] = json.loads(args.mixture)
@@ -230,8 +229,10 @@ def main(argv: list[str] | None = None) -> int:
 
             reference = {i.instance_id: {"problem_statement": i.problem_statement, "patch": i.patch,
                                          "test_patch": i.test_patch or ""} for i in load_reference("files", args.reference)}
+        settings = Path(args.dir) / "decontam.json"
+        threshold = json.loads(settings.read_text())["threshold"] if settings.is_file() else None
         try:
-            md, html = write_audit(args.dir, args.out, reference=reference)
+            md, html = write_audit(args.dir, args.out, reference=reference, threshold=threshold)
         except (ValueError, FileNotFoundError) as exc:
             console.print(f"[bold red]error:[/] {exc}")
             return 2

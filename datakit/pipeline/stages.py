@@ -262,6 +262,19 @@ class DecontamStage(StageType):
             RecordWriter(str(ctx.output), "sample"),
         ]
 
+    def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
+        """decontam.json: the effective text-rule settings, for the audit (its threshold line) and for the record."""
+        import json
+
+        from datakit.decontam.content import DEFAULT_MIN_MATCHED, DEFAULT_THRESHOLD
+
+        o = self.options
+        settings = {"index": o.index or "shipped:swebench_verified",
+                    "threshold": o.threshold if o.threshold >= 0 else DEFAULT_THRESHOLD,
+                    "min_matched": o.min_matched if o.min_matched >= 0 else DEFAULT_MIN_MATCHED,
+                    "text_rules": o.text_rules, "mirrors": o.mirrors}
+        (ctx.output / "decontam.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
 
 STAGES: dict[str, type[StageType]] = {
     s.type_name: s
