@@ -74,6 +74,8 @@ PKG_WORDS = (
 USERS = "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia peggy rupert sybil trent".split()
 TITLE_VERBS = ("Fix", "Handle", "Support", "Refactor", "Speed up", "Validate", "Add", "Improve", "Clean up")
 
+from machine import machine_facts as _machine_facts  # noqa: E402 - benchmarks/machine.py, beside this script
+
 
 def _ident(rng: random.Random) -> str:
     return f"{rng.choice(ADJECTIVES)}_{rng.choice(NOUNS)}" if rng.random() < 0.4 else rng.choice(NOUNS)
@@ -592,21 +594,7 @@ def spawn_variant(variant: str, args: argparse.Namespace, prs_file: Path) -> dic
 
 
 def machine_facts() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = None
-    try:
-        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
-            "pygit2": pygit2.__version__, "libgit2": pygit2.LIBGIT2_VERSION, "platform": platform.platform()}
+    return _machine_facts(pygit2=pygit2.__version__, libgit2=pygit2.LIBGIT2_VERSION)
 
 
 def markdown_table(results: list[dict], anchor: dict) -> str:

@@ -67,6 +67,8 @@ PATHS = {
     "datatrove": ("datatrove `JsonlReader` → `DocumentTokenizer`, 1 task, 1 worker", 1),
 }
 
+from machine import machine_facts as _machine_facts  # noqa: E402 - benchmarks/machine.py, beside this script
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # the corpus
@@ -486,18 +488,6 @@ def machine_facts() -> dict:
     import tiktoken
     import tokenizers
 
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    except (ValueError, OSError):
-        mem = None
     versions = {"python": platform.python_version(), "tiktoken": tiktoken.__version__,
                 "tokenizers": tokenizers.__version__, "numpy": numpy.__version__, "pyarrow": pyarrow.__version__}
     for mod in ("datatrove", "transformers", "megatron.core"):
@@ -506,7 +496,7 @@ def machine_facts() -> dict:
             versions[mod] = getattr(m, "__version__", "?")
         except Exception:  # noqa: BLE001 - only for the report
             versions[mod] = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "platform": platform.platform(), **versions}
+    return _machine_facts(**versions)
 
 
 def compare(results: dict[str, dict], corpus: dict, texts_by_id: dict[str, str]) -> dict:

@@ -1,0 +1,23 @@
+"""Machine facts recorded with every benchmark result (shared by the bench_*.py scripts)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def machine_facts(**versions) -> dict:
+    """CPU model, cores, memory, Python and platform, plus the library versions the caller names."""
+    cpu = "unknown"
+    try:
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    try:
+        mem = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        mem = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
+            "platform": platform.platform(), **versions}
