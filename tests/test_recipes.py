@@ -90,7 +90,7 @@ def test_help_explains_each_option():
 
 def test_demo_recipe_checks(tmp_path):
     recipe = load_recipe(DEMO, base_output=str(tmp_path / "o"), executor_override={"tasks": 3})
-    assert [s.name for s in recipe.stages] == ["repo", "pulls", "samples", "tokens", "megatron"]
+    assert [s.name for s in recipe.stages] == ["repo", "pulls", "samples", "decontam", "tokens", "megatron"]
     assert all(s.tasks == 3 for s in recipe.stages)  # the command line wins over the stage
 
 
@@ -152,7 +152,7 @@ def test_demo_outputs_read_with_pyarrow_polars_datasets(demo_run):
     table = pq.read_table(out / "samples" / "00000.parquet")
     assert table.schema.equals(arrow_schema("sample"), check_metadata=False)
     assert pq.ParquetFile(out / "samples" / "00000.parquet").metadata.row_group(0).column(0).compression == "ZSTD"
-    ds = load_dataset("parquet", data_files=str(out / "samples" / "*.parquet"), split="train",
+    ds = load_dataset("parquet", data_files=str(out / "samples" / "00000.parquet"), split="train",
                       cache_dir=str(out.parent / "hf_cache"))
     assert len(ds) == table.num_rows and ds[0]["text"] == table.column("text")[0].as_py()
     for row in table.to_pylist():
@@ -167,7 +167,7 @@ def test_rerun_does_no_work_and_changes_no_byte(demo_run):
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
     proc = datakit("run", DEMO, "--output", out)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("resumed: nothing to do") == 5
+    assert proc.stderr.count("resumed: nothing to do") == 6
     assert tree_digest(out) == before
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == mtimes
 
@@ -194,7 +194,7 @@ def test_killed_task_resumes_without_loss_or_duplication(tmp_path):
     proc = datakit("run", DEMO, "--output", out)
     assert proc.returncode == 0, proc.stderr
     # only the samples stage ran again; what depends on it had nothing new to do (same fingerprint)
-    assert proc.stderr.count("resumed: nothing to do") == 4
+    assert proc.stderr.count("resumed: nothing to do") == 5
     assert tree_digest(out) == reference
 
 
@@ -233,7 +233,8 @@ def test_stage_subcommands_and_several_tasks(demo_run, tmp_path):
 def test_limit_caps_records_per_task(tmp_path):
     proc = datakit("run", DEMO, "--output", tmp_path / "o", "--limit", 3)
     assert proc.returncode == 0, proc.stderr
-    assert len(pl.read_parquet(tmp_path / "o" / "pulls" / "*.parquet")) == 3
+    # the pulls stage runs 2 tasks (one per repository name): 3 records each
+    assert len(pl.read_parquet(tmp_path / "o" / "pulls" / "*.parquet")) == 2 * 3
 
 
 def test_parse_recipe_defaults():

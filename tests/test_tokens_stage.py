@@ -49,7 +49,7 @@ def test_demo_tokens_roundtrip_to_sample_texts(demo, qwen):
     validate(manifest, "token_manifest")
     assert manifest["tokenizer"]["name"] == "qwen2.5" and manifest["tokenizer"]["engine"] == "tiktoken"
     assert manifest["eod_id"] == 151643 and manifest["seq_len"] == 4096 and manifest["truncated_tokens"] == 0
-    samples = {r["id"]: r for r in pl.read_parquet(demo / "samples" / "*.parquet").to_dicts()}
+    samples = {r["id"]: r for r in pl.read_parquet(demo / "decontam" / "*.parquet").to_dicts()}  # the kept ones
     docs = list(iter_documents(sorted((demo / "tokens").glob("*.parquet"))))
     # agentless is up-sampled ×2 in the demo recipe: every sample twice, the copy named "{id}@1"
     assert sorted(d[0] for d in docs) == sorted([i for i in samples] + [f"{i}@1" for i in samples])
