@@ -74,7 +74,7 @@ PKG_WORDS = (
 USERS = "alice bob carol dave erin frank grace heidi ivan judy mallory niaj olivia peggy rupert sybil trent".split()
 TITLE_VERBS = ("Fix", "Handle", "Support", "Refactor", "Speed up", "Validate", "Add", "Improve", "Clean up")
 
-from machine import machine_facts as _machine_facts  # noqa: E402 - benchmarks/machine.py, beside this script
+from machine import machine_facts as _machine_facts, write_results  # noqa: E402 - benchmarks/machine.py, beside this script
 
 
 def _ident(rng: random.Random) -> str:
@@ -686,10 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         "variants": results,
         "identical_samples": identical,
     }
-    results_path = Path(args.results)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {results_path}")
+    write_results(args.results, report)
     return 0 if identical else 1
 
 

@@ -67,7 +67,7 @@ PATHS = {
     "datatrove": ("datatrove `JsonlReader` → `DocumentTokenizer`, 1 task, 1 worker", 1),
 }
 
-from machine import machine_facts as _machine_facts  # noqa: E402 - benchmarks/machine.py, beside this script
+from machine import machine_facts as _machine_facts, write_results  # noqa: E402 - benchmarks/machine.py, beside this script
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -640,10 +640,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": targets,
         "ids_ok": ok,
     }
-    results_path = Path(args.results)
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    results_path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {results_path}")
+    write_results(args.results, report)
     return 0 if ok else 1
 
 

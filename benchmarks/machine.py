@@ -1,4 +1,4 @@
-"""Machine facts recorded with every benchmark result (shared by the bench_*.py scripts)."""
+"""Machine facts and result files shared by the bench_*.py scripts."""
 
 from __future__ import annotations
 
@@ -21,3 +21,14 @@ def machine_facts(**versions) -> dict:
         mem = None
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem, "python": platform.python_version(),
             "platform": platform.platform(), **versions}
+
+
+def write_results(path: str | Path, report: dict) -> Path:
+    """Write a benchmark's JSON report (creating its folder) and say where."""
+    import json
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {path}")
+    return path
