@@ -107,6 +107,11 @@ def _set_head(repo: pygit2.Repository) -> None:
     repo.set_head(f"refs/heads/{sorted(branches)[0]}")
 
 
+def ensure_mirror(spec: RepoSpec, mirrors_dir: str | Path, fetch: bool = True) -> pygit2.Repository:
+    """The repository's mirror: cloned or fetched when `fetch`, else the one already on disk (MirrorError if none)."""
+    return clone_mirror(spec, mirrors_dir) if fetch else open_mirror(mirror_path(mirrors_dir, spec.name))
+
+
 def open_mirror(path: str | Path) -> pygit2.Repository:
     try:
         return pygit2.Repository(str(path))

@@ -47,12 +47,13 @@ def split_message(message: str) -> tuple[str, str]:
     return subject.strip(), body.strip("\n")
 
 
-def _commit_dict(commit: pygit2.Commit) -> dict:
+def commit_dict(commit: pygit2.Commit) -> dict:
     return {
         "sha": str(commit.id),
         "message": commit.message,
         "author": commit.author.name,
         "parents": [str(p) for p in commit.parent_ids],
+        "committed_at": iso_time(commit.commit_time),
     }
 
 
@@ -112,16 +113,19 @@ def _record(
         "author": author,
         "created_at": iso_time(first.author.time),
         "merged_at": iso_time(merge.commit_time) if merge is not None else None,
+        "updated_at": None,
         "base_sha": str(base.id),
         "head_sha": str(head.id),
         "merge_sha": str(merge.id) if merge is not None else None,
-        "commits": [_commit_dict(c) for c in commits],
+        "commits": [commit_dict(c) for c in commits],
         "files": files,
         "diff": diff,
         "linked_issues": [],
         "review_comments": [],
         "labels": [],
         "fork_of": None,
+        "flags": [],
+        "repo_meta": None,
         "source": {
             "kind": "git",
             "method": method,
@@ -129,6 +133,7 @@ def _record(
             "pr": number,
             "commit": str((merge or head).id),
             "crawled_at": iso_time((merge or head).commit_time),
+            "missing": [],
         },
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datakit.io.records import as_document
 from datakit.pipeline.step import CountingStep
-from datakit.sources.git_mirror import MirrorError, RepoSpec, clone_mirror, mirror_path, open_mirror
+from datakit.sources.git_mirror import MirrorError, RepoSpec, ensure_mirror
 from datakit.sources.git_pulls import find_pulls
 
 
@@ -31,8 +31,7 @@ class GitPullsSource(CountingStep):
             for spec in self.repos[rank::world_size]:
                 self.read("repos")
                 try:
-                    repo = (clone_mirror(spec, self.mirrors_dir) if self.fetch
-                            else open_mirror(mirror_path(self.mirrors_dir, spec.name)))
+                    repo = ensure_mirror(spec, self.mirrors_dir, self.fetch)
                 except MirrorError as exc:
                     self.reject("repos", {"id": spec.name, "name": spec.name, "url": spec.url}, "mirror_failed",
                                 str(exc), rank)

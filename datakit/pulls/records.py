@@ -1,0 +1,118 @@
+"""Assembling PullRecords from what a crawl knows: the discussion from GitHub (API or GH Archive), the code from a
+git mirror (the SWE-RL approach). Pure functions apart from `fill_from_mirror`, which reads the mirror.
+"""
+
+from __future__ import annotations
+
+import pygit2
+
+from datakit.pulls.linking import Link, hints
+from datakit.sources.git_pulls import commit_dict, diff_files, pr_commits, pull_id
+
+
+class MissingCommit(LookupError):
+    """The mirror lacks a commit the record names (force-pushed away, or the mirror is stale)."""
+
+
+def new_pull_record(*, repo: str, number: int, title: str | None, body: str | None, author: str | None,
+                    created_at: str | None, updated_at: str | None, merged_at: str | None, base_sha: str | None,
+                    head_sha: str | None, merge_sha: str | None, kind: str, method: str, commits: list | None = None,
+                    files: list | None = None, diff: str = "", review_comments: list | None = None,
+                    labels: list | None = None, repo_meta: dict | None = None, missing: list | None = None) -> dict:
+    """A PullRecord (schemas/pull_record.schema.json) before linking and before the mirror fills in the code."""
+    repo_meta = repo_meta or None
+    return {
+        "id": pull_id(repo, number, base_sha or "", head_sha or ""),
+        "repo": repo,
+        "number": number,
+        "title": title or "",
+        "body": body or "",
+        "author": author,
+        "created_at": created_at,
+        "merged_at": merged_at,
+        "updated_at": updated_at,
+        "base_sha": base_sha or "",
+        "head_sha": head_sha or "",
+        "merge_sha": merge_sha,
+        "commits": commits or [],
+        "files": files or [],
+        "diff": diff,
+        "linked_issues": [],
+        "review_comments": review_comments or [],
+        "labels": labels or [],
+        "fork_of": (repo_meta or {}).get("parent"),
+        "flags": [],
+        "repo_meta": repo_meta,
+        "source": {"kind": kind, "method": method, "repo": repo, "pr": number, "commit": merge_sha,
+                   "crawled_at": updated_at or merged_at, "missing": sorted(set(missing or []))},
+    }
+
+
+def attach_issues(record: dict, links: list[Link], issues: dict[tuple[str, int], dict]) -> dict:
+    """Fill `linked_issues` from the links and the fetched issues ({(repo.lower(), number): issue}), add the
+    hints (comments before the first commit) and the `no_linked_issue` flag."""
+    first_commit = record["commits"][0].get("committed_at") if record["commits"] else None
+    linked = []
+    for link in links:
+        issue = issues.get(link.key)
+        comments = list(issue.get("comments") or []) if issue else []
+        linked.append({
+            "repo": link.repo, "number": link.number,
+            "title": (issue or {}).get("title") or "", "body": (issue or {}).get("body") or "",
+            "author": (issue or {}).get("author"), "state": (issue or {}).get("state"),
+            "created_at": (issue or {}).get("created_at"), "closed_at": (issue or {}).get("closed_at"),
+            "comments": comments, "hints": hints(comments, first_commit or record["created_at"]),
+            "link_rules": list(link.rules), "fetched": issue is not None,
+        })
+    record["linked_issues"] = linked
+    record["flags"] = sorted(set(record["flags"]) - {"no_linked_issue"} | (set() if linked else {"no_linked_issue"}))
+    return record
+
+
+def _commit(repo: pygit2.Repository, sha: str | None) -> pygit2.Commit | None:
+    if not sha:
+        return None
+    try:
+        obj = repo.get(sha)
+    except (ValueError, pygit2.GitError):
+        return None
+    return obj.peel(pygit2.Commit) if obj is not None else None
+
+
+def fill_from_mirror(record: dict, repo: pygit2.Repository) -> dict:
+    """Take base, commits, files and diff from the mirror, as the samples stage will read them.
+
+    head = the PR's head commit (GitHub's `refs/pull/N/head` is mirrored), else the merge commit (what landed);
+    mainline = the merge commit's first parent (the base branch just before the merge), else the API's base;
+    base = merge-base(mainline, head): the diff is GitHub's three-dot PR diff. Raises MissingCommit."""
+    merge = _commit(repo, record["merge_sha"])
+    head = _commit(repo, record["head_sha"])
+    if head is None or (merge is not None and head.id == merge.id):
+        # no PR head in the mirror, or the head is what landed: the merge commit's own change
+        if merge is None or not merge.parents:
+            raise MissingCommit(f"neither head {record['head_sha'] or '(none)'} nor a merge commit "
+                                f"{record['merge_sha'] or '(none)'} with a parent is in the mirror")
+        head, base, commits = merge, merge.parents[0], [merge]
+    else:
+        mainline = merge.parents[0] if merge is not None and merge.parents else _commit(repo, record["base_sha"])
+        if mainline is None:
+            raise MissingCommit(f"base {record['base_sha'] or '(none)'} of {head.id} is not in the mirror")
+        base_oid = repo.merge_base(mainline.id, head.id)
+        if base_oid is None:
+            raise MissingCommit(f"{head.id} shares no history with {mainline.id}")
+        base, commits = repo[base_oid], pr_commits(repo, head.id, [mainline.id])
+    files, diff = diff_files(repo, base, head)
+    record.update(base_sha=str(base.id), head_sha=str(head.id), commits=[commit_dict(c) for c in commits],
+                  files=files, diff=diff, id=pull_id(record["repo"], record["number"], str(base.id), str(head.id)))
+    record["source"]["missing"] = sorted(set(record["source"]["missing"]) - {"diff", "files", "commits", "base_sha"})
+    return record
+
+
+def link_and_attach(record: dict, issues: dict[tuple[str, int], dict], closing_refs=()) -> dict:
+    """Link the PR to the issues its title, body and commit messages close (plus GraphQL's closing references),
+    then attach those issues' texts from `issues` ({(repo.lower(), number): issue dict}, see attach_issues)."""
+    from datakit.pulls.linking import find_links
+
+    links = find_links(record["repo"], record["number"], record["title"], record["body"],
+                       [c["message"] for c in record["commits"]], closing_refs)
+    return attach_issues(record, links, issues)
