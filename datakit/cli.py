@@ -55,6 +55,27 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--no-fetch", action="store_true", help="use the mirrors on disk as they are")
     _common(src)
 
+    crl = sub.add_parser("crawl", help="crawl GitHub's API into PullRecords (linked issues; code from mirrors)",
+                         description="Crawl the repositories in --repos through GitHub's GraphQL and REST APIs with "
+                                     "the tokens in $GITHUB_TOKENS (t1,t2,…) or --tokens-file: merged PRs, their "
+                                     "commits, reviews and the issues they resolve; the code from git mirrors. "
+                                     "Checkpointed per repository: a killed crawl resumes, a later one fetches only "
+                                     "what changed. With --gharchive, aggregate GH Archive hour files instead.")
+    crl.add_argument("--repos", help="a file with one 'owner/name [git-url-or-path]' per line")
+    crl.add_argument("--gharchive", nargs="+", metavar="PATH",
+                     help="GH Archive hour files (YYYY-MM-DD-H.json.gz) or folders of them, instead of the API")
+    crl.add_argument("--api-url", default="https://api.github.com", help="REST root (GraphQL at <api-url>/graphql)")
+    crl.add_argument("--tokens-file", help="one token per line, instead of $GITHUB_TOKENS")
+    crl.add_argument("--state", help="checkpoints, journals, HTTP cache (default <output>/github_state)")
+    crl.add_argument("--mirrors", help="where the bare git mirrors live (default <output>/mirrors)")
+    crl.add_argument("--code", choices=("mirror", "api"), default="mirror",
+                     help="mirror (default): commits, files and diff from git mirrors; api: from REST, 2 calls per PR")
+    crl.add_argument("--no-fetch", action="store_true", help="use the mirrors on disk as they are")
+    crl.add_argument("--page-size", type=int, default=50, help="PRs per GraphQL request (1-100, default 50)")
+    crl.add_argument("--licenses", help="comma-separated SPDX allow-list (default: permissive licences; 'any')")
+    crl.add_argument("--keep-bots", action="store_true", help="keep PRs opened by bots (dependabot, renovate, …)")
+    _common(crl)
+
     smp = sub.add_parser("samples", help="PullRecords + git mirrors → Agentless BugFixer/TestWriter samples",
                          description="Turn PullRecords into localize and edit samples for both roles; every edit "
                                      "is re-applied and checked byte for byte, failures are quarantined.")
@@ -130,6 +151,8 @@ def _recipe_from_args(args) -> "Recipe":  # noqa: F821
         data = {"name": "sources", "output": output, "stages": [stage]}
         if args.mirrors:
             data["mirrors"] = args.mirrors
+    elif args.command == "crawl":
+        data = _crawl_recipe(args, output)
     elif args.command == "tokens":
         options = {"tokenizer": args.tokenizer, "engine": args.engine, "seq_len": args.seq_len, "seed": args.seed}
         if args.mixture:
@@ -154,6 +177,30 @@ def _recipe_from_args(args) -> "Recipe":  # noqa: F821
             "options": {"roles": args.roles.split(","), "max_files": args.max_files,
                         "max_file_bytes": args.max_file_bytes, "max_prompt_bytes": args.max_prompt_bytes}}]}
     return parse_recipe(data, f"datakit {args.command}", base_output=output, executor_override=override)
+
+
+def _crawl_recipe(args, output: str) -> dict:
+    from datakit.recipe import RecipeError
+
+    if bool(args.repos) == bool(args.gharchive):
+        raise RecipeError("datakit crawl: give --repos FILE (the API) or --gharchive PATH… (GH Archive)")
+    if args.gharchive:
+        stage = {"name": "pulls", "stage": "sources.gharchive",
+                 "options": {"paths": list(args.gharchive), "fetch": not args.no_fetch}}
+    else:
+        options = {"api_url": args.api_url, "page_size": args.page_size, "code": args.code,
+                   "fetch": not args.no_fetch, "skip_bots": not args.keep_bots}
+        if args.tokens_file:
+            options["tokens_file"] = str(Path(args.tokens_file).resolve())
+        if args.state:
+            options["state"] = str(Path(args.state).resolve())
+        if args.licenses:
+            options["licenses"] = [] if args.licenses == "any" else args.licenses.split(",")
+        stage = {"name": "pulls", "stage": "sources.github", "input": args.repos, "options": options}
+    data = {"name": "crawl", "output": output, "stages": [stage]}
+    if args.mirrors:
+        data["mirrors"] = args.mirrors
+    return data
 
 
 def print_stage_types(console) -> None:

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 
 from datatrove.pipeline.base import PipelineStep
 
+from datakit.sources.github.settings import CrawlSettings
+
 
 @dataclass
 class StageContext:
@@ -84,6 +86,18 @@ class DemoRepoStage(StageType):
         return {"repos": {"read": 1, "written": 1, "quarantined": {}, "filtered": {}}}
 
 
+def repo_specs(extra: list, ctx: StageContext):
+    """The repositories of a source stage: its `repos` option plus its input, a repos.txt ("owner/name
+    [url-or-path]" per line, # comments) or a folder holding one."""
+    from datakit.sources.git_mirror import RepoSpec
+
+    lines = list(extra)
+    if ctx.input is not None:
+        path = ctx.input / "repos.txt" if ctx.input.is_dir() else ctx.input
+        lines += [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+    return [RepoSpec.parse(ln) for ln in lines]
+
+
 class GitSourceStage(StageType):
     type_name = "sources.git"
     summary = "mirror repositories with pygit2 and list their merged PRs as PullRecords"
@@ -97,22 +111,49 @@ class GitSourceStage(StageType):
 
     needs_input = False  # `input` is optional: a repos.txt file, or a folder holding one
 
-    def repo_specs(self, ctx: StageContext):
-        from datakit.sources.git_mirror import RepoSpec
-
-        lines = list(self.options.repos)
-        if ctx.input is not None:
-            path = ctx.input / "repos.txt" if ctx.input.is_dir() else ctx.input
-            lines += [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
-        return [RepoSpec.parse(ln) for ln in lines]
-
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.io.records import RecordWriter
         from datakit.sources.steps import GitPullsSource
 
         return [
-            GitPullsSource(self.repo_specs(ctx), str(ctx.mirrors), ctx.quarantine, fetch=self.options.fetch,
+            GitPullsSource(repo_specs(self.options.repos, ctx), str(ctx.mirrors), ctx.quarantine, fetch=self.options.fetch,
                            include_unmerged=self.options.include_unmerged, limit=ctx.limit),
+            RecordWriter(str(ctx.output), "pull_record"),
+        ]
+
+
+@dataclass
+class _GitHubOptions(CrawlSettings):
+    repos: list = field(default_factory=list)  # "owner/name [git-url-or-path]" entries, added to the input file's
+    state: str = ""  # checkpoints, journals and the HTTP cache (default <output root>/github_state); kept by --force
+
+
+class GitHubSourceStage(StageType):
+    type_name = "sources.github"
+    summary = ("crawl GitHub's REST + GraphQL API (token pool, rate limits, retries, ETags, checkpoints) → "
+               "PullRecords with linked issues; the code from git mirrors")
+    units = ("repos", "pulls")
+    needs_input = False  # `input` is optional: a repos.txt, or a folder holding one
+    Options = _GitHubOptions
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        import dataclasses as dc
+
+        from datakit.io.records import RecordWriter
+        from datakit.sources.github.steps import GitHubCrawlSource
+        from datakit.sources.github.tokens import TokenPool
+
+        o = self.options
+        if o.code not in ("mirror", "api"):
+            raise ValueError(f"code: expected mirror or api, got {o.code!r}")
+        if not 1 <= o.page_size <= 100:
+            raise ValueError(f"page_size: GitHub pages hold 1 to 100 PRs, got {o.page_size}")
+        TokenPool.from_env(o.tokens_env, o.tokens_file or None)  # no token: fail before any task starts
+        settings = CrawlSettings(**{f.name: getattr(o, f.name) for f in dc.fields(CrawlSettings)})
+        state = Path(o.state).resolve() if o.state else ctx.root / "github_state"
+        return [
+            GitHubCrawlSource(repo_specs(o.repos, ctx), str(state), str(ctx.mirrors), ctx.quarantine, settings,
+                              ctx.limit),
             RecordWriter(str(ctx.output), "pull_record"),
         ]
 
@@ -278,5 +319,5 @@ class DecontamStage(StageType):
 
 STAGES: dict[str, type[StageType]] = {
     s.type_name: s
-    for s in (DemoRepoStage, GitSourceStage, AgentlessSamplesStage, DecontamStage, TokensStage, MegatronExportStage)
+    for s in (DemoRepoStage, GitSourceStage, GitHubSourceStage, AgentlessSamplesStage, DecontamStage, TokensStage, MegatronExportStage)
 }

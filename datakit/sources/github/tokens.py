@@ -1,0 +1,81 @@
+"""A pool of GitHub tokens, rotated by remaining quota. Tokens are secrets: they live in this object only.
+
+Tokens come from `GITHUB_TOKENS=t1,t2,…` (or another variable) or a file with one token per line. The pool is the
+only place that sees them; everything that reports on a token says `token #i`, and `redact` removes any token
+string from a text before it is logged or raised.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class NoTokens(ValueError):
+    pass
+
+
+@dataclass
+class _Quota:
+    remaining: int | None = None  # None: not known yet (treated as full)
+    reset: float = 0.0  # epoch seconds when the quota refills
+
+
+class TokenPool:
+    def __init__(self, tokens: list[str]):
+        tokens = [t.strip() for t in tokens if t and t.strip()]
+        if not tokens:
+            raise NoTokens("no GitHub token: set GITHUB_TOKENS=t1,t2,… or pass a tokens file")
+        self._tokens = list(dict.fromkeys(tokens))
+        self._quota = [_Quota() for _ in self._tokens]
+
+    @classmethod
+    def from_env(cls, env: str = "GITHUB_TOKENS", file: str | None = None) -> "TokenPool":
+        if file:
+            path = Path(file)
+            if not path.is_file():
+                raise NoTokens(f"tokens file {path} does not exist")
+            lines = [ln.split("#", 1)[0] for ln in path.read_text(encoding="utf-8").splitlines()]
+            return cls(lines)
+        value = os.environ.get(env, "")
+        if not value.strip():
+            raise NoTokens(f"no GitHub token: ${env} is empty (expected t1,t2,…)")
+        return cls(value.split(","))
+
+    def __len__(self) -> int:
+        return len(self._tokens)
+
+    def __repr__(self) -> str:
+        return f"TokenPool({len(self._tokens)} tokens)"
+
+    def token(self, index: int) -> str:
+        return self._tokens[index]
+
+    def pick(self, now: float | None = None) -> tuple[int, float]:
+        """(the token with the most quota left, seconds to wait before using it: 0 unless every token is spent)."""
+        now = time.time() if now is None else now
+        for q in self._quota:
+            if q.remaining is not None and q.remaining <= 0 and q.reset <= now:
+                q.remaining = None  # its window has reset
+        usable = [i for i, q in enumerate(self._quota) if q.remaining is None or q.remaining > 0]
+        if usable:
+            return max(usable, key=lambda i: (self._quota[i].remaining is None, self._quota[i].remaining or 0, -i)), 0.0
+        soonest = min(range(len(self._quota)), key=lambda i: self._quota[i].reset)
+        return soonest, max(0.0, self._quota[soonest].reset - now)
+
+    def update(self, index: int, remaining: int | None, reset: float | None) -> None:
+        """Record what the last response's X-RateLimit-Remaining / -Reset said about this token."""
+        if remaining is not None:
+            self._quota[index].remaining = remaining
+        if reset is not None:
+            self._quota[index].reset = reset
+
+    def exhaust(self, index: int, reset: float) -> None:
+        self._quota[index] = _Quota(remaining=0, reset=reset)
+
+    def redact(self, text: str) -> str:
+        for token in self._tokens:
+            text = text.replace(token, "***")
+        return text
