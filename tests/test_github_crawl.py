@@ -147,8 +147,8 @@ def test_records_linked_filtered_and_counted(reference, upstream):
 
 def test_requests_per_pr_stay_low(reference):
     _, _, graphql = reference
-    # 11 PRs, 2 per page: 6 pages + one issue batch per page with keyword-only links (12 absent, 11, 13, 107-111)
-    assert graphql <= 12
+    # 11 PRs, 2 per page: 6 pages + one batch, at the end, of the issues closed by keyword only (11-13, 107-111)
+    assert graphql == 7
 
 
 # ---------------------------------------------------------------------------------------------- faults

@@ -8,7 +8,8 @@ the PRs updated since (the newest copy of a PR wins when the journal is read bac
 State of a repository, `<state>/repos/<owner>__<name>/`:
 - `journal.jsonl`: one JSON object per line, `{"pull": <GraphQL node>}` or `{"issue": <issue dict>}`, appended a
   page at a time and fsynced;
-- `checkpoint.json`: `{cursor, journal_bytes, pages}`, replaced atomically after the page is on disk. Bytes past
+- `checkpoint.json`: `{cursor, journal_bytes, pages, pending}`, replaced atomically after the page is on disk
+  (`pending`: issues closed by keyword only, still to fetch; they are batched across pages). Bytes past
   `journal_bytes` (a page appended by a crawl killed before its checkpoint) are cut off when the state is opened,
   so nothing is counted twice.
 """
@@ -44,6 +45,7 @@ class RepoState:
         self.cursor: str | None = cp.get("cursor")
         self.pages: int = cp.get("pages", 0)
         self.journal_bytes: int = cp.get("journal_bytes", 0)
+        self.pending: list[int] = cp.get("pending", [])  # issue numbers to fetch in the next batch
         size = self.journal.stat().st_size if self.journal.is_file() else 0
         if size < self.journal_bytes:
             raise StateError(f"{self.journal}: {size} bytes, but the checkpoint committed {self.journal_bytes}")
@@ -70,7 +72,7 @@ class RepoState:
     def has_issue(self, key: tuple[str, int]) -> bool:
         return key in self._issues
 
-    def commit_page(self, entries: list[dict], cursor: str | None) -> None:
+    def commit_page(self, entries: list[dict], cursor: str | None, pending: list[int] = ()) -> None:
         data = b"".join(orjson.dumps(e, option=orjson.OPT_SORT_KEYS) + b"\n" for e in entries)
         with self.journal.open("ab") as f:
             offset = f.tell()
@@ -85,9 +87,11 @@ class RepoState:
             offset += len(orjson.dumps(e, option=orjson.OPT_SORT_KEYS)) + 1
         self.journal_bytes += len(data)
         self.cursor = cursor
+        self.pending = sorted(pending)
         self.pages += 1
         tmp = self._checkpoint.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"cursor": cursor, "journal_bytes": self.journal_bytes, "pages": self.pages}))
+        tmp.write_text(json.dumps({"cursor": cursor, "journal_bytes": self.journal_bytes, "pages": self.pages,
+                                   "pending": self.pending}))
         with tmp.open("rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, self._checkpoint)
@@ -148,23 +152,28 @@ class RepoCrawler:
                 raise GitHubError(f"GraphQL: repository {repo} not found", 404)
             conn = data["repository"]["pullRequests"]
             nodes = [n for n in conn.get("nodes") or [] if n]
-            entries: list[dict] = [{"pull": n} for n in nodes]
-            entries += [{"issue": i} for i in self._missing_issues(repo, nodes, state)]
             page = conn.get("pageInfo") or {}
-            state.commit_page(entries, page.get("endCursor") or state.cursor)
-            if not page.get("hasNextPage"):
+            last = not page.get("hasNextPage")
+            pending = set(state.pending) | self._missing_issues(repo, nodes, state)
+            entries: list[dict] = [{"pull": n} for n in nodes]
+            if pending and (last or len(pending) >= ISSUES_PER_REQUEST):  # batch issues across pages
+                entries += [{"issue": i} for i in self._fetch_issues(repo, sorted(pending))]
+                pending = set()
+            state.commit_page(entries, page.get("endCursor") or state.cursor, sorted(pending))
+            if last:
                 return state
 
-    def _missing_issues(self, repo: str, nodes: list[dict], state: RepoState) -> list[dict]:
-        """Issues closed by keyword that GitHub's closing references do not carry: fetched in batches."""
+    def _missing_issues(self, repo: str, nodes: list[dict], state: RepoState) -> set[int]:
+        """Issues closed by keyword that GitHub's closing references do not carry, and not fetched yet."""
         wanted: set[int] = set()
         for node in nodes:
             embedded = {i["number"] for i in (node.get("closingIssuesReferences") or {}).get("nodes") or [] if i}
             wanted |= keyword_issue_numbers(repo, node) - embedded
-        wanted = {n for n in wanted if not state.has_issue((repo.lower(), n))}
+        return {n for n in wanted if not state.has_issue((repo.lower(), n))}
+
+    def _fetch_issues(self, repo: str, numbers: list[int]) -> list[dict]:
         owner, name = repo.split("/", 1)
         found = []
-        numbers = sorted(wanted)
         for start in range(0, len(numbers), ISSUES_PER_REQUEST):
             chunk = numbers[start:start + ISSUES_PER_REQUEST]
             data, _ = self.client.graphql(issues_query(chunk), {"owner": owner, "name": name})
