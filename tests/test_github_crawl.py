@@ -20,7 +20,6 @@ import pytest
 
 from datakit.cli import main
 from datakit.io.schemas import validate
-from datakit.samples.edits import apply_edits, parse_edits  # noqa: F401  (the samples test below re-applies)
 from tests.gitrepo import RepoBuilder
 from tests.github_server import Fault, FakeGitHub, host_git_repo, issue_node, repo_object
 
@@ -143,6 +142,19 @@ def test_records_linked_filtered_and_counted(reference, upstream):
     assert stats["counters"]["flags.no_linked_issue"] == 1
     quarantine = pl.read_parquet(out / "pulls" / "quarantine" / "*.parquet")
     assert quarantine["reason"].to_list() == ["repo_unavailable"] and "acme/gone: 404" in quarantine["detail"][0]
+
+
+def test_crawled_records_make_samples_from_the_issue_text(reference, tmp_path):
+    out, _, _ = reference
+    argv = ["samples", "--input", out / "pulls", "--mirrors", out / "mirrors", "--output", tmp_path / "s",
+            "--tasks", "1", "--workers", "1", "--quiet"]
+    assert main([str(a) for a in argv]) == 0
+    samples = pl.read_parquet(tmp_path / "s" / "samples" / "*.parquet")
+    fix_f = samples.filter((pl.col("meta").struct.field("pr") == 1) & (pl.col("kind") == "edit"))
+    assert fix_f.height == 2  # bugfixer and testwriter, each re-applied byte for byte by the stage
+    assert fix_f["meta"][0]["problem_source"] == "issue" and fix_f["prompt"][0].count("f is wrong\nf returns 1") == 1
+    readme = samples.filter(pl.col("meta").struct.field("pr") == 6)
+    assert readme.height == 0  # docs only: quarantined as no_code_change / no_test_change
 
 
 def test_requests_per_pr_stay_low(reference):

@@ -158,6 +158,48 @@ class GitHubSourceStage(StageType):
         ]
 
 
+class GHArchiveSourceStage(StageType):
+    type_name = "sources.gharchive"
+    summary = "aggregate GH Archive hour files (PR, issue, comment, review events) → PullRecords; code from mirrors"
+    units = ("files", "lines", "pulls")
+    needs_input = False  # `input` is optional: a folder of hour files (or one file)
+
+    @dataclass
+    class Options:
+        paths: list = field(default_factory=list)  # hour files (YYYY-MM-DD-H.json.gz), folders of them, or URLs
+        repos: list = field(default_factory=list)  # "owner/name [git-url-or-path]": only these (all when empty)
+        fetch: bool = True  # mirrors: clone/fetch (False: use the mirrors on disk)
+        skip_bots: bool = True
+
+    def hour_files(self, ctx: StageContext) -> list[str]:
+        paths = list(self.options.paths) + ([str(ctx.input)] if ctx.input is not None else [])
+        files: list[str] = []
+        for p in paths:
+            if "://" in p:
+                files.append(p)
+            elif Path(p).is_dir():
+                files += sorted(str(f) for f in Path(p).glob("*.json.gz"))
+            elif Path(p).is_file():
+                files.append(str(Path(p).resolve()))
+            else:
+                raise ValueError(f"paths: {p} does not exist")
+        if not files:
+            raise ValueError("no GH Archive hour files (*.json.gz) in paths/input")
+        return files
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        from datakit.io.records import RecordWriter
+        from datakit.sources.git_mirror import RepoSpec
+        from datakit.sources.steps import GHArchiveSource
+
+        specs = [RepoSpec.parse(r) for r in self.options.repos]
+        return [
+            GHArchiveSource(self.hour_files(ctx), specs, str(ctx.mirrors), ctx.quarantine, self.options.fetch,
+                            self.options.skip_bots, ctx.limit),
+            RecordWriter(str(ctx.output), "pull_record"),
+        ]
+
+
 class AgentlessSamplesStage(StageType):
     type_name = "samples.agentless"
     summary = "PullRecords + git mirrors → Agentless BugFixer/TestWriter localize and edit samples"
@@ -319,5 +361,5 @@ class DecontamStage(StageType):
 
 STAGES: dict[str, type[StageType]] = {
     s.type_name: s
-    for s in (DemoRepoStage, GitSourceStage, GitHubSourceStage, AgentlessSamplesStage, DecontamStage, TokensStage, MegatronExportStage)
+    for s in (DemoRepoStage, GitSourceStage, GitHubSourceStage, GHArchiveSourceStage, AgentlessSamplesStage, DecontamStage, TokensStage, MegatronExportStage)
 }

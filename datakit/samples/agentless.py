@@ -54,8 +54,8 @@ def base_path(file: dict) -> str | None:
 
 
 def problem_statement(pr: dict) -> tuple[str, str]:
-    """The issue text (linked issues, else the PR's own title and body) and where it came from."""
-    issues = pr.get("linked_issues") or []
+    """The issue text (linked issues whose text was fetched, else the PR's own title and body) and its source."""
+    issues = [i for i in pr.get("linked_issues") or [] if i.get("fetched", True) and (i.get("title") or i.get("body"))]
     if issues:
         text = "\n\n".join(_title_body(i.get("title") or "", i.get("body") or "") for i in issues)
         return text, "issue"

@@ -146,6 +146,18 @@ def pull_refs(repo: pygit2.Repository) -> dict[int, pygit2.Oid]:
     return refs
 
 
+def merge_commits(repo: pygit2.Repository) -> dict[int, str]:
+    """PR number → the commit that merged it on the default branch ("Merge pull request #N" or "… (#N)"),
+    read from subjects only: for sources that know a PR but not whether or how it landed."""
+    found: dict[int, str] = {}
+    for commit in repo.walk(default_tip(repo).id, pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.REVERSE):
+        subject = commit.message.partition("\n")[0].strip()
+        m = MERGE_SUBJECT.match(subject) if len(commit.parents) >= 2 else SQUASH_SUBJECT.match(subject)
+        if m:
+            found.setdefault(int(m.group(1) if len(commit.parents) >= 2 else m.group(2)), str(commit.id))
+    return found
+
+
 def find_pulls(repo: pygit2.Repository, repo_name: str) -> Iterator[dict]:
     """Every PR found in the mirror, merged ones first in history order (oldest first), then unmerged pull refs."""
     tip = default_tip(repo)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from datakit.io.records import as_document
 from datakit.pipeline.step import CountingStep
 from datakit.sources.git_mirror import MirrorError, RepoSpec, ensure_mirror
-from datakit.sources.git_pulls import find_pulls
+from datakit.pulls.filters import is_bot
+from datakit.pulls.records import MissingCommit, fill_from_mirror, link_and_attach
+from datakit.sources.git_pulls import find_pulls, merge_commits
 
 
 class GitPullsSource(CountingStep):
@@ -49,3 +53,123 @@ class GitPullsSource(CountingStep):
                     yield as_document(pr)
         finally:
             self.quarantine.close()
+
+
+class GHArchiveSource(CountingStep):
+    """GH Archive hour files → PullRecords: the events give the discussion, the mirror gives the code.
+
+    The events of one PR are spread over many hours, so tasks shard by repository, not by file: every task reads
+    every file (a byte-level prefilter skips other types and other tasks' repositories before any parse) and
+    keeps `crc32(repo) % world_size == rank`. Task 0 alone counts the files and lines and quarantines broken
+    files and bad lines, so nothing is counted twice. Units: `files`, `lines` (task 0) and `pulls`."""
+
+    name = "🗄 gharchive"
+    type = "📖 - READER"
+
+    def __init__(self, files: list[str], repos: list[RepoSpec], mirrors_dir: str, quarantine_dir: str,
+                 fetch: bool = True, skip_bots: bool = True, limit: int = -1):
+        super().__init__("sources.gharchive", quarantine_dir)
+        self.files = files
+        self.specs = {s.name.lower(): s for s in repos}
+        self.mirrors_dir = mirrors_dir
+        self.fetch = fetch
+        self.skip_bots = skip_bots
+        self.limit = limit
+        self._mirrors: dict[str, object] = {}  # repository → its mirror, or the MirrorError it gave
+        self._merges: dict[str, dict[int, str]] = {}  # repository → {PR number: merge commit}
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from datakit.sources.gharchive import PullAggregator
+
+        if data:
+            yield from data
+        aggregator = PullAggregator(set(self.specs) or None, rank, world_size)
+        try:
+            for path in self.files:
+                self._feed(path, aggregator, rank)
+            emitted = 0
+            for record, issues, state in aggregator.results():
+                if 0 <= self.limit <= emitted:
+                    return
+                if (done := self._complete(record, issues, state, rank)) is not None:
+                    emitted += 1
+                    yield as_document(done)
+        finally:
+            self.quarantine.close()
+
+    def _feed(self, path: str, aggregator, rank: int) -> None:
+        from datakit.sources.gharchive import ArchiveError, feed_lines, iter_event_lines
+
+        def bad_line(exc: ArchiveError, line: bytes) -> None:
+            if rank == 0:
+                row = {"id": f"{path}:{hashlib.sha256(line).hexdigest()[:16]}", "file": path,
+                       "line": line.decode("utf-8", "replace")}
+                self.reject("lines", row, exc.reason, exc.detail, rank)
+
+        counts = {"lines": 0, "parsed": 0, "skipped": 0}
+        try:
+            counts = feed_lines(_counting(iter_event_lines(path), counts), aggregator, on_bad_line=bad_line)
+        except ArchiveError as exc:  # the complete lines before the break were taken
+            if rank == 0:
+                self.reject("files", {"id": path, "path": path}, exc.reason, exc.detail, rank)
+        else:
+            if rank == 0:
+                self.written("files")
+        if rank == 0:
+            self.read("files")
+            self.stat_update("lines.read", value=counts["lines"])
+            self.stat_update("lines.written", value=counts["parsed"])
+            self.stat_update("lines.filtered.other_type_or_shard", value=counts["skipped"])
+
+    def _complete(self, record: dict, issues: dict, state: str, rank: int) -> dict | None:
+        """Filter, take the code from the mirror (which also decides an unknown state), link."""
+        self.read("pulls")
+        if state in ("closed_unmerged", "open"):
+            self.filter_out("pulls", "unmerged")
+            return None
+        if self.skip_bots and is_bot(record["author"]):
+            self.filter_out("pulls", "bot_author")
+            return None
+        spec = self.specs.get(record["repo"].lower()) or RepoSpec.parse(record["repo"])
+        try:
+            repo = self._mirror(spec)
+        except MirrorError as exc:
+            self.reject("pulls", record, "missing_mirror", str(exc), rank)
+            return None
+        if not record["merge_sha"]:
+            if spec.name.lower() not in self._merges:
+                self._merges[spec.name.lower()] = merge_commits(repo)
+            record["merge_sha"] = self._merges[spec.name.lower()].get(record["number"])
+            if record["merge_sha"] is None:
+                self.filter_out("pulls", "unmerged")  # the events never said; the default branch has no merge
+                return None
+            record["source"]["commit"] = record["merge_sha"]
+        try:
+            fill_from_mirror(record, repo)
+        except MissingCommit as exc:
+            self.reject("pulls", record, "missing_commit", str(exc), rank)
+            return None
+        link_and_attach(record, issues)
+        if "no_linked_issue" in record["flags"]:
+            self.stat_update("flags.no_linked_issue")
+        self.written("pulls")
+        return record
+
+    def _mirror(self, spec: RepoSpec):
+        cache = self._mirrors
+        key = spec.name.lower()
+        if key not in cache:
+            try:
+                cache[key] = ensure_mirror(spec, self.mirrors_dir, self.fetch)
+            except MirrorError as exc:
+                cache[key] = exc
+        if isinstance(cache[key], Exception):
+            raise cache[key]
+        return cache[key]
+
+
+def _counting(lines, counts: dict):
+    """Pass lines through, counting them (so a file that breaks half-way still reports the lines it gave)."""
+    for line in lines:
+        counts["lines"] += 1
+        yield line
