@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import http.server
 import itertools
+import pickle
 import threading
 import zlib
 
@@ -111,7 +112,7 @@ def test_records_link_to_their_issues(early):
     assert [(i["repo"], i["number"], i["title"], i["fetched"], i["link_rules"]) for i in linked["linked_issues"]] == [
         ("Acme/Widgets", 7, "Parser overflows on long input", True, ["keyword_body"])]
     assert [c["author"] for c in linked["linked_issues"][0]["comments"]] == ["frank", "alice"]
-    assert linked["linked_issues"][0]["hints"] == []  # without commits the cut-off is the PR's creation: both came after
+    assert linked["linked_issues"][0]["hints"] == []  # no commits: the cut-off is the PR's creation, both came after
     assert linked["flags"] == []
 
 
@@ -272,6 +273,12 @@ def test_http_url_is_streamed(tmp_path, early):
 # ---------------------------------------------------------------------------------------------------------------
 # lines and events
 # ---------------------------------------------------------------------------------------------------------------
+
+
+def test_archive_error_pickles():
+    exc = pickle.loads(pickle.dumps(ArchiveError("bad_gzip", "x.json.gz: invalid block type")))
+    assert (exc.reason, exc.detail, str(exc)) == ("bad_gzip", "x.json.gz: invalid block type",
+                                                  "bad_gzip: x.json.gz: invalid block type")
 
 
 def test_parse_event_round_trip():
