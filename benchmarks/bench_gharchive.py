@@ -34,7 +34,6 @@ import hashlib
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -46,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from machine import machine_facts, write_results  # noqa: E402 - benchmarks/machine.py, beside this script
+from machine import machine_facts, peak_rss_mib, write_results  # noqa: E402 - benchmarks/machine.py, beside this script
 
 GENERATOR_VERSION = 2  # bump when the generator changes, so cached files are rebuilt
 WORK = HERE / "work" / "gharchive"
@@ -204,15 +203,6 @@ def build_input(folder: Path, hours: int, per_hour: int, seed: int) -> list[Path
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def _peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM: unlike ru_maxrss it is not inherited from the parent across fork+exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_naive(paths: list[Path]) -> dict:
     events = 0
     for path in paths:
@@ -274,7 +264,7 @@ def child(variant: str, folder: Path) -> None:
     t = time.perf_counter()
     out = RUNNERS[variant](paths)
     out.setdefault("seconds", time.perf_counter() - t)  # datakit times itself, leaving its output checks out
-    out["peak_rss_mib"] = round(_peak_rss_mib(), 1)
+    out["peak_rss_mib"] = round(peak_rss_mib(), 1)
     print(json.dumps(out))
 
 

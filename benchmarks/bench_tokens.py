@@ -67,7 +67,7 @@ PATHS = {
     "datatrove": ("datatrove `JsonlReader` → `DocumentTokenizer`, 1 task, 1 worker", 1),
 }
 
-from machine import machine_facts as _machine_facts, write_results  # noqa: E402 - benchmarks/machine.py, beside this script
+from machine import machine_facts as _machine_facts, peak_rss_mib, write_results  # noqa: E402 - benchmarks/machine.py, beside this script
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -259,19 +259,10 @@ def _digest(ids) -> str:
     return hashlib.blake2b(np.asarray(ids, dtype=np.int32).tobytes(), digest_size=8).hexdigest()
 
 
-def _peak_rss_mib() -> float:
-    """This process's peak RSS (VmHWM: unlike ru_maxrss it does not inherit the parent's peak across fork+exec)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def _usage() -> dict:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # Megatron's pool workers (their peak includes the fork)
-    return {"peak_rss_mib": round(_peak_rss_mib(), 1), "children_peak_rss_mib": round(kids.ru_maxrss / 1024, 1),
+    return {"peak_rss_mib": round(peak_rss_mib(), 1), "children_peak_rss_mib": round(kids.ru_maxrss / 1024, 1),
             "cpu_s": round(me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime, 2)}
 
 
