@@ -73,18 +73,19 @@ class RepoState:
         return key in self._issues
 
     def commit_page(self, entries: list[dict], cursor: str | None, pending: list[int] = ()) -> None:
-        data = b"".join(orjson.dumps(e, option=orjson.OPT_SORT_KEYS) + b"\n" for e in entries)
+        lines = [orjson.dumps(e, option=orjson.OPT_SORT_KEYS) + b"\n" for e in entries]
+        data = b"".join(lines)
         with self.journal.open("ab") as f:
             offset = f.tell()
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        for e in entries:
+        for e, line in zip(entries, lines):
             if "pull" in e:
                 self._pulls[e["pull"]["number"]] = offset
             else:
                 self._issues[(e["issue"]["repo"].lower(), e["issue"]["number"])] = offset
-            offset += len(orjson.dumps(e, option=orjson.OPT_SORT_KEYS)) + 1
+            offset += len(line)
         self.journal_bytes += len(data)
         self.cursor = cursor
         self.pending = sorted(pending)
