@@ -121,6 +121,14 @@ class GitSourceStage(StageType):
             RecordWriter(str(ctx.output), "pull_record"),
         ]
 
+    def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
+        repos = units.get("repos", {})
+        if repos.get("read") and not repos.get("written"):  # nothing could be mirrored: not an empty success
+            from datakit.pipeline.runner import StageFailed
+
+            raise StageFailed(f"stage {ctx.name}: every repository failed to mirror ({repos['read']}); the reasons "
+                              f"are in {ctx.quarantine}")
+
 
 @dataclass
 class _GitHubOptions(CrawlSettings):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pygit2
 
 from datakit.pulls.linking import Link, hints
-from datakit.sources.git_pulls import commit_dict, diff_files, pr_commits, pull_id
+from datakit.sources.git_pulls import (History, lookup_commit, change_diff, commit_dict, diff_files, patch_id, pr_commits,
+                                      pull_id)
 
 
 class MissingCommit(LookupError):
@@ -69,41 +70,53 @@ def attach_issues(record: dict, links: list[Link], issues: dict[tuple[str, int],
     return record
 
 
-def _commit(repo: pygit2.Repository, sha: str | None) -> pygit2.Commit | None:
-    if not sha:
-        return None
-    try:
-        obj = repo.get(sha)
-    except (ValueError, pygit2.GitError):
-        return None
-    return obj.peel(pygit2.Commit) if obj is not None else None
+def fill_from_mirror(record: dict, repo: pygit2.Repository, history: History | None = None) -> dict:
+    """Verify where the PR landed and take base, commits, files, diff and patch-id from the mirror, as the samples
+    stage will read them. `history` defaults to `History.of(repo)` (one walk of the default branch, cached).
 
-
-def fill_from_mirror(record: dict, repo: pygit2.Repository) -> dict:
-    """Take base, commits, files and diff from the mirror, as the samples stage will read them.
-
-    head = the PR's head commit (GitHub's `refs/pull/N/head` is mirrored), else the merge commit (what landed);
-    mainline = the merge commit's first parent (the base branch just before the merge), else the API's base;
-    base = merge-base(mainline, head): the diff is GitHub's three-dot PR diff. Raises MissingCommit."""
-    merge = _commit(repo, record["merge_sha"])
-    head = _commit(repo, record["head_sha"])
+    The merge sha GitHub reports is often a test merge (`refs/pull/N/merge`) that never reached the branch, so it
+    is trusted only when the branch reaches it; otherwise the landed commit is looked for (`History.find_landed`:
+    a merge or squash subject naming the PR, the head reachable, the head's tree or patch-id landed) and
+    `source.landing` says how; none found: merge_sha null, flag `landing_not_found`, the code still from the head.
+    head = the PR's head commit (GitHub's `refs/pull/N/head` is mirrored), else the landed commit;
+    target = the landing commit's first parent (the branch just before the PR landed), else the API's base;
+    base = merge-base(target, head): GitHub's three-dot PR diff. Raises MissingCommit."""
+    history = history if history is not None else History.of(repo)
+    found = history.find_landed(record["number"], record["head_sha"], record["merge_sha"], record["base_sha"])
+    merge, how = found if found is not None else (None, None)
+    flags = set(record.get("flags") or []) - {"landing_not_found"}
+    if merge is None:
+        flags.add("landing_not_found")
+    head = lookup_commit(repo, record["head_sha"])
     if head is None or (merge is not None and head.id == merge.id):
-        # no PR head in the mirror, or the head is what landed: the merge commit's own change
+        # no PR head in the mirror, or the head is what landed: the landed commit's own change
         if merge is None or not merge.parents:
-            raise MissingCommit(f"neither head {record['head_sha'] or '(none)'} nor a merge commit "
-                                f"{record['merge_sha'] or '(none)'} with a parent is in the mirror")
+            raise MissingCommit(f"neither head {record['head_sha'] or '(none)'} nor a landed commit with a parent "
+                                f"(reported merge {record['merge_sha'] or '(none)'}) is in the mirror")
         head, base, commits = merge, merge.parents[0], [merge]
     else:
-        mainline = merge.parents[0] if merge is not None and merge.parents else _commit(repo, record["base_sha"])
-        if mainline is None:
+        landing = history.landing(merge.id) if merge is not None else None
+        if landing is not None and landing.id != head.id and head.id in history.landed:
+            target = landing.parents[0]  # the head is reachable: the chain commit that brought it in
+        elif merge is not None and merge.parents and merge.id != head.id:
+            target = merge.parents[0]
+        else:
+            target = lookup_commit(repo, record["base_sha"])
+        if target is None:
             raise MissingCommit(f"base {record['base_sha'] or '(none)'} of {head.id} is not in the mirror")
-        base_oid = repo.merge_base(mainline.id, head.id)
+        base_oid = repo.merge_base(target.id, head.id)
         if base_oid is None:
-            raise MissingCommit(f"{head.id} shares no history with {mainline.id}")
-        base, commits = repo[base_oid], pr_commits(repo, head.id, [mainline.id])
-    files, diff = diff_files(repo, base, head)
+            raise MissingCommit(f"{head.id} shares no history with {target.id}")
+        base, commits = repo[base_oid], pr_commits(repo, head.id, [target.id])
+    diff = change_diff(repo, base, head)
+    files, text = diff_files(repo, base, head, diff)
     record.update(base_sha=str(base.id), head_sha=str(head.id), commits=[commit_dict(c) for c in commits],
-                  files=files, diff=diff, id=pull_id(record["repo"], record["number"], str(base.id), str(head.id)))
+                  files=files, diff=text, patch_id=patch_id(diff), merge_sha=str(merge.id) if merge else None,
+                  flags=sorted(flags),
+                  id=pull_id(record["repo"], record["number"], str(base.id), str(head.id)))
+    record["source"]["landing"] = how
+    if merge is not None:
+        record["source"]["commit"] = str(merge.id)
     record["source"]["missing"] = sorted(set(record["source"]["missing"]) - {"diff", "files", "commits", "base_sha"})
     return record
 

@@ -9,14 +9,19 @@ from datakit.pipeline.step import CountingStep
 from datakit.sources.git_mirror import MirrorError, RepoSpec, ensure_mirror
 from datakit.pulls.filters import is_bot
 from datakit.pulls.records import MissingCommit, fill_from_mirror, link_and_attach
-from datakit.sources.git_pulls import find_pulls, merge_commits
+from datakit.sources.git_pulls import History, discover
 
 
 class GitPullsSource(CountingStep):
-    """Mirror each repository (tasks share the repository list: `repos[rank::world_size]`) and yield its PRs."""
+    """Mirror each repository (tasks share the repository list: `repos[rank::world_size]`) and yield its PRs.
+
+    Units: `repos` (mirrored or quarantined as `mirror_failed`), `pulls` (kept; `unmerged` and `missing_object`
+    quarantined; `duplicate_change`, `merge_only`, `ambiguous_merge_head` filtered, their records kept in
+    `filtered/` with the evidence)."""
 
     name = "🌿 git pulls"
     type = "📖 - READER"
+    QUARANTINED = ("unmerged", "missing_object")
 
     def __init__(self, repos: list[RepoSpec], mirrors_dir: str, quarantine_dir: str, fetch: bool = True,
                  include_unmerged: bool = False, limit: int = -1):
@@ -41,18 +46,23 @@ class GitPullsSource(CountingStep):
                                 str(exc), rank)
                     continue
                 self.written("repos")
-                for pr in find_pulls(repo, spec.name):
+                for found in discover(repo, spec.name, full_unmerged=self.include_unmerged):
                     if 0 <= self.limit <= emitted:
                         return
                     self.read("pulls")
-                    if pr["merged_at"] is None and not self.include_unmerged:
-                        self.reject("pulls", pr, "unmerged", f"refs/pull/{pr['number']}/head is not in the default branch", rank)
+                    keep = found.reason is None or (found.reason == "unmerged" and self.include_unmerged)
+                    if not keep:
+                        if found.reason in self.QUARANTINED:
+                            self.reject("pulls", found.record, found.reason, found.detail, rank)
+                        else:
+                            self.filter_out("pulls", found.reason, record=found.record, detail=found.detail,
+                                            rank=rank)
                         continue
                     self.written("pulls")
                     emitted += 1
-                    yield as_document(pr)
+                    yield as_document(found.record)
         finally:
-            self.quarantine.close()
+            self.close_outputs()
 
 
 class GHArchiveSource(CountingStep):
@@ -76,7 +86,6 @@ class GHArchiveSource(CountingStep):
         self.skip_bots = skip_bots
         self.limit = limit
         self._mirrors: dict[str, object] = {}  # repository → its mirror, or the MirrorError it gave
-        self._merges: dict[str, dict[int, str]] = {}  # repository → {PR number: merge commit}
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from datakit.sources.gharchive import PullAggregator
@@ -136,14 +145,9 @@ class GHArchiveSource(CountingStep):
         except MirrorError as exc:
             self.reject("pulls", record, "missing_mirror", str(exc), rank)
             return None
-        if not record["merge_sha"]:
-            if spec.name.lower() not in self._merges:
-                self._merges[spec.name.lower()] = merge_commits(repo)
-            record["merge_sha"] = self._merges[spec.name.lower()].get(record["number"])
-            if record["merge_sha"] is None:
-                self.filter_out("pulls", "unmerged")  # the events never said; the default branch has no merge
-                return None
-            record["source"]["commit"] = record["merge_sha"]
+        if not record["merge_sha"] and History.of(repo).find_landed(record["number"], record["head_sha"]) is None:
+            self.filter_out("pulls", "unmerged")  # the events never said; nothing on the default branch landed it
+            return None
         try:
             fill_from_mirror(record, repo)
         except MissingCommit as exc:
