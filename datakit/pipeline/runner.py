@@ -44,16 +44,41 @@ class StageResult:
     counters: dict[str, float] = field(default_factory=dict)
 
 
+_WHOLE_FILE_BYTES = 64 * 2**20  # inputs up to this size are hashed whole; larger ones by size, head and tail
+
+
+def _file_digest(path: Path, h) -> None:
+    size = path.stat().st_size
+    h.update(f"{size}\0".encode())
+    with path.open("rb") as f:
+        if size <= _WHOLE_FILE_BYTES:
+            h.update(f.read())
+        else:  # a GH Archive folder can hold terabytes: size + the first and last MiB identify a file
+            h.update(f.read(2**20))
+            f.seek(-(2**20), 2)
+            h.update(f.read())
+
+
 def _input_fingerprint(path: Path) -> str:
-    """Content of a file input; names, sizes and mtimes of a folder not produced by a stage of this recipe."""
+    """What a stage's input *is*, by content, never by mtime (so rewriting an unchanged upstream changes nothing
+    downstream): the bytes of a file; for a folder written by a datakit stage, that stage's own fingerprint and
+    the names and sizes of its outputs (the same fingerprint gives the same bytes; sizes tell a partial run);
+    for any other folder, the names and contents of its files."""
     h = hashlib.sha256()
     if path.is_file():
-        h.update(path.read_bytes())
-    else:
+        _file_digest(path, h)
+        return h.hexdigest()
+    marker = path / STATE_DIR / "fingerprint"
+    if marker.is_file():
+        h.update(b"stage\0" + marker.read_bytes())
         for p in sorted(path.rglob("*")):
-            if p.is_file() and STATE_DIR not in p.parts:
-                st = p.stat()
-                h.update(f"{p.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            if p.is_file() and STATE_DIR not in p.relative_to(path).parts and p.name != "stats.json":
+                h.update(f"{p.relative_to(path)}\0{p.stat().st_size}\n".encode())
+        return h.hexdigest()
+    for p in sorted(path.rglob("*")):
+        if p.is_file() and STATE_DIR not in p.relative_to(path).parts:
+            h.update(f"{p.relative_to(path)}\0".encode())
+            _file_digest(p, h)
     return h.hexdigest()
 
 
@@ -80,7 +105,7 @@ def _prepare_output(output: Path, fingerprint: str) -> Path:
     if marker.is_file() and marker.read_text().strip() != fingerprint:
         shutil.rmtree(output)
     (output / STATE_DIR).mkdir(parents=True, exist_ok=True)
-    marker.write_text(fingerprint + "\n")
+    _write_if_changed(marker, fingerprint + "\n")
     return output / STATE_DIR / "logs"
 
 
@@ -116,11 +141,17 @@ def check_counts(stage: str, units: dict[str, dict], expected: tuple[str, ...]) 
                               f"{u['written']} + quarantined {q} + filtered {f}")
 
 
+def _write_if_changed(path: Path, text: str) -> None:
+    """A rerun that changes nothing rewrites nothing (bytes and mtimes), so no one downstream sees a change."""
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+
+
 def write_stage_stats(result: StageResult) -> None:
     """stats.json: counts only (no timings), so the same input gives the same bytes."""
     doc = {"stage": result.name, "type": result.type, "tasks": result.tasks, "units": result.units,
            "counters": result.counters}
-    (result.output / "stats.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    _write_if_changed(result.output / "stats.json", json.dumps(doc, indent=2, sort_keys=True) + "\n")
 
 
 def make_executor(kind: str, options: dict, pipeline: list, tasks: int, workers: int, logging_dir: Path):
@@ -257,7 +288,8 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
                               f"{logging_dir}/logs, then rerun to resume")
         units, counters = collect_stats(logging_dir)
         units = {u: units.get(u, _EMPTY_UNIT) for u in spec.type.units}
-        stage.finalize(ctx, units)
+        if not (skipped and (spec.output / "stats.json").is_file()):  # stats.json is written after finalize
+            stage.finalize(ctx, units)
     result = StageResult(spec.name, spec.type.type_name, spec.output, fingerprint, tasks,
                          time.perf_counter() - start, skipped, units, counters)
     check_counts(spec.name, units, spec.type.units)
