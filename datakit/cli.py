@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     crl.add_argument("--code", choices=("mirror", "api"), default="mirror",
                      help="mirror (default): commits, files and diff from git mirrors; api: from REST, 2 calls per PR")
     crl.add_argument("--no-fetch", action="store_true", help="use the mirrors on disk as they are")
+    crl.add_argument("--no-mirror-fallback", action="store_true",
+                     help="--code api: quarantine a PR whose REST diff/files GitHub refuses (406 too large, 404) "
+                          "instead of taking its code from the git mirror")
     crl.add_argument("--page-size", type=int, default=50, help="PRs per GraphQL request (1-100, default 50)")
     crl.add_argument("--licenses", help="comma-separated SPDX allow-list (default: permissive licences; 'any')")
     crl.add_argument("--keep-bots", action="store_true", help="keep PRs opened by bots (dependabot, renovate, …)")
@@ -189,7 +192,8 @@ def _crawl_recipe(args, output: str) -> dict:
                  "options": {"paths": list(args.gharchive), "fetch": not args.no_fetch}}
     else:
         options = {"api_url": args.api_url, "page_size": args.page_size, "code": args.code,
-                   "fetch": not args.no_fetch, "skip_bots": not args.keep_bots}
+                   "fetch": not args.no_fetch, "skip_bots": not args.keep_bots,
+                   "mirror_fallback": not args.no_mirror_fallback}
         if args.tokens_file:
             options["tokens_file"] = str(Path(args.tokens_file).resolve())
         if args.state:
@@ -259,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from datakit.pipeline.runner import StageFailed, run_recipe
     from datakit.recipe import RecipeError
+    from datakit.sources.github.client import BadCredentials
 
     args = build_parser().parse_args(argv)
     console = Console(stderr=True)
@@ -308,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise RecipeError(f"--stages: no stage named {', '.join(sorted(unknown))}")
         results = run_recipe(recipe, limit=args.limit, only=only, force=args.force,
                              console=None if args.quiet or not console.is_terminal else console)
-    except (RecipeError, StageFailed) as exc:
+    except (RecipeError, StageFailed, BadCredentials) as exc:  # BadCredentials: a crawl task stopped, none done
         console.print(f"[bold red]error:[/] {exc}")
         return 2
     console.print(summary_table(results))

@@ -4,13 +4,21 @@ It speaks the parts of REST v3 and GraphQL v4 datakit uses, shaped as GitHub doc
 `X-RateLimit-*` headers, `Link` pagination, ETags and 304s (which cost no quota), keyset GraphQL cursors,
 GraphQL `errors` (NOT_FOUND, RATE_LIMITED) beside partial `data`. Each token has a quota that refills
 `reset_after` seconds after it runs out. Faults are injected on schedule: the n-th GraphQL or REST request
-gets a 429 / 403 secondary limit with Retry-After, a 502 / 503, a dropped connection, a truncated body, a
-malformed JSON body, or a slow answer. The repositories it hosts are real git repositories: every sha is real.
+gets a 429 / 403 secondary limit with Retry-After (or without: `403-secondary-bare`), a 502 / 503, a dropped
+connection, a truncated body, a malformed JSON body, or a slow answer. The repositories it hosts are real git
+repositories: every sha is real.
+
+The bodies are GitHub's documented ones: 401 `Bad credentials` for a token it does not know, 406 `too_large`
+for a diff over 300 files (`HostedRepo.errors`), 404 with `documentation_url` and `status`, 301 for a renamed
+repository to `/repositories/{id}` (as GitHub redirects) with a `Location` header. The server's clock is
+`time.time() + clock_offset`: its `Date` header and `X-RateLimit-Reset` follow it (a client clock ahead of
+GitHub's is a negative offset).
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import json
 import re
@@ -30,7 +38,7 @@ from datakit.sources.git_pulls import diff_files, find_pulls
 
 @dataclass
 class Fault:
-    kind: str  # 429 | 403-secondary | 502 | 503 | drop | truncate | malformed | slow
+    kind: str  # 429 | 403-secondary | 403-secondary-bare | 502 | 503 | drop | truncate | malformed | slow
     route: str  # graphql | rest
     at: int  # the n-th request of the route (1-based) gets it
     retry_after: int = 1
@@ -44,6 +52,24 @@ class HostedRepo:
     issues: dict[int, dict] = field(default_factory=dict)  # number → GraphQL Issue node (IssueFields)
     diffs: dict[int, str] = field(default_factory=dict)
     files: dict[int, list[dict]] = field(default_factory=dict)  # REST file objects
+    errors: dict[tuple[int, str], tuple[int, dict]] = field(default_factory=dict)  # (PR, diff|files) → status, body
+
+
+DOCS = "https://docs.github.com/rest"
+BAD_CREDENTIALS = {"message": "Bad credentials", "documentation_url": DOCS, "status": "401"}
+DIFF_TOO_LARGE = {"message": "Sorry, the diff exceeded the maximum number of files (300). Consider using 'List pull "
+                             "requests files' API or locally cloning the repository instead.",
+                  "errors": [{"resource": "PullRequest", "field": "diff", "code": "too_large"}],
+                  "documentation_url": "https://docs.github.com/rest/pulls/pulls#list-pull-requests-files",
+                  "status": "406"}
+SECONDARY = {"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+                        "If you reach out to GitHub Support for help, please include the request ID "
+                        "ABCD:1234:5678:9ABC:DEF0.",
+             "documentation_url": "https://docs.github.com/free-pro-team@latest/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits"}
+
+
+def not_found(doc: str = "https://docs.github.com/rest") -> dict:
+    return {"message": "Not Found", "documentation_url": doc, "status": "404"}
 
 
 def iso(t: float) -> str:
@@ -127,7 +153,7 @@ class _Server(ThreadingHTTPServer):
 
 class FakeGitHub:
     def __init__(self, repos: list[HostedRepo], tokens: dict[str, int], reset_after: float = 2.0,
-                 faults: list[Fault] = (), redirects: dict[str, str] | None = None):
+                 faults: list[Fault] = (), redirects: dict[str, str] | None = None, clock_offset: float = 0.0):
         self.repos = {r.full_name.lower(): r for r in repos}
         self.limit = dict(tokens)
         self.remaining = dict(tokens)
@@ -135,6 +161,7 @@ class FakeGitHub:
         self.reset_after = reset_after
         self.faults = list(faults)
         self.redirects = {k.lower(): v for k, v in (redirects or {}).items()}  # renamed repositories: 301
+        self.clock_offset = clock_offset
         self.counts = {"graphql": 0, "rest": 0}
         self.log: list[tuple[str, str, int]] = []  # (route, path, status)
         self.on_request: Callable[[str, int], None] | None = None  # (route, n) before the answer: e.g. a kill
@@ -156,13 +183,16 @@ class FakeGitHub:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
     def requests(self, route: str | None = None) -> int:
         return sum(1 for r, _, status in self.log if route in (None, r))
 
     # ------------------------------------------------------------------------------------------ rate limits
     def charge(self, token: str) -> tuple[bool, dict]:
         """Take one unit of quota: (allowed, rate-limit headers)."""
-        now = time.time()
+        now = self.now()
         with self._lock:
             if self.remaining[token] <= 0 and now >= self.reset_at[token]:
                 self.remaining[token] = self.limit[token]
@@ -175,7 +205,7 @@ class FakeGitHub:
 
     def quota_headers(self, token: str) -> dict:
         return {"X-RateLimit-Limit": str(self.limit[token]), "X-RateLimit-Remaining": str(self.remaining[token]),
-                "X-RateLimit-Reset": str(int(self.reset_at[token]) + 1), "X-RateLimit-Resource": "core",
+                "X-RateLimit-Reset": str(int(self.reset_at[token]) + 1),  # GitHub's epoch seconds "X-RateLimit-Resource": "core",
                 "X-RateLimit-Used": str(self.limit[token] - self.remaining[token])}
 
     # ------------------------------------------------------------------------------------------ GraphQL
@@ -217,16 +247,26 @@ class FakeGitHub:
     # ------------------------------------------------------------------------------------------ REST
     def rest(self, path: str, query: dict, accept: str) -> tuple[int, object, dict]:
         """(status, JSON-able body or text, extra headers)."""
+        if m := re.match(r"^/repositories/(\d+)(/.*)?$", path):  # where GitHub's 301 for a renamed repo points
+            repo = next((r for r in self.repos.values() if r.meta.get("id") == int(m[1])), None)
+            if repo is None:
+                return 404, not_found(), {}
+            return self._rest_repo(repo, path, m[2] or "", query, accept)
         m = re.match(r"^/repos/([^/]+)/([^/]+)(/.*)?$", path)
         if not m:
-            return 404, {"message": "Not Found"}, {}
+            return 404, not_found(), {}
         full = f"{m[1]}/{m[2]}".lower()
         if full in self.redirects:
-            return 301, {"message": "Moved Permanently"}, {"Location": f"{self.url}/repos/{self.redirects[full]}{m[3] or ''}"}
+            target = self.repos[self.redirects[full].lower()]
+            return 301, {"message": "Moved Permanently", "url": f"{self.url}/repositories/{target.meta['id']}{m[3] or ''}",
+                         "documentation_url": "https://docs.github.com/v3/#http-redirects"}, \
+                {"Location": f"{self.url}/repositories/{target.meta['id']}{m[3] or ''}"}
         repo = self.repos.get(full)
         if repo is None:
-            return 404, {"message": "Not Found", "documentation_url": "https://docs.github.com/rest"}, {}
-        rest = m[3] or ""
+            return 404, not_found("https://docs.github.com/rest/repos/repos#get-a-repository"), {}
+        return self._rest_repo(repo, path, m[3] or "", query, accept)
+
+    def _rest_repo(self, repo: HostedRepo, path: str, rest: str, query: dict, accept: str) -> tuple[int, object, dict]:
         if rest == "":
             return 200, repo.meta, {}
         if rest == "/pulls":
@@ -235,25 +275,29 @@ class FakeGitHub:
         if m2 := re.match(r"^/pulls/(\d+)(/commits|/files)?$", rest):
             p = repo.pulls.get(int(m2[1]))
             if p is None:
-                return 404, {"message": "Not Found"}, {}
+                return 404, not_found("https://docs.github.com/rest/pulls/pulls#get-a-pull-request"), {}
+            what = "files" if m2[2] == "/files" else "diff" if accept == "application/vnd.github.diff" else None
+            if (p["number"], what) in repo.errors:
+                status, body = repo.errors[(p["number"], what)]
+                return status, body, {}
             if m2[2] == "/commits":
                 return self._paged(path, query, [{"sha": c["commit"]["oid"], "commit": {"message": c["commit"]["message"]}}
                                                  for c in p["commits"]["nodes"]])
-            if m2[2] == "/files":
-                return self._paged(path, query, repo.files.get(p["number"], []))
+            if m2[2] == "/files":  # GitHub lists at most 3,000 files of a PR
+                return self._paged(path, query, repo.files.get(p["number"], [])[:3000])
             if accept == "application/vnd.github.diff":
                 return 200, repo.diffs.get(p["number"], ""), {"Content-Type": "text/plain; charset=utf-8"}
             return 200, self._rest_pull(repo, p), {}
         if m2 := re.match(r"^/issues/(\d+)(/comments)?$", rest):
             i = repo.issues.get(int(m2[1]))
             if i is None:
-                return 404, {"message": "Not Found"}, {}
+                return 404, not_found("https://docs.github.com/rest/issues/issues#get-an-issue"), {}
             if m2[2]:
                 return self._paged(path, query, [{"id": c["databaseId"], "body": c["body"], "created_at": c["createdAt"],
                                                   "user": {"login": c["author"]["login"]}} for c in i["comments"]["nodes"]])
             return 200, {"number": i["number"], "title": i["title"], "body": i["body"], "state": i["state"].lower(),
                          "created_at": i["createdAt"], "user": i["author"]}, {}
-        return 404, {"message": "Not Found"}, {}
+        return 404, not_found(), {}
 
     def _rest_pull(self, repo: HostedRepo, p: dict) -> dict:
         return {"number": p["number"], "title": p["title"], "body": p["body"], "state": "closed",
@@ -281,6 +325,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # quiet
         pass
 
+    def date_time_string(self, timestamp=None) -> str:  # the Date header, on the server's clock
+        return email.utils.formatdate(self.github.now(), usegmt=True)
+
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -306,7 +353,7 @@ class _Handler(BaseHTTPRequestHandler):
         fault = next((f for f in gh.faults if f.route == route and f.at == n), None)
         token = self._token()
         if token not in gh.limit:
-            return self._send(401, {"message": "Bad credentials"}, {}, route)
+            return self._send(401, BAD_CREDENTIALS, {}, route)
         if fault and fault.kind == "drop":
             gh.log.append((route, url.path, 0))
             self.close_connection = True
@@ -314,12 +361,10 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault and fault.kind == "slow":
             time.sleep(fault.retry_after)
-        if fault and fault.kind in ("429", "403-secondary"):
+        if fault and fault.kind in ("429", "403-secondary", "403-secondary-bare"):
             status = int(fault.kind[:3])
-            return self._send(status, {"message": "You have exceeded a secondary rate limit. Please wait a few "
-                                                  "minutes before you try again.",
-                                       "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api"},
-                              {"Retry-After": str(fault.retry_after)}, route)
+            headers = {} if fault.kind.endswith("bare") else {"Retry-After": str(fault.retry_after)}
+            return self._send(status, SECONDARY, headers, route)
         if fault and fault.kind in ("502", "503"):
             return self._send(int(fault.kind), {"message": "Server Error"}, {}, route)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}

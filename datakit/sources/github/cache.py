@@ -3,7 +3,9 @@
 GitHub answers `If-None-Match: <etag>` with 304 Not Modified when nothing changed, and a 304 costs no quota; so a
 later crawl re-reads unchanged repository metadata and file lists for free. Entries hold the ETag, the body and the
 `Link` header (pagination),
-never a request header (the Authorization header is not part of the key or the entry). Writes are atomic.
+never a request header (the Authorization header is not part of the key or the entry). The key is the URL's path
+and query, not its scheme, host or port: the same API moved behind another address (a proxy, a new port) keeps
+its cache. Writes are atomic.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ETagCache:
@@ -19,7 +22,9 @@ class ETagCache:
         self.folder = Path(folder)
 
     def _path(self, url: str, accept: str) -> Path:
-        key = hashlib.sha256(f"{url}\0{accept}".encode()).hexdigest()
+        parts = urlsplit(url)
+        resource = parts.path + (f"?{parts.query}" if parts.query else "")
+        key = hashlib.sha256(f"{resource}\0{accept}".encode()).hexdigest()
         return self.folder / key[:2] / f"{key}.json"
 
     def get(self, url: str, accept: str) -> tuple[str, str, str] | None:

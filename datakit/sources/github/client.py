@@ -3,12 +3,19 @@
 - **Tokens**: a `TokenPool`; each request takes the token with the most quota left.
 - **Primary rate limit** (`X-RateLimit-Remaining: 0`, or a GraphQL `RATE_LIMITED` error): the token is marked
   spent until `X-RateLimit-Reset` and the request moves to another token; when all are spent, the client waits for
-  the earliest reset (at most `max_wait` seconds, else a clear error).
-- **Secondary rate limits** (403/429 with `Retry-After`, or a 403 saying "secondary rate limit"): wait as told
-  (else an exponential backoff) and retry, same token.
+  the earliest reset (at most `max_wait` seconds, else a clear error). The reset is an epoch second of GitHub's
+  clock: it is turned into a wait with the response's `Date` header (server time), so a client clock that runs
+  ahead of GitHub's does not retry before the reset. A request answered "rate limited" more often than the pool
+  can explain (`len(tokens) + max_retries` times) fails instead of looping.
+- **Secondary rate limits** (403/429 with `Retry-After`, or a 403 saying "secondary rate limit"): wait as told;
+  without `Retry-After`, at least `secondary_wait` seconds (60: GitHub's documented advice), doubling on each
+  repeat; same token, and each counts as an attempt.
+- **Bad credentials** (401): the token is taken out of the pool (`token #i`, never its value) and the request
+  moves to another; with none left, `BadCredentials` stops the crawl (it is never a property of a repository).
 - **5xx, dropped connections, timeouts, truncated or malformed bodies**: bounded retries with exponential backoff
   and full jitter. After `max_retries` the error says the method, the URL, the last status and what went wrong —
   never a token (tokens travel in the Authorization header only, and every message goes through `redact`).
+  Such errors are `transient` (a rerun may succeed); other 4xx answers are permanent for that resource.
 - **Pagination**: REST `Link: <…>; rel="next"`; GraphQL cursors are the caller's (pageInfo).
 - **Conditional requests**: GETs go through an `ETagCache`; a 304 returns the cached body and costs no quota.
 
@@ -17,12 +24,14 @@ Every request is counted in `stats` (requests, by outcome), so a crawl can repor
 
 from __future__ import annotations
 
+import email.utils
 import random
 import re
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -34,22 +43,39 @@ from datakit.sources.github.tokens import TokenPool
 JSON = "application/vnd.github+json"
 DIFF = "application/vnd.github.diff"
 _LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
+_ORIGIN = re.compile(r"<https?://[^/>]+")
 _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
               requests.exceptions.ContentDecodingError)
 
 
-class GitHubError(RuntimeError):
-    """A request that failed for good: `status` is the last HTTP status (None when no response came)."""
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
-    def __init__(self, message: str, status: int | None = None, url: str | None = None):
-        super().__init__(message)
-        self.status = status
-        self.url = url
+
+class GitHubError(RuntimeError):
+    """A request that failed for good: `status` is the last HTTP status (None when no response came);
+    `transient`: it failed on retries, limits or the network, not on an answer about the resource itself."""
+
+    def __init__(self, message: str, status: int | None = None, url: str | None = None, transient: bool = False):
+        super().__init__(message, status, url, transient)  # all in `args`: it pickles across worker processes
+        self.message, self.status, self.url, self.transient = message, status, url, transient
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadCredentials(GitHubError):
+    """Every token of the pool was refused (401): nothing more can be crawled; stop, mark nothing done."""
+
+    def __init__(self, message: str, status: int | None = 401, url: str | None = None, transient: bool = False):
+        super().__init__(message, status, url, transient)
 
 
 class GraphQLError(GitHubError):
-    def __init__(self, message: str, errors: list[dict], url: str):
+    def __init__(self, message: str, errors: list[dict], url: str, *_):
         super().__init__(message, 200, url)
+        self.args = (message, errors, url)
         self.errors = errors
 
 
@@ -60,6 +86,8 @@ class RetryPolicy:
     backoff_max: float = 60.0
     max_wait: float = 3600.0  # the longest wait for a rate limit to reset before giving up
     timeout: float = 30.0  # connect and read timeout per request
+    secondary_wait: float = 60.0  # least wait after a secondary limit without Retry-After (GitHub: "at least one minute")
+    min_reset_wait: float = 1.0  # least wait for a primary reset (the Date header has 1 s resolution)
 
 
 class _Retry(Exception):
@@ -80,6 +108,7 @@ class GitHubClient:
         self.sleep = sleep
         self.stats: Counter = Counter()
         self._rng = random.Random()
+        self.skew = 0.0  # client clock − GitHub's clock (from the last response's Date header), seconds
         self._session = requests.Session()
         self._session.headers.update({"User-Agent": user_agent, "X-GitHub-Api-Version": "2022-11-28"})
 
@@ -94,7 +123,9 @@ class GitHubClient:
         resp, body = self._request("GET", url, headers=headers, parse=accept == JSON, not_modified_ok=bool(cached))
         if resp.status_code == 304:
             self.stats["not_modified"] += 1
-            return (orjson.loads(cached[1]) if accept == JSON else cached[1]), cached[2]
+            # the cache is keyed by path: its Link URLs may name the API's old address
+            link = _ORIGIN.sub(lambda _: f"<{_origin(url)}", cached[2])
+            return (orjson.loads(cached[1]) if accept == JSON else cached[1]), link
         link = resp.headers.get("Link", "")
         if self.cache and resp.headers.get("ETag"):
             self.cache.put(url, accept, resp.headers["ETag"], resp.text, link)
@@ -130,29 +161,46 @@ class GitHubClient:
 
     def _request(self, method: str, url: str, *, headers: dict, parse: bool, json_body: dict | None = None,
                  graphql: bool = False, not_modified_ok: bool = False) -> tuple[requests.Response, Any]:
-        attempt = 0
+        attempt = limited = secondary = 0
         last = "no attempt"
         while True:
+            if not self.tokens.usable():
+                raise BadCredentials(
+                    f"{method} {url}: GitHub refused every token (401 Bad credentials: token "
+                    f"{self.tokens.names(self.tokens.revoked)} of {self.tokens.origin}); replace them and rerun",
+                    401, url)
             index, wait = self.tokens.pick()
             if wait > 0:
                 if wait > self.policy.max_wait:
                     raise GitHubError(f"{method} {url}: every token's rate limit is spent for {wait:.0f} s more "
-                                      f"(max_wait {self.policy.max_wait:.0f} s)", 403, url)
-                logger.warning(f"{method} {url}: all {len(self.tokens)} tokens rate-limited; waiting {wait:.1f} s")
+                                      f"(max_wait {self.policy.max_wait:.0f} s)", 403, url, transient=True)
+                logger.warning(f"{method} {url}: all {self.tokens.usable()} tokens rate-limited; waiting {wait:.1f} s")
                 self.stats["waited_for_reset"] += 1
                 self.sleep(wait)
                 continue
             try:
                 return self._attempt(method, url, index, headers, json_body, parse, graphql, not_modified_ok)
             except _Retry as r:
+                if r.why == "bad credentials":
+                    continue  # another token, or BadCredentials above: not an attempt
                 if r.why == "primary rate limit":
-                    continue  # another token, or the wait above: not an attempt
+                    limited += 1  # another token, or the wait above; bounded in case the resets lie
+                    if limited > len(self.tokens) + self.policy.max_retries:
+                        raise GitHubError(f"{method} {url}: rate limited {limited} times in a row although every "
+                                          f"reset was waited for; last: {r.status} (primary rate limit)",
+                                          r.status, url, transient=True) from None
+                    continue
                 last = f"{r.status or 'no response'} ({r.why})"
                 if attempt >= self.policy.max_retries:
                     raise GitHubError(f"{method} {url}: gave up after {attempt + 1} attempts; last: {last}",
-                                      r.status, url) from None
-                delay = r.wait if r.wait is not None else self._rng.uniform(
-                    0, min(self.policy.backoff_max, self.policy.backoff * 2 ** attempt))
+                                      r.status, url, transient=True) from None
+                if r.wait is not None:
+                    delay = r.wait
+                elif r.why == "secondary rate limit":  # no Retry-After: at least a minute, doubling
+                    delay = min(self.policy.max_wait, self.policy.secondary_wait * 2 ** secondary)
+                    secondary += 1
+                else:
+                    delay = self._rng.uniform(0, min(self.policy.backoff_max, self.policy.backoff * 2 ** attempt))
                 attempt += 1
                 self.stats["retries"] += 1
                 logger.warning(f"{method} {url}: {last}; retry {attempt}/{self.policy.max_retries} in {delay:.2f} s "
@@ -170,8 +218,15 @@ class GitHubClient:
         except _TRANSIENT as exc:
             self.stats["connection_errors"] += 1
             raise _Retry(self.tokens.redact(type(exc).__name__)) from None
-        self._note_quota(index, resp)
+        self._note_clock(resp)
         status = resp.status_code
+        if status == 401:  # this token is refused, whatever the resource: out of the pool
+            self.tokens.revoke(index)
+            self.stats["bad_credentials"] += 1
+            logger.warning(f"token #{index + 1}: 401 {self._message(resp)}; removed from the pool "
+                           f"({self.tokens.usable()} left)")
+            raise _Retry("bad credentials", status)
+        self._note_quota(index, resp)
         if status == 304 and not_modified_ok:
             return resp, None
         if status in (403, 429):
@@ -193,29 +248,55 @@ class GitHubClient:
             self._graphql_limits(index, resp, body)
         return resp, body
 
+    def _note_clock(self, resp: requests.Response) -> None:
+        """The offset of our clock from GitHub's, from the `Date` header (absent: assume none)."""
+        try:
+            server = email.utils.parsedate_to_datetime(resp.headers["Date"]).timestamp()
+        except (KeyError, TypeError, ValueError, IndexError):
+            return
+        self.skew = time.time() - server
+
+    def _reset_at(self, header: str | None) -> float:
+        """`X-RateLimit-Reset` (GitHub's epoch seconds) on our clock, at least `min_reset_wait` from now; a
+        missing header means a minute."""
+        now = time.time()
+        if not header or not header.isdigit():
+            return now + 60.0
+        return max(float(header) + self.skew, now + self.policy.min_reset_wait)
+
     def _note_quota(self, index: int, resp: requests.Response) -> None:
         remaining = resp.headers.get("X-RateLimit-Remaining")
         reset = resp.headers.get("X-RateLimit-Reset")
         self.tokens.update(index, int(remaining) if remaining and remaining.isdigit() else None,
-                           float(reset) if reset and reset.isdigit() else None)
+                           float(reset) + self.skew if reset and reset.isdigit() else None)
+
+    def _retry_after(self, value: str | None) -> float | None:
+        """Retry-After as seconds, or as an HTTP date (then measured against the server's Date)."""
+        if not value:
+            return None
+        if value.strip().isdigit():
+            return float(value)
+        try:
+            return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() + self.skew - time.time())
+        except (TypeError, ValueError, IndexError):
+            return None
 
     def _rate_limited(self, index: int, resp: requests.Response) -> None:
         retry_after = resp.headers.get("Retry-After")
         if resp.headers.get("X-RateLimit-Remaining") == "0" and not retry_after:
             self.stats["primary_rate_limited"] += 1
-            self.tokens.exhaust(index, float(resp.headers.get("X-RateLimit-Reset") or time.time() + 60))
+            self.tokens.exhaust(index, self._reset_at(resp.headers.get("X-RateLimit-Reset")))
             logger.warning(f"token #{index + 1}: primary rate limit spent; switching token")
             raise _Retry("primary rate limit", resp.status_code)
         if retry_after or "secondary rate limit" in resp.text.lower() or resp.status_code == 429:
             self.stats["secondary_rate_limited"] += 1
-            wait = float(retry_after) if retry_after and retry_after.isdigit() else None
-            raise _Retry("secondary rate limit", resp.status_code, wait)
+            raise _Retry("secondary rate limit", resp.status_code, self._retry_after(retry_after))
 
     def _graphql_limits(self, index: int, resp: requests.Response, body: dict) -> None:
         for error in body.get("errors") or []:
             if error.get("type") == "RATE_LIMITED":
                 self.stats["primary_rate_limited"] += 1
-                self.tokens.exhaust(index, float(resp.headers.get("X-RateLimit-Reset") or time.time() + 60))
+                self.tokens.exhaust(index, self._reset_at(resp.headers.get("X-RateLimit-Reset")))
                 raise _Retry("primary rate limit", resp.status_code)
 
     def _message(self, resp: requests.Response) -> str:

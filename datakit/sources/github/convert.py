@@ -23,6 +23,7 @@ def repo_meta(rest: dict) -> dict:
         "license": (rest.get("license") or {}).get("spdx_id"),
         "stars": rest.get("stargazers_count"),
         "default_branch": rest.get("default_branch"),
+        "former_names": list(rest.get("former_names") or []),  # names it was asked for before a rename (301)
     }
 
 

@@ -22,3 +22,5 @@ class CrawlSettings:
     backoff: float = 1.0
     timeout: float = 30.0
     max_wait: float = 3600.0
+    secondary_wait: float = 60.0  # least wait after a secondary rate limit without Retry-After (GitHub: one minute)
+    mirror_fallback: bool = True  # code: api: a PR whose REST diff/files is refused (406 too large…) uses the mirror
