@@ -222,7 +222,8 @@ class AgentlessSamplesStage(StageType):
         structure_cache_mb: int = 256  # rendered subtrees kept per repository and task (MiB); 0 disables it
 
     def build(self, ctx: StageContext) -> list[PipelineStep]:
-        from datakit.io.records import RecordReader, RecordWriter
+        from datakit.io.records import RecordWriter
+        from datakit.io.row_shards import RowShardedRecordReader
         from datakit.samples.agentless import ROLES, Limits
         from datakit.samples.steps import AgentlessSamples
 
@@ -231,7 +232,7 @@ class AgentlessSamplesStage(StageType):
             raise ValueError(f"roles: unknown {sorted(unknown)} (have {list(ROLES)})")
         limits = Limits(self.options.max_files, self.options.max_file_bytes, self.options.max_prompt_bytes)
         return [
-            RecordReader(str(ctx.input), limit=ctx.limit),
+            RowShardedRecordReader(str(ctx.input), limit=ctx.limit),  # N tasks share even one repository
             AgentlessSamples(str(ctx.mirrors), ctx.quarantine, limits, tuple(self.options.roles),
                              self.options.structure_cache_mb),
             RecordWriter(str(ctx.output), "sample"),

@@ -1,0 +1,54 @@
+"""Sharding by rows instead of by file: N tasks on one big file (one repository's PullRecords) get N shares.
+
+datatrove shards readers per input file (`files[rank::world_size]`), so a stage whose input is one file keeps
+one task busy and the rest idle. `RowShardedRecordReader` sees all files as one sequence of rows (files in name
+order, rows in file order) and gives task `rank` the contiguous range `[rank·n/W, (rank+1)·n/W)`; it reads only
+the row groups that overlap that range. Contiguous ranges keep one repository's PRs together (the samples
+stage's structure cache relies on that). The split depends only on the row counts and the task count, so the
+output is deterministic.
+"""
+
+from __future__ import annotations
+
+from datakit.io.records import RecordReader
+
+
+def row_range(total: int, rank: int, world_size: int) -> tuple[int, int]:
+    return total * rank // world_size, total * (rank + 1) // world_size
+
+
+class RowShardedRecordReader(RecordReader):
+    name = "📖 RecordReader (rows)"
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        import pyarrow.parquet as pq
+
+        if data:
+            yield from data
+        files = sorted(self.data_folder.list_files(glob_pattern=self.glob_pattern, recursive=self.recursive))
+        if not files:
+            raise RuntimeError(f"No files found on {self.data_folder.path}!")
+        groups = []  # (file, row group index, first global row, rows)
+        offset = 0
+        for path in files:
+            with self.data_folder.open(path, "rb") as f:
+                meta = pq.ParquetFile(f).metadata
+            for g in range(meta.num_row_groups):
+                n = meta.row_group(g).num_rows
+                groups.append((path, g, offset, n))
+                offset += n
+        start, stop = row_range(offset, rank, world_size)
+        emitted = 0
+        for path, g, first, n in groups:
+            if first + n <= start or first >= stop:
+                continue
+            with self.data_folder.open(path, "rb") as f:
+                table = pq.ParquetFile(f).read_row_group(g)
+            lo, hi = max(start - first, 0), min(stop - first, n)
+            for i, row in enumerate(table.slice(lo, hi - lo).to_pylist(), start=lo):
+                if 0 <= self.limit <= emitted:
+                    return
+                doc = self.get_document_from_dict(row, path, i)
+                self.update_doc_stats(doc)
+                emitted += 1
+                yield doc
