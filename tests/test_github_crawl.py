@@ -152,7 +152,7 @@ def test_crawled_records_make_samples_from_the_issue_text(reference, tmp_path):
     samples = pl.read_parquet(tmp_path / "s" / "samples" / "*.parquet")
     fix_f = samples.filter((pl.col("meta").struct.field("pr") == 1) & (pl.col("kind") == "edit"))
     assert fix_f.height == 2  # bugfixer and testwriter, each re-applied byte for byte by the stage
-    assert fix_f["meta"][0]["problem_source"] == "issue" and fix_f["prompt"][0].count("f is wrong\nf returns 1") == 1
+    assert fix_f["meta"][0]["problem_source"] == "issue" and fix_f["text"][0].count("f is wrong\nf returns 1") == 1
     readme = samples.filter(pl.col("meta").struct.field("pr") == 6)
     assert readme.height == 0  # docs only: quarantined as no_code_change / no_test_change
 

@@ -15,10 +15,12 @@ import pytest
 import yaml
 
 from datakit.cli import build_parser, main
+from datakit.io.records import prompt_completion
 from datakit.io.schemas import arrow_schema, validate
 from datakit.recipe import RecipeError, load_recipe, parse_recipe
 from datakit.samples.edits import apply_edits, parse_edits
 from datakit.sources.git_mirror import open_mirror, read_blob
+from tests.test_samples_format import assert_both_parsers_reproduce
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "recipes" / "demo.yaml"
@@ -130,19 +132,16 @@ def test_demo_edits_reapply_byte_for_byte(demo_run):
     rows = pl.read_parquet(out / "samples" / "*.parquet").filter(pl.col("kind") == "edit").to_dicts()
     assert len(rows) >= 15
     for row in rows:
-        edits = parse_edits(row["completion"])
+        edits = parse_edits(prompt_completion(row)[1])
         base = repo[row["meta"]["base_sha"]].tree
         head = repo[row["meta"]["head_sha"]].tree
-        old = {e.old_path or e.path: read_blob(repo, base, e.old_path or e.path).decode() for e in edits
-               if e.status != "added"}
+        old = {e.path: read_blob(repo, base, e.path).decode() for e in edits if e.status != "added"}
         new = apply_edits(old, edits)
         for e in edits:
-            if e.status == "deleted":
-                assert read_blob(repo, head, e.path) is None
-            else:
-                assert new[e.path].encode() == read_blob(repo, head, e.path)
-    statuses = {e.status for row in rows for e in parse_edits(row["completion"])}
-    assert statuses == {"modified", "added", "deleted", "renamed"}
+            assert new[e.path].encode() == read_blob(repo, head, e.path)
+        assert_both_parsers_reproduce(repo, row)  # Agentless-like and SWE-RL-like readers
+    statuses = {e.status for row in rows for e in parse_edits(prompt_completion(row)[1])}
+    assert statuses == {"modified", "added"}  # deleted and renamed files are quarantined (no SEARCH/REPLACE form)
 
 
 def test_demo_outputs_read_with_pyarrow_polars_datasets(demo_run):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datakit.io.records import as_document
+from datakit.io.records import as_document, prompt_completion
 from datakit.io.schemas import validate
 from datakit.samples.agentless import Limits, Reject, build_unit, target_files
 from datakit.samples.classify import FileClass, classify_path
@@ -19,6 +19,7 @@ from datakit.samples.structure import StructureRenderer
 from datakit.sources.git_mirror import RepoSpec, clone_mirror, read_blob
 from datakit.sources.git_pulls import find_pulls
 from tests.gitrepo import RepoBuilder
+from tests.test_samples_format import assert_both_parsers_reproduce
 
 PROBLEM = "Something is broken\nSteps to reproduce: call it."
 
@@ -35,21 +36,25 @@ def run_samples(builder: RepoBuilder, tmp_path, limits: Limits = Limits(), name:
 
 
 def reapply(repo, sample) -> None:
-    """Independent check: parse the completion, apply to the base files, compare bytes with head."""
-    edits = parse_edits(sample["completion"])
+    """Independent check: parse the completion, apply to the base files, compare bytes with head (and with the
+    Agentless-like and SWE-RL-like readers of tests/test_samples_format.py)."""
+    assert_both_parsers_reproduce(repo, sample)
+    edits = parse_edits(prompt_completion(sample)[1])
     base = repo[sample["meta"]["base_sha"]].tree
     head = repo[sample["meta"]["head_sha"]].tree
-    paths = {e.old_path or e.path for e in edits if e.status != "added"}
+    paths = {e.path for e in edits if e.status != "added"}
     old = {p: read_blob(repo, base, p).decode("utf-8") for p in paths}
     result = apply_edits(old, edits)
     for e in edits:
-        expected = read_blob(repo, head, e.path)
-        if e.status == "deleted":
-            assert expected is None and e.path not in result
-        else:
-            assert result[e.path].encode("utf-8") == expected, e.path
-        if e.status == "renamed":
-            assert e.old_path not in result
+        assert result[e.path].encode("utf-8") == read_blob(repo, head, e.path), e.path
+
+
+def prompt(sample) -> str:
+    return prompt_completion(sample)[0]
+
+
+def completion(sample) -> str:
+    return prompt_completion(sample)[1]
 
 
 def by(samples, kind, role):
@@ -70,24 +75,26 @@ def test_bugfix_with_tests_multi_hunk_and_several_commits(tmp_path):
     repo, pulls, samples, quarantine = run_samples(b, tmp_path)
     assert quarantine == []
     (loc,) = by(samples, "localize", "bugfixer")
-    assert loc["completion"] == "```\nsrc/lib/core.py\n```"
-    assert "### GitHub Problem Description ###\nf3 is off by 30\nCalling f3(0) gives 3." in loc["prompt"]
-    structure = loc["prompt"].split("### Repository Structure ###\n")[1]
+    assert completion(loc) == "```\nsrc/lib/core.py\n```"
+    assert "### GitHub Problem Description ###\nf3 is off by 30\nCalling f3(0) gives 3." in prompt(loc)
+    structure = prompt(loc).split("### Repository Structure ###\n")[1]
     assert structure.startswith("src/\n    lib/\n        core.py\n        other.py\n")
     assert "tests" not in structure and "index.md" not in structure and "setup.cfg" not in structure
     (tloc,) = by(samples, "localize", "testwriter")
-    assert "tests/\n    test_core.py\n" in tloc["prompt"] and tloc["completion"] == "```\ntests/test_core.py\n```"
+    assert "tests/\n    test_core.py\n" in prompt(tloc) and completion(tloc) == "```\ntests/test_core.py\n```"
     (edit,) = by(samples, "edit", "bugfixer")
-    assert edit["completion"].count("<<<<<<< SEARCH") == 2  # two hunks, far apart
-    assert "--- BEGIN ISSUE ---\nf3 is off by 30" in edit["prompt"] and "### src/lib/core.py\n" in edit["prompt"]
-    assert edit["meta"]["template"] == "bugfixer_edit@1" and edit["meta"]["files"] == ["src/lib/core.py"]
-    assert edit["text"] == edit["prompt"] + edit["completion"]
+    assert completion(edit).count("<<<<<<< SEARCH") == 2  # two hunks, far apart
+    assert "--- BEGIN ISSUE ---\nf3 is off by 30" in prompt(edit) and "### src/lib/core.py\n" in prompt(edit)
+    assert edit["meta"]["template"] == "bugfixer_edit@2" and edit["meta"]["files"] == ["src/lib/core.py"]
+    assert "prompt" not in edit and "completion" not in edit  # the text is stored once
+    assert prompt(edit).endswith("use a separate code block for each one.\n")
+    assert completion(edit).startswith("```python\n### src/lib/core.py\n<<<<<<< SEARCH\n")
     for s in samples:
         reapply(repo, s) if s["kind"] == "edit" else None
         validate(s, "sample")
 
 
-def test_ambiguous_lines_crlf_no_eol_unicode(tmp_path):
+def test_ambiguous_lines_no_eol_unicode_and_crlf(tmp_path):
     b = RepoBuilder(tmp_path / "up.git")
     repeated = "def a():\n    return None\n\n" * 5
     crlf = "x = 1\r\ny = 2\r\nz = 3\r\n"
@@ -95,36 +102,40 @@ def test_ambiguous_lines_crlf_no_eol_unicode(tmp_path):
     b.commit({"a.py": repeated, "b.py": crlf, "c.py": noeol}, "init", parent=None)
     lines = repeated.split("\n")
     lines[7] = "    return 0"  # the third `return None` only
-    b.squash_pr(1, {"a.py": "\n".join(lines), "b.py": crlf.replace("y = 2", "y = 20"),
-                    "c.py": noeol.replace("🎉", "✓") + "\n"}, "Fix things", PROBLEM)
+    b.squash_pr(1, {"a.py": "\n".join(lines), "c.py": noeol.replace("🎉", "✓")}, "Fix things", PROBLEM)
+    b.squash_pr(2, {"b.py": crlf.replace("y = 2", "y = 20")}, "CRLF", PROBLEM)
     repo, pulls, samples, quarantine = run_samples(b, tmp_path)
     (edit,) = by(samples, "edit", "bugfixer")
-    comp = edit["completion"]
-    assert "y = 20\r\n" in comp and "\\ No newline at end of file" in comp
-    a_block = comp.split("### a.py\n")[1].split(">>>>>>> REPLACE")[0]
-    search = a_block.split("<<<<<<< SEARCH\n")[1].split("=======\n")[0]
-    assert repeated.count(search) == 1  # grown until unique
+    comp = completion(edit)
+    assert comp.endswith("<<<<<<< SEARCH\nname = 'Größe'\nlabel = 'キャンセル 🎉'\n=======\n"
+                         "name = 'Größe'\nlabel = 'キャンセル ✓'\n>>>>>>> REPLACE\n```")  # no final newline, as written
+    a_block = comp.split("### a.py\n")[1].split("\n>>>>>>> REPLACE")[0]
+    search = a_block.split("<<<<<<< SEARCH\n")[1].split("\n=======\n")[0]
+    assert ("\n" + repeated).count("\n" + search) == 1  # grown until unique, line-anchored
     reapply(repo, edit)
-    assert [q["reason"] for q in quarantine] == ["no_test_change"]
+    # Agentless strips each block, so the "\r" ending every REPLACE of a CRLF file cannot be carried
+    assert sorted((q["role"], q["reason"]) for q in quarantine) == [
+        ("bugfixer", "crlf_line_endings"), ("testwriter", "no_test_change"), ("testwriter", "no_test_change")]
 
 
-def test_new_deleted_renamed_files(tmp_path):
+def test_new_files_and_deleted_or_renamed_ones(tmp_path):
     b = RepoBuilder(tmp_path / "up.git")
     body = "".join(f"value_{i} = {i}\n" for i in range(20))
     b.commit({"pkg/old.py": body, "pkg/gone.py": "x = 1\n", "pkg/keep.py": "k = 1\n"}, "init", parent=None)
-    b.squash_pr(3, {"pkg/old.py": None, "pkg/new.py": body.replace("value_5 = 5", "value_5 = 55"),
-                    "pkg/gone.py": None, "pkg/added.py": "def added():\n    return 1\n",
-                    "pkg/keep.py": "k = 2\n"}, "Restructure", PROBLEM)
+    b.squash_pr(3, {"pkg/added.py": "def added():\n    return 1\n", "pkg/keep.py": "k = 2\n"}, "Add", PROBLEM)
+    b.squash_pr(4, {"pkg/old.py": None, "pkg/new.py": body.replace("value_5 = 5", "value_5 = 55")}, "Move", PROBLEM)
+    b.squash_pr(5, {"pkg/gone.py": None, "pkg/keep.py": "k = 3\n"}, "Remove", PROBLEM)
     repo, pulls, samples, quarantine = run_samples(b, tmp_path)
     (edit,) = by(samples, "edit", "bugfixer")
-    comp = edit["completion"]
-    assert "### pkg/old.py -> pkg/new.py (renamed)\n" in comp
-    assert "### pkg/gone.py (deleted)\n" in comp
-    assert "### pkg/added.py (new file)\n<<<<<<< SEARCH\n=======\ndef added():\n" in comp
+    comp = completion(edit)
+    assert "```python\n### pkg/added.py\n<<<<<<< SEARCH\n\n=======\ndef added():\n    return 1\n\n>>>>>>> REPLACE\n```" in comp
     reapply(repo, edit)
     (loc,) = by(samples, "localize", "bugfixer")
-    assert "pkg/added.py" not in loc["completion"]  # not in the base structure: nothing to find
-    assert set(loc["meta"]["files"]) == {"pkg/old.py", "pkg/gone.py", "pkg/keep.py"}
+    assert "pkg/added.py" not in completion(loc)  # not in the base structure: nothing to find
+    assert loc["meta"]["files"] == ["pkg/keep.py"]
+    number = {p["id"]: p["number"] for p in pulls}
+    reasons = {number[q["id"].split("/")[0]]: q["reason"] for q in quarantine if q["role"] == "bugfixer"}
+    assert reasons == {4: "renamed_file", 5: "deleted_file"}
 
 
 def test_binary_non_utf8_limits_are_quarantined(tmp_path):
@@ -226,6 +237,8 @@ def test_swebench_substring_rule_is_beaten():
 
 
 # ------------------------------------------------------------------------ property: git → samples → re-applied
+NOT_CARRIED = {"crlf_line_endings", "trailing_whitespace", "final_newline_change", "empty_replace",
+               "ambiguous_markers", "search_ambiguous"}  # the last: a file of empty lines only
 _lines = st.sampled_from(["a = 1", "b = 2", "return x", "", "    pass", "# é", "x"])
 _eol = st.sampled_from(["\n", "\n", "\r\n"])
 _text = st.lists(st.tuples(_lines, _eol), min_size=0, max_size=25).map(lambda ls: "".join(a + e for a, e in ls))
@@ -256,5 +269,9 @@ def test_property_random_edits_reapply_exactly(tmp_path_factory, files):
     b.squash_pr(1, changes, "Random change", PROBLEM)
     repo, pulls, samples, quarantine = run_samples(b, tmp)
     edits = by(samples, "edit", "bugfixer")
-    assert len(edits) == 1, quarantine
-    reapply(repo, edits[0])
+    refused = [q["reason"] for q in quarantine if q["role"] == "bugfixer"]
+    assert len(edits) + len(refused) == 1
+    if refused:  # only what one of the two parsers cannot carry
+        assert refused[0] in NOT_CARRIED, quarantine
+    else:
+        reapply(repo, edits[0])

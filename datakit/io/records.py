@@ -16,6 +16,16 @@ from datatrove.pipeline.writers.parquet import ParquetWriter
 from datakit.io.schemas import arrow_schema, conform
 
 
+def prompt_completion(row: dict) -> tuple[str, str]:
+    """(prompt, completion) of a stored sample row: its `text` sliced at `prompt_chars` (schemas/sample.schema.json).
+    A sample stores the document once; chat samples (no `prompt_chars`) have no prompt/completion split."""
+    cut = row.get("prompt_chars")
+    if cut is None:
+        raise ValueError(f"sample {row.get('id')!r} has no prompt_chars (a chat sample: read its messages)")
+    text = row["text"]
+    return text[:cut], text[cut:]
+
+
 def as_document(record: dict, text_field: str | None = None) -> Document:
     return Document(text=(record.get(text_field) or "") if text_field else "", id=record["id"], metadata=record)
 

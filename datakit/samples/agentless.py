@@ -66,8 +66,10 @@ def _title_body(title: str, body: str) -> str:
     return f"{title}\n{body}" if body else title
 
 
-def sample_id(pr: dict, kind: str, role: str, template: str) -> str:
-    key = f"{pr['repo']}#{pr['number']}@{pr['base_sha']}..{pr['head_sha']}/{kind}/{role}/{template}"
+def sample_id(pr: dict, kind: str, role: str) -> str:
+    """Stable across template versions and re-crawls (the template is recorded apart, in `meta.template`), so data
+    joined by sample id (SFT generations, reviews) survives a template change."""
+    key = f"{pr['repo']}#{pr['number']}/{role}/{kind}"
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
@@ -169,12 +171,11 @@ def _sample(pr, kind, role, template, prompt, completion, meta, limits) -> dict:
     if size > limits.max_prompt_bytes:
         raise Reject("prompt_too_large", f"{kind} prompt is {size} bytes > {limits.max_prompt_bytes}")
     return {
-        "id": sample_id(pr, kind, role, template.ref),
+        "id": sample_id(pr, kind, role),
         "kind": kind,
         "role": role,
-        "prompt": prompt,
-        "completion": completion,
-        "text": prompt + completion,
+        "text": prompt + completion,  # stored once: the prompt is text[:prompt_chars] (datakit.io.records.prompt_completion)
+        "prompt_chars": len(prompt),
         "messages": None,
         "meta": {**meta, "template": template.ref},
         "source": pr["source"],

@@ -1,44 +1,49 @@
-"""SEARCH/REPLACE edit blocks (the format Agentless and Kimi-Dev train on).
+"""SEARCH/REPLACE edit blocks in the exact format Agentless and SWE-RL read (and Kimi-Dev trains on).
 
 Pure functions on ``str``; no I/O; standard library only.
 
-Completion text forms produced by :func:`render_edits` and accepted by :func:`parse_edits`
-(files are separated by one blank line)::
+A completion is one fenced block per edit, each with its own path line, separated by one blank line::
 
-    modified:  "### path\\n" then zero or more blocks
-    added:     "### path (new file)\\n" then exactly one block whose SEARCH is empty and whose REPLACE
-               is the whole content of the new file
-    deleted:   "### path (deleted)\\n" and no blocks
-    renamed:   "### old_path -> path (renamed)\\n" then zero or more blocks, applied to the old content
-
-A block renders as::
-
+    ```python
+    ### path/to/file.py
     <<<<<<< SEARCH
-    S
+    s
     =======
-    R
+    r
     >>>>>>> REPLACE
+    ```
 
-i.e. ``"<<<<<<< SEARCH\\n" + S + "=======\\n" + R + ">>>>>>> REPLACE\\n"`` where S and R are the exact
-texts.  If S (or R) is non-empty and does not end with ``"\\n"`` it is rendered followed by
-``"\\n\\\\ No newline at end of file\\n"`` (the git convention), so that the parse is byte-exact.
-Marker lines are exactly ``"<<<<<<< SEARCH\\n"``, ``"=======\\n"`` and ``">>>>>>> REPLACE\\n"``
-(``"=======\\r\\n"`` inside a CRLF file is content, not a marker).
+i.e. ``"```python\n### " + path + "\n<<<<<<< SEARCH\n" + s + "\n=======\n" + r + "\n>>>>>>> REPLACE\n```"``.
+A :class:`Block` holds ``s`` and ``r`` as written, and means what SWE-RL's reward (``apply_code_change``) and
+Agentless's applier make of it: *line-anchored* replacement. Applying it to a text ``t`` replaces the one
+occurrence of ``"\n" + s`` in ``"\n" + t`` by ``"\n" + r``. So a block covering whole lines that end with a
+newline leaves that last newline out of both ``s`` and ``r`` (the text after the match keeps it); a block that
+ends at the end of a file without a final newline is written as is. An empty ``s`` (written as an empty line
+between the markers, which both parsers need) is only valid on an empty text: it creates a new file, and
+``r`` is then the whole file.
 
-Blocks of one file are applied in order: block k must occur exactly once (overlapping occurrences
-count) in the text obtained after applying blocks 0..k-1.  An empty SEARCH is only valid on an empty
-text (a new file).
+Blocks of one file are applied in order: block k must occur exactly once (overlapping occurrences and matches
+that are a prefix of a longer line count, as SWE-RL replaces every one) in the text left by blocks 0..k-1.
+
+What neither reference parser can carry raises :class:`EditError` (see :func:`check_portable`): a deleted or
+renamed file, content that would read as a marker or a fence, a REPLACE that Agentless's ``strip()`` would cut
+(CRLF, trailing whitespace or blank lines at the end of a file, an emptied file), or a change of the final newline.
 
 Every failure raises :class:`EditError`, a ``ValueError`` with a machine-usable ``reason``:
 
     search_not_found        a SEARCH text does not occur in the current text
-    search_ambiguous        a SEARCH text occurs more than once
+    search_ambiguous        a SEARCH text occurs more than once (or cannot be made unique)
     empty_search            an empty SEARCH applied to a non-empty text
-    ambiguous_markers       block content contains a marker line, so the rendering cannot be parsed back
+    ambiguous_markers       content has a marker line, a line starting with ``` or a path the parsers misread
     malformed_edit          the completion text cannot be parsed (message names the line number)
     invalid_edit            a FileEdit that cannot be rendered/applied (bad status, path or blocks)
+    deleted_file            a deleted file: SEARCH/REPLACE cannot remove a file
+    renamed_file            a renamed file: SEARCH/REPLACE cannot move a file
+    crlf_line_endings       a REPLACE ends in "\r": Agentless strips it off
+    trailing_whitespace     a REPLACE ends in whitespace or is empty at the end of a file: Agentless strips it
+    final_newline_change    the change adds or removes a file's final newline (Agentless's reading keeps it)
     file_not_found          apply_edits: a modified/deleted/renamed-from path is missing
-    file_exists             apply_edits: an added/renamed-to path already exists
+    file_exists             apply_edits: an added/renamed-to path already exists with content
     invalid_rename          edits_for_files: a rename that does not match old_files/new_files
     edit_roundtrip_mismatch check_roundtrip: render -> parse -> apply did not reproduce new_files
 """
@@ -61,20 +66,18 @@ __all__ = [
     "apply_edits",
     "edits_for_files",
     "check_roundtrip",
+    "check_portable",
     "STATUSES",
 ]
 
-SEARCH_MARKER = "<<<<<<< SEARCH\n"
-DIVIDER_MARKER = "=======\n"
-REPLACE_MARKER = ">>>>>>> REPLACE\n"
-MARKERS = frozenset({SEARCH_MARKER, DIVIDER_MARKER, REPLACE_MARKER})
-NO_NEWLINE = "\\ No newline at end of file\n"
+SEARCH_MARKER = "<<<<<<< SEARCH"
+DIVIDER_MARKER = "======="
+REPLACE_MARKER = ">>>>>>> REPLACE"
+FENCE_OPEN = "```python"
+FENCE_CLOSE = "```"
+HEADER = "### "
 
 STATUSES = ("modified", "added", "deleted", "renamed")
-_SUFFIX_ADDED = " (new file)"
-_SUFFIX_DELETED = " (deleted)"
-_SUFFIX_RENAMED = " (renamed)"
-_ARROW = " -> "
 
 
 class EditError(ValueError):
@@ -93,7 +96,7 @@ class EditError(ValueError):
 
 @dataclass(frozen=True)
 class Block:
-    search: str  # exact text (may be "" only for a new file)
+    search: str  # as written, line-anchored (module docstring); "" only for a new file
     replace: str
 
 
@@ -119,6 +122,29 @@ def _occurs_once_at(text: str, needle: str, pos: int) -> bool:
     if first != pos:
         return False
     return text.find(needle, pos + 1) == -1
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines ending in "\n" (kept), the last one possibly without. Only "\n" ends a line: both parsers anchor a
+    block on "\n", so a block may not start after a lone "\r", "\x0c" or "\u2028" (str.splitlines would)."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def _written(search: str, replace: str) -> tuple[str, str]:
+    """The exact texts S -> R of a line range as a block writes them: a newline that ends both is left to the text
+    after the match (line-anchored reading, module docstring)."""
+    if search.endswith("\n") and replace.endswith("\n"):
+        return search[:-1], replace[:-1]
+    return search, replace
+
+
+def _cut_by_strip(replace: str) -> bool:
+    """True when Agentless's `subcommand.strip()` would cut the end of this written REPLACE (or lose the block)."""
+    return replace == "" or replace[-1].isspace()
 
 
 def _offsets(lines: list[str]) -> list[int]:
@@ -287,8 +313,8 @@ def compute_blocks(old: str, new: str, context: int = 1) -> list[Block]:
     if old == "":
         return [Block("", new)]
 
-    a = old.splitlines(keepends=True)
-    b = new.splitlines(keepends=True)
+    a = _split_lines(old)
+    b = _split_lines(new)
     na = len(a)
     aoff = _offsets(a)
     boff = _offsets(b)
@@ -322,27 +348,40 @@ def compute_blocks(old: str, new: str, context: int = 1) -> list[Block]:
         nlo = h[4] - (h[2] - h[0])
         return new[: boff[nlo]] + old[aoff[h[0]] :]
 
+    def written(h: list[int]) -> tuple[str, str]:
+        lo, hi = h[0], h[1]
+        nlo = h[4] - (h[2] - lo)
+        nhi = h[5] + (hi - h[3])
+        return _written(old[aoff[lo] : aoff[hi]], new[boff[nlo] : boff[nhi]])
+
     k = 0
     current_k = -1
-    text = ""
+    padded = ""
     while k < len(hunks):
         if k != current_k:
-            text = text_before(k)
+            padded = "\n" + text_before(k)
             current_k = k
         h = hunks[k]
         lo, hi, ci1 = h[0], h[1], h[2]
-        pos = boff[h[4] - (ci1 - lo)]
-        if _occurs_once_at(text, old[aoff[lo] : aoff[hi]], pos):
+        pos = boff[h[4] - (ci1 - lo)]  # where line lo starts in the text; its anchoring "\n" in `padded`
+        search, replace = written(h)
+        if _occurs_once_at(padded, "\n" + search, pos):
+            if hi < na and _cut_by_strip(replace) and not replace.endswith("\r"):
+                # Agentless strips each block: end it on a line that does not end in whitespace. (A CRLF line
+                # always does; growing would not help, so check_portable refuses it instead.)
+                h[1] = hi + 1
+                merge_forward(k)
+                continue
             k += 1
             continue
         # grow one line on each side (bounded by the file)
         new_lo = max(lo - 1, 0)
         new_hi = min(hi + 1, na)
-        if new_lo == lo and new_hi == hi:  # pragma: no cover - whole old file is always unique
+        if new_lo == lo and new_hi == hi:  # only a file of blank lines has no unique anchored SEARCH
             raise EditError("search_ambiguous", "cannot make a SEARCH block unique")
         if k > 0 and new_lo < hunks[k - 1][1]:
             # would overlap the previous block: merge into it.  The merged SEARCH starts with the
-            # previous block's SEARCH, which is already unique at its position, so it is unique too.
+            # previous block's whole lines, which are already unique at their position, so it is unique too.
             prev = hunks[k - 1]
             prev[1] = max(prev[1], hi)
             prev[3] = h[3]
@@ -355,14 +394,9 @@ def compute_blocks(old: str, new: str, context: int = 1) -> list[Block]:
         h[1] = new_hi
         merge_forward(k)
         # text_before(k) does not depend on lo while lo stays in the equal run before the change,
-        # so ``text`` stays valid.
+        # so ``padded`` stays valid.
 
-    blocks = []
-    for lo, hi, ci1, ci2, cj1, cj2 in hunks:
-        nlo = cj1 - (ci1 - lo)
-        nhi = cj2 + (hi - ci2)
-        blocks.append(Block(old[aoff[lo] : aoff[hi]], new[boff[nlo] : boff[nhi]]))
-    return blocks
+    return [Block(*written(h)) for h in hunks]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -375,8 +409,9 @@ def _where(path: str, index: int) -> str:
 
 
 def apply_blocks(text: str, blocks: Sequence[Block], path: str = "") -> str:
-    """Apply ``blocks`` to ``text`` in order.  Each SEARCH must occur exactly once in the current
-    text (overlapping occurrences count); an empty SEARCH is only allowed on an empty text."""
+    """Apply ``blocks`` to ``text`` in order, line-anchored: ``"\n" + search`` must occur exactly once in
+    ``"\n" + text`` (overlapping occurrences count) and becomes ``"\n" + replace``; an empty SEARCH is only allowed
+    on an empty text."""
     for index, block in enumerate(blocks):
         search = block.search
         if search == "":
@@ -386,14 +421,16 @@ def apply_blocks(text: str, blocks: Sequence[Block], path: str = "") -> str:
                 )
             text = block.replace
             continue
-        first = text.find(search)
+        padded = "\n" + text
+        needle = "\n" + search
+        first = padded.find(needle)
         if first < 0:
             raise EditError("search_not_found", f"{_where(path, index)}: SEARCH text not found")
-        if text.find(search, first + 1) >= 0:
+        if padded.find(needle, first + 1) >= 0:
             raise EditError(
                 "search_ambiguous", f"{_where(path, index)}: SEARCH text occurs more than once"
             )
-        text = text[:first] + block.replace + text[first + len(search) :]
+        text = (padded[:first] + "\n" + block.replace + padded[first + len(needle) :])[1:]
     return text
 
 
@@ -401,196 +438,141 @@ def apply_blocks(text: str, blocks: Sequence[Block], path: str = "") -> str:
 # rendering and parsing
 # ----------------------------------------------------------------------------------------------
 
+_MARKER_LINES = frozenset({SEARCH_MARKER, DIVIDER_MARKER, REPLACE_MARKER})
+
 
 def _check_path(path: str | None, what: str) -> str:
     if not isinstance(path, str) or path == "":
         raise EditError("invalid_edit", f"{what} must be a non-empty string, got {path!r}")
     if len(("x" + path + "x").splitlines()) != 1:
         raise EditError("invalid_edit", f"{what} contains a line break: {path!r}")
+    if path != path.strip() or SEARCH_MARKER in path or REPLACE_MARKER in path:
+        # Agentless reads the name as `text.lstrip("#").strip()` before the SEARCH marker
+        raise EditError("ambiguous_markers", f"{what} would be misread by Agentless: {path!r}")
     return path
 
 
-def _header(edit: FileEdit) -> str:
-    if edit.status not in STATUSES:
-        raise EditError("invalid_edit", f"{edit.path!r}: unknown status {edit.status!r}")
-    path = _check_path(edit.path, "path")
-    if edit.status == "renamed":
-        old_path = _check_path(edit.old_path, "old_path")
-        if _ARROW in path or _ARROW in old_path:
-            raise EditError("invalid_edit", f"renamed path contains {_ARROW!r}: {old_path!r} -> {path!r}")
-        return f"### {old_path}{_ARROW}{path}{_SUFFIX_RENAMED}\n"
-    if edit.old_path is not None:
-        raise EditError("invalid_edit", f"{path!r}: old_path is only allowed for renamed files")
-    if edit.status == "added":
-        if len(edit.blocks) != 1 or edit.blocks[0].search != "":
-            raise EditError(
-                "invalid_edit", f"{path!r}: an added file needs exactly one block with empty SEARCH"
-            )
-        return f"### {path}{_SUFFIX_ADDED}\n"
-    if edit.status == "deleted":
-        if edit.blocks:
-            raise EditError("invalid_edit", f"{path!r}: a deleted file has no blocks")
-        return f"### {path}{_SUFFIX_DELETED}\n"
-    if path.endswith((_SUFFIX_ADDED, _SUFFIX_DELETED, _SUFFIX_RENAMED)):
-        raise EditError("invalid_edit", f"modified path would be misread as a status: {path!r}")
-    return f"### {path}\n"
-
-
-def _render_section(content: str, where: str) -> str:
+def _check_content(content: str, where: str) -> None:
+    """Refuse a written SEARCH/REPLACE that either parser would split differently: a marker line (SWE-RL's regex,
+    Agentless's `\n=======\n` split), a marker anywhere in a line (Agentless splits on the marker text), or a line
+    starting with ``` (it closes Agentless's ```python block early)."""
     if not isinstance(content, str):
         raise EditError("invalid_edit", f"{where}: block text must be str")
-    if content == "":
-        return ""
-    body = content if content.endswith("\n") else content + "\n"
-    lines = body.splitlines(keepends=True)
-    for number, line in enumerate(lines, 1):
-        if line in MARKERS:
-            raise EditError(
-                "ambiguous_markers", f"{where}: content line {number} is a marker line {line!r}"
-            )
-    if body is content:
-        if lines[-1] == NO_NEWLINE:
-            raise EditError(
-                "ambiguous_markers", f"{where}: content ends with a '\\ No newline' line"
-            )
-        return body
-    return body + NO_NEWLINE
+    if "```" not in content and "=======" not in content and "<<<<<<< SEARCH" not in content and (
+            ">>>>>>> REPLACE" not in content):
+        return  # the common case, without splitting
+    for number, line in enumerate(content.split("\n"), 1):
+        if line in _MARKER_LINES or SEARCH_MARKER in line or REPLACE_MARKER in line or line.startswith(FENCE_CLOSE):
+            raise EditError("ambiguous_markers", f"{where}: content line {number} reads as a marker: {line!r}")
 
 
-def _render_block(block: Block, where: str) -> str:
-    return (
-        SEARCH_MARKER
-        + _render_section(block.search, where)
-        + DIVIDER_MARKER
-        + _render_section(block.replace, where)
-        + REPLACE_MARKER
-    )
+def _render_block(path: str, block: Block, where: str) -> str:
+    _check_content(block.search, where)
+    _check_content(block.replace, where)
+    return (f"{FENCE_OPEN}\n{HEADER}{path}\n{SEARCH_MARKER}\n{block.search}\n{DIVIDER_MARKER}\n{block.replace}\n"
+            f"{REPLACE_MARKER}\n{FENCE_CLOSE}")
 
 
 def render_edits(edits: Sequence[FileEdit]) -> str:
-    """Render file edits as the completion text (forms in the module docstring)."""
+    """Render file edits as the completion text: one fenced block per edit, blank line between (module docstring).
+
+    Only modified and added files can be written; a deleted or renamed file raises `deleted_file` /
+    `renamed_file` (neither parser can remove or move a file)."""
     chunks = []
+    seen: set[str] = set()
     for edit in edits:
-        parts = [_header(edit)]
+        if edit.status not in STATUSES:
+            raise EditError("invalid_edit", f"{edit.path!r}: unknown status {edit.status!r}")
+        path = _check_path(edit.path, "path")
+        if edit.status == "deleted":
+            raise EditError("deleted_file", f"{path!r} is deleted: SEARCH/REPLACE cannot remove a file")
+        if edit.status == "renamed":
+            raise EditError("renamed_file", f"{edit.old_path!r} -> {path!r}: SEARCH/REPLACE cannot move a file")
+        if edit.old_path is not None:
+            raise EditError("invalid_edit", f"{path!r}: old_path is only allowed for renamed files")
+        if path in seen:
+            raise EditError("invalid_edit", f"{path!r}: two edits of one file")
+        seen.add(path)
+        if edit.status == "added":
+            if len(edit.blocks) != 1 or edit.blocks[0].search != "":
+                raise EditError("invalid_edit", f"{path!r}: an added file needs exactly one block with empty SEARCH")
+        elif not edit.blocks or any(block.search == "" for block in edit.blocks):
+            raise EditError("invalid_edit", f"{path!r}: a modified file needs blocks with non-empty SEARCH")
+        if len(set(edit.blocks)) != len(edit.blocks):
+            raise EditError("ambiguous_markers", f"{path!r}: two identical blocks (Agentless keeps one)")
         for index, block in enumerate(edit.blocks):
-            parts.append(_render_block(block, _where(edit.path, index)))
-        chunks.append("".join(parts))
-    return "\n".join(chunks)
-
-
-def _parse_header(line: str, lineno: int) -> tuple[str, str, str | None]:
-    header = line[4:]
-    if header.endswith("\r\n"):
-        header = header[:-2]
-    elif header.endswith("\n"):
-        header = header[:-1]
-    if header.endswith(_SUFFIX_ADDED):
-        status, old_path, path = "added", None, header[: -len(_SUFFIX_ADDED)]
-    elif header.endswith(_SUFFIX_DELETED):
-        status, old_path, path = "deleted", None, header[: -len(_SUFFIX_DELETED)]
-    elif header.endswith(_SUFFIX_RENAMED):
-        status = "renamed"
-        pair = header[: -len(_SUFFIX_RENAMED)]
-        if pair.count(_ARROW) != 1:
-            raise EditError(
-                "malformed_edit", f"line {lineno}: renamed header needs 'old -> new': {line!r}"
-            )
-        old_path, path = pair.split(_ARROW)
-        if not old_path:
-            raise EditError("malformed_edit", f"line {lineno}: empty old path in header {line!r}")
-    else:
-        status, old_path, path = "modified", None, header
-    if not path:
-        raise EditError("malformed_edit", f"line {lineno}: empty path in header {line!r}")
-    return path, status, old_path
-
-
-def _finish_section(content: list[str], lineno: int) -> str:
-    if content and content[-1] == NO_NEWLINE:
-        if len(content) < 2 or not content[-2].endswith("\n"):
-            raise EditError(
-                "malformed_edit",
-                f"line {lineno - 1}: '\\ No newline' marker without a preceding content line",
-            )
-        return "".join(content[:-2]) + content[-2][:-1]
-    return "".join(content)
+            chunks.append(_render_block(path, block, _where(path, index)))
+    return "\n\n".join(chunks)
 
 
 def parse_edits(text: str) -> list[FileEdit]:
     """Parse a completion text back into file edits; the exact inverse of :func:`render_edits`.
 
+    Consecutive blocks of one path make one FileEdit; a file whose one block has an empty SEARCH is `added`.
     Raises EditError("ambiguous_markers") when a marker line shows up where block content should be,
     and EditError("malformed_edit") (naming the line) for anything else that does not parse.
     """
+    lines = text.split("\n")
+    n = len(lines)
     edits: list[FileEdit] = []
-    current: tuple[str, str, str | None] | None = None
-    header_line = 0
     blocks: list[Block] = []
-    state = "outside"  # outside | search | replace
-    search_lines: list[str] = []
-    replace_lines: list[str] = []
-    search_text = ""
+    current = ""
+    header_line = 0
 
     def close_file() -> None:
-        if current is None:
+        if not blocks:
             return
-        path, status, old_path = current
-        if status == "added" and (len(blocks) != 1 or blocks[0].search != ""):
-            raise EditError(
-                "malformed_edit",
-                f"line {header_line}: new file {path!r} needs exactly one block with empty SEARCH",
-            )
-        if status == "deleted" and blocks:
-            raise EditError(
-                "malformed_edit", f"line {header_line}: deleted file {path!r} must have no blocks"
-            )
-        edits.append(FileEdit(path, status, old_path, tuple(blocks)))
-
-    lines = text.splitlines(keepends=True)
-    lineno = 0
-    for lineno, line in enumerate(lines, 1):
-        if state == "search":
-            if line == DIVIDER_MARKER:
-                search_text = _finish_section(search_lines, lineno)
-                replace_lines = []
-                state = "replace"
-            elif line in MARKERS:
+        if any(b.search == "" for b in blocks):
+            if len(blocks) != 1:
                 raise EditError(
-                    "ambiguous_markers", f"line {lineno}: unexpected {line!r} inside SEARCH"
+                    "malformed_edit", f"line {header_line}: {current!r}: an empty SEARCH must be the file's only block"
                 )
-            else:
-                search_lines.append(line)
-            continue
-        if state == "replace":
-            if line == REPLACE_MARKER or (lineno == len(lines) and line == REPLACE_MARKER[:-1]):
-                blocks.append(Block(search_text, _finish_section(replace_lines, lineno)))
-                state = "outside"
-            elif line in MARKERS:
-                raise EditError(
-                    "ambiguous_markers", f"line {lineno}: unexpected {line!r} inside REPLACE"
-                )
-            else:
-                replace_lines.append(line)
-            continue
-        # outside a block
-        if line.startswith("### "):
-            close_file()
-            current = _parse_header(line, lineno)
-            header_line = lineno
-            blocks = []
-        elif line == SEARCH_MARKER:
-            if current is None:
-                raise EditError("malformed_edit", f"line {lineno}: block before any '### path' header")
-            search_lines = []
-            state = "search"
-        elif line in MARKERS:
-            raise EditError("ambiguous_markers", f"line {lineno}: unexpected {line!r} outside a block")
-        elif line.strip() == "":
-            continue
+            edits.append(FileEdit(current, "added", None, (blocks[0],)))
         else:
-            raise EditError("malformed_edit", f"line {lineno}: unexpected text {line!r}")
-    if state != "outside":
-        raise EditError("malformed_edit", f"line {lineno}: unterminated block at end of text")
+            edits.append(FileEdit(current, "modified", None, tuple(blocks)))
+
+    def expect(i: int, what: str) -> None:
+        got = lines[i] if i < n else "<end of text>"
+        raise EditError("malformed_edit", f"line {i + 1}: expected {what}, got {got!r}")
+
+    def section(i: int, end_marker: str) -> tuple[str, int]:
+        start = i
+        while i < n and lines[i] != end_marker:
+            line = lines[i]
+            if line in _MARKER_LINES or line.startswith(FENCE_CLOSE):
+                raise EditError("ambiguous_markers", f"line {i + 1}: unexpected {line!r} inside a block")
+            i += 1
+        if i >= n:
+            raise EditError("malformed_edit", f"line {n}: unterminated block at end of text")
+        return "\n".join(lines[start:i]), i + 1
+
+    i = 0
+    while i < n:
+        line = lines[i]
+        if line == "":
+            i += 1
+            continue
+        if line != FENCE_OPEN:
+            if line in _MARKER_LINES:
+                raise EditError("ambiguous_markers", f"line {i + 1}: unexpected {line!r} outside a block")
+            expect(i, repr(FENCE_OPEN))
+        if i + 1 >= n or not lines[i + 1].startswith(HEADER) or lines[i + 1] == HEADER:
+            expect(i + 1, "'### path'")
+        path = lines[i + 1][len(HEADER):]
+        start = i + 2
+        if i + 2 >= n or lines[i + 2] != SEARCH_MARKER:
+            expect(i + 2, repr(SEARCH_MARKER))
+        if i + 3 < n and lines[i + 3] == DIVIDER_MARKER:
+            expect(i + 3, "a SEARCH line (an empty SEARCH is one empty line)")
+        search, i = section(i + 3, DIVIDER_MARKER)
+        replace, i = section(i, REPLACE_MARKER)
+        if i >= n or lines[i] != FENCE_CLOSE:
+            expect(i, repr(FENCE_CLOSE))
+        if path != current or not blocks:
+            close_file()
+            current, blocks, header_line = path, [], start
+        blocks.append(Block(search, replace))
+        i += 1
     close_file()
     return edits
 
@@ -612,7 +594,7 @@ def apply_edits(files: Mapping[str, str], edits: Sequence[FileEdit]) -> dict[str
                 raise EditError("file_not_found", f"{path!r}: modified file does not exist")
             result[path] = apply_blocks(result[path], edit.blocks, path)
         elif status == "added":
-            if path in result:
+            if result.get(path):  # an existing empty file reads the same as a missing one (SWE-RL: .get(path, ""))
                 raise EditError("file_exists", f"{path!r}: added file already exists")
             result[path] = apply_blocks("", edit.blocks, path)
         elif status == "deleted":
@@ -669,7 +651,7 @@ def edits_for_files(
             edits.append(FileEdit(path, "renamed", old_path, tuple(blocks)))
         elif path not in new_files:
             edits.append(FileEdit(path, "deleted"))
-        elif path not in old_files:
+        elif path not in old_files or (old_files[path] == "" and new_files[path] != ""):
             edits.append(FileEdit(path, "added", None, (Block("", new_files[path]),)))
         elif old_files[path] != new_files[path]:
             blocks = compute_blocks(old_files[path], new_files[path], context)
@@ -682,7 +664,8 @@ def check_roundtrip(
 ) -> None:
     """Render, parse and apply ``edits`` to ``old_files``; raise EditError("edit_roundtrip_mismatch")
     naming the first differing path unless every edited path ends up byte-identical to ``new_files``
-    (deleted paths and rename sources must be absent)."""
+    (deleted paths and rename sources must be absent), or the reason from :func:`check_portable`."""
+    check_portable(old_files, new_files, edits)
     parsed = parse_edits(render_edits(edits))
     if parsed != list(edits):
         for before, after in zip(edits, parsed):
@@ -719,3 +702,27 @@ def check_roundtrip(
                 raise EditError(
                     "edit_roundtrip_mismatch", f"{path!r}: removed by the edits but present in new_files"
                 )
+
+
+def check_portable(old_files: Mapping[str, str], new_files: Mapping[str, str], edits: Sequence[FileEdit]) -> None:
+    """Raise EditError unless Agentless's reading gives the same files as SWE-RL's (which is this module's).
+
+    Agentless (`split_edit_multifile_commands`) strips each block, so a REPLACE must end on a non-space character
+    (`crlf_line_endings`, `trailing_whitespace`, `empty_replace`); its applier rebuilds a file from its lines, so
+    the final newline of a file cannot change (`final_newline_change`); a new file gets one.
+    """
+    for edit in edits:
+        old = old_files.get(edit.old_path or edit.path, "")
+        new = new_files.get(edit.path, "")
+        if old and new and old.endswith("\n") != new.endswith("\n") or not old and new and not new.endswith("\n"):
+            raise EditError("final_newline_change", f"{edit.path!r}: the change adds or removes the final newline")
+        for index, block in enumerate(edit.blocks):
+            replace = block.replace
+            if block.search == "" and replace.endswith("\n"):
+                replace = replace[:-1]  # a new file: Agentless's line join gives the final newline back
+            if replace == "":
+                raise EditError("empty_replace", f"{_where(edit.path, index)}: empty REPLACE (Agentless drops it)")
+            if replace[-1].isspace():
+                reason = "crlf_line_endings" if replace.endswith("\r") else "trailing_whitespace"
+                raise EditError(reason, f"{_where(edit.path, index)}: REPLACE ends in {replace[-1]!r}, which "
+                                        "Agentless strips")

@@ -2,7 +2,16 @@
 
 Wording follows Agentless (OpenAutoCoder/Agentless: `obtain_relevant_files_prompt` and the SEARCH/REPLACE repair
 prompt); the TestWriter variants follow Kimi-Dev's second role. A sample records `name@version` in
-`meta.template`, so a corpus says which template made it. Change a template → bump its version.
+`meta.template`, so a corpus says which template made it. Change a template → bump its version (the sample id does
+not depend on it, so data joined by id survives).
+
+The edit completion is exactly the format the edit prompt's example shows, read the same by Agentless's
+`extract_python_blocks` + `split_edit_multifile_commands` and SWE-RL's `SEARCH_REPLACE_REGEX`: one fenced
+```` ```python ```` block per edit, each starting with its own `### path` line; a new file is an empty SEARCH (one
+empty line between the markers). Changes those parsers cannot carry (a deleted or renamed file, a block that would
+read as markers, a REPLACE that Agentless's `strip()` would cut, a final-newline change) are quarantined by the
+stage with the reason from `datakit.samples.edits`. Version 2: fenced completions (version 1 had one unfenced list
+of blocks per file and `(new file)` / `(deleted)` / `(renamed)` headers).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ file2.py
 
 BUGFIXER_LOCALIZE = Template(
     "bugfixer_localize",
-    1,
+    2,
     "Please look through the following GitHub problem description and Repository structure and provide a list of "
     "files that one would need to edit to fix the problem.\n\n"
     "### GitHub Problem Description ###\n{problem_statement}\n\n###\n\n"
@@ -45,7 +54,7 @@ BUGFIXER_LOCALIZE = Template(
 
 TESTWRITER_LOCALIZE = Template(
     "testwriter_localize",
-    1,
+    2,
     "Please look through the following GitHub problem description and Repository structure and provide a list of "
     "test files that one would need to edit or create to write a test that reproduces the problem: the test must "
     "fail before the fix and pass after it.\n\n"
@@ -74,15 +83,16 @@ from flask import Flask
 >>>>>>> REPLACE
 ```
 
-A new file is `### path (new file)` with an empty SEARCH; a deleted file is `### path (deleted)`; a renamed file is
-`### old/path -> new/path (renamed)` followed by its edits. A SEARCH block must match the file exactly once.
+To create a new file, use its path and an empty SEARCH (one empty line), and the whole file as the replacement.
+A SEARCH block must match the file exactly once.
 Please note that the *SEARCH/REPLACE* edit REQUIRES PROPER INDENTATION.
-Wrap each *SEARCH/REPLACE* edit in a code block as shown in the example above.
+Wrap each *SEARCH/REPLACE* edit in a code block as shown in the example above. If you have multiple
+*SEARCH/REPLACE* edits, use a separate code block for each one.
 """
 
 BUGFIXER_EDIT = Template(
     "bugfixer_edit",
-    1,
+    2,
     "We are currently solving the following issue within our repository. Here is the issue text:\n"
     "--- BEGIN ISSUE ---\n{problem_statement}\n--- END ISSUE ---\n\n"
     "Below are some code segments, each from a relevant file. One or more of these files may contain bugs.\n\n"
@@ -93,7 +103,7 @@ BUGFIXER_EDIT = Template(
 
 TESTWRITER_EDIT = Template(
     "testwriter_edit",
-    1,
+    2,
     "We are currently solving the following issue within our repository. Here is the issue text:\n"
     "--- BEGIN ISSUE ---\n{problem_statement}\n--- END ISSUE ---\n\n"
     "Below are some segments of the repository's test files.\n\n"
