@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -187,16 +186,34 @@ def best_of(fn, repeat: int) -> tuple[float, float, object]:
 
 
 def cli(*args: str, cwd: Path) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Run `datakit ARGS` as a whole process; wall, CPU seconds and peak RSS of its whole process tree (datatrove's
+    workers are forkserver grandchildren that rusage does not see, so the tree is polled with psutil)."""
+    import psutil
+
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "datakit.cli", *args, "--quiet"], cwd=cwd, capture_output=True,
-                          text=True)
+    proc = psutil.Popen([sys.executable, "-m", "datakit.cli", *args, "--quiet"], cwd=cwd,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cpu: dict[int, float] = {}
+    peak = 0.0
+    while proc.poll() is None:
+        rss = 0
+        try:
+            for p in [proc, *proc.children(recursive=True)]:
+                try:
+                    t = p.cpu_times()
+                    cpu[p.pid] = max(cpu.get(p.pid, 0.0), t.user + t.system)
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            pass
+        peak = max(peak, rss / 2**20)
+        time.sleep(0.05)
     wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    _, err = proc.communicate()
     if proc.returncode != 0:
-        raise SystemExit(f"datakit {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "peak_rss_mib": round(after.ru_maxrss / 1024, 1)}
+        raise SystemExit(f"datakit {' '.join(args)} failed:\n{err.decode()[-3000:]}")
+    return {"wall_s": round(wall, 2), "cpu_s": round(sum(cpu.values()), 2), "peak_rss_mib": round(peak, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:

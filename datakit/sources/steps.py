@@ -154,8 +154,9 @@ class GHArchiveSource(CountingStep):
             self.reject("pulls", record, "missing_commit", str(exc), rank)
             return None
         link_and_attach(record, issues)
-        if "no_linked_issue" in record["flags"]:
-            self.stat_update("flags.no_linked_issue")
+        for flag in ("no_linked_issue", "landing_not_found"):
+            if flag in record["flags"]:
+                self.stat_update(f"flags.{flag}")
         self.written("pulls")
         return record
 
