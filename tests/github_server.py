@@ -144,6 +144,27 @@ def host_git_repo(path: str | Path, full_name: str, meta: dict | None = None,
     return hosted
 
 
+_FIRSTS = {  # how our queries cut each nested connection: GitHub returns the first N nodes and the totalCount
+    "labels": r"labels\(first: (\d+)\)", "closing": r"closingIssuesReferences\(first: (\d+)",
+    "reviews": r"reviews\(first: (\d+)\)", "review_comments": r"reviews\(first: \d+\).*?comments\(first: (\d+)\)",
+    "issue_comments": r"fragment IssueFields on Issue \{.*?comments\(first: (\d+)\)",
+}
+
+
+def _firsts(query: str) -> dict[str, int]:
+    found = {k: re.search(v, query, re.S) for k, v in _FIRSTS.items()}
+    return {k: int(m[1]) for k, m in found.items() if m}
+
+
+def _cut(nodes: list, first: int | None) -> dict:
+    """A connection as GitHub answers `first: N` with totalCount (N absent: the query did not ask for it)."""
+    return {"totalCount": len(nodes), "nodes": nodes[:first] if first is not None else nodes}
+
+
+def _cut_issue(issue: dict, firsts: dict) -> dict:
+    return {**issue, "comments": _cut(issue["comments"]["nodes"], firsts.get("issue_comments"))}
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -162,6 +183,7 @@ class FakeGitHub:
         self.faults = list(faults)
         self.redirects = {k.lower(): v for k, v in (redirects or {}).items()}  # renamed repositories: 301
         self.clock_offset = clock_offset
+        self.rest_errors: dict[str, tuple[int, dict]] = {}  # REST path → (status, body) it always answers
         self.counts = {"graphql": 0, "rest": 0}
         self.log: list[tuple[str, str, int]] = []  # (route, path, status)
         self.on_request: Callable[[str, int], None] | None = None  # (route, n) before the answer: e.g. a kill
@@ -214,21 +236,32 @@ class FakeGitHub:
         if repo is None:
             return {"data": {"repository": None}, "errors": [{"type": "NOT_FOUND", "path": ["repository"],
                     "message": f"Could not resolve to a Repository with the name '{variables.get('name')}'."}]}
+        firsts = _firsts(query)
         if query.lstrip().startswith("query PullRequests"):
             return {"data": {"rateLimit": {"cost": 1, "remaining": 4999, "resetAt": iso(time.time() + 3600)},
-                             "repository": {"pullRequests": self._pull_page(repo, variables)}}}
+                             "repository": {"pullRequests": self._pull_page(repo, variables, firsts)}}}
+        if query.lstrip().startswith("query ClosingIssues"):
+            p = repo.pulls.get(variables["number"])
+            if p is None:
+                return {"data": {"repository": {"pullRequest": None}}, "errors": [{"type": "NOT_FOUND"}]}
+            issues = [_cut_issue(repo.issues[i], firsts) for i in p["_closing"] if i in repo.issues]
+            start = int(variables.get("after") or 0)
+            chunk = issues[start:start + 50]
+            return {"data": {"repository": {"pullRequest": {"closingIssuesReferences": {
+                "totalCount": len(issues), "nodes": chunk,
+                "pageInfo": {"hasNextPage": start + 50 < len(issues), "endCursor": str(start + len(chunk))}}}}}}
         if query.lstrip().startswith("query Issues"):
             data, errors = {}, []
             for alias, number in re.findall(r"(\w+): issue\(number: (\d+)\)", query):
                 node = repo.issues.get(int(number))
-                data[alias] = node
+                data[alias] = node if node is None else _cut_issue(node, firsts)
                 if node is None:
                     errors.append({"type": "NOT_FOUND", "path": ["repository", alias],
                                    "message": f"Could not resolve to an Issue with the number of {number}."})
             return {"data": {"repository": data}, **({"errors": errors} if errors else {})}
         return {"errors": [{"message": "unknown operation"}]}
 
-    def _pull_page(self, repo: HostedRepo, v: dict) -> dict:
+    def _pull_page(self, repo: HostedRepo, v: dict, firsts: dict) -> dict:
         key = lambda p: (p["updatedAt"], p["number"])  # noqa: E731  GitHub's cursors are keyset cursors
         ordered = sorted(repo.pulls.values(), key=key)
         if v.get("after"):
@@ -238,7 +271,12 @@ class FakeGitHub:
         nodes = []
         for p in page:
             node = {k: val for k, val in p.items() if k != "_closing"}
-            node["closingIssuesReferences"] = {"nodes": [repo.issues[i] for i in p["_closing"] if i in repo.issues]}
+            closing = [_cut_issue(repo.issues[i], firsts) for i in p["_closing"] if i in repo.issues]
+            node["closingIssuesReferences"] = _cut(closing, firsts.get("closing"))
+            node["labels"] = _cut(p["labels"]["nodes"], firsts.get("labels"))
+            reviews = [{**r, "comments": _cut((r.get("comments") or {}).get("nodes") or [], firsts.get("review_comments"))}
+                       for r in p["reviews"]["nodes"]]
+            node["reviews"] = _cut(reviews, firsts.get("reviews"))
             nodes.append(node)
         end = (base64.b64encode(("cursor:v2:" + json.dumps(list(key(page[-1])))).encode()).decode()
                if page else None)
@@ -247,6 +285,9 @@ class FakeGitHub:
     # ------------------------------------------------------------------------------------------ REST
     def rest(self, path: str, query: dict, accept: str) -> tuple[int, object, dict]:
         """(status, JSON-able body or text, extra headers)."""
+        if path in self.rest_errors:
+            status, body = self.rest_errors[path]
+            return status, body, {}
         if m := re.match(r"^/repositories/(\d+)(/.*)?$", path):  # where GitHub's 301 for a renamed repo points
             repo = next((r for r in self.repos.values() if r.meta.get("id") == int(m[1])), None)
             if repo is None:
@@ -272,7 +313,7 @@ class FakeGitHub:
         if rest == "/pulls":
             items = [self._rest_pull(repo, p) for p in sorted(repo.pulls.values(), key=lambda p: -p["number"])]
             return self._paged(path, query, items)
-        if m2 := re.match(r"^/pulls/(\d+)(/commits|/files)?$", rest):
+        if m2 := re.match(r"^/pulls/(\d+)(/commits|/files|/reviews|/comments)?$", rest):
             p = repo.pulls.get(int(m2[1]))
             if p is None:
                 return 404, not_found("https://docs.github.com/rest/pulls/pulls#get-a-pull-request"), {}
@@ -280,6 +321,15 @@ class FakeGitHub:
             if (p["number"], what) in repo.errors:
                 status, body = repo.errors[(p["number"], what)]
                 return status, body, {}
+            if m2[2] in ("/reviews", "/comments"):
+                reviews = p["reviews"]["nodes"]
+                if m2[2] == "/reviews":
+                    return self._paged(path, query, [{"id": r["databaseId"], "body": r["body"], "state": "COMMENTED",
+                                                      "submitted_at": r["createdAt"], "user": r["author"]} for r in reviews])
+                return self._paged(path, query, [
+                    {"id": c["databaseId"], "pull_request_review_id": r["databaseId"], "body": c["body"],
+                     "created_at": c["createdAt"], "path": c.get("path"), "user": c["author"]}
+                    for r in reviews for c in (r.get("comments") or {}).get("nodes") or []])
             if m2[2] == "/commits":
                 return self._paged(path, query, [{"sha": c["commit"]["oid"], "commit": {"message": c["commit"]["message"]}}
                                                  for c in p["commits"]["nodes"]])
@@ -288,6 +338,11 @@ class FakeGitHub:
             if accept == "application/vnd.github.diff":
                 return 200, repo.diffs.get(p["number"], ""), {"Content-Type": "text/plain; charset=utf-8"}
             return 200, self._rest_pull(repo, p), {}
+        if m2 := re.match(r"^/issues/(\d+)/labels$", rest):
+            p = repo.pulls.get(int(m2[1]))
+            if p is None:
+                return 404, not_found(), {}
+            return self._paged(path, query, [{"name": label["name"]} for label in p["labels"]["nodes"]])
         if m2 := re.match(r"^/issues/(\d+)(/comments)?$", rest):
             i = repo.issues.get(int(m2[1]))
             if i is None:

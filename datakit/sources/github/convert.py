@@ -34,7 +34,8 @@ def issue(node: dict) -> dict:
     return {"repo": (node.get("repository") or {}).get("nameWithOwner"), "number": node["number"],
             "title": node.get("title") or "", "body": node.get("body") or "", "author": _login(node.get("author")),
             "state": (node.get("state") or "").lower() or None, "created_at": node.get("createdAt"),
-            "closed_at": node.get("closedAt"), "comments": comments}
+            "closed_at": node.get("closedAt"), "comments": comments,
+            "missing": list(node.get("_missing") or [])}  # what the crawl could not fetch (crawl.py)
 
 
 def _commit(node: dict) -> dict:
@@ -57,7 +58,7 @@ def pull_request(repo: str, node: dict, meta: dict | None) -> tuple[dict, list[R
     """A GraphQL PullRequest node → (record without code, GitHub's closing references, their issues by key)."""
     closing = [issue(n) for n in _nodes(node.get("closingIssuesReferences"))]
     commits = [_commit(n) for n in _nodes(node.get("commits"))]
-    missing = ["diff", "files"]
+    missing = ["diff", "files", *(node.get("_missing") or [])]  # _missing: connections the crawl could not complete
     if (node.get("commits") or {}).get("totalCount", len(commits)) > len(commits):
         missing.append("commits")  # more than one page: the mirror lists them all
     record = new_pull_record(

@@ -12,6 +12,12 @@ State of a repository, `<state>/repos/<owner>__<name>/`:
   (`pending`: issues closed by keyword only, still to fetch; they are batched across pages). Bytes past
   `journal_bytes` (a page appended by a crawl killed before its checkpoint) are cut off when the state is opened,
   so nothing is counted twice.
+
+Connections GraphQL cut at `first: N` (labels, reviews and their comments, closing issues, issue comments; see
+queries.py) are completed before the page is committed: over REST (labels, reviews, review comments, issue
+comments, all pages) or GraphQL (closing issues). What could not be fetched (a permanent 4xx) is named in the
+node's `_missing`, which convert.py carries into `source.missing`; a transient failure fails the page, which the
+rerun fetches again.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import orjson
 from datakit.pulls.linking import closing_references
 from datakit.sources.github import convert
 from datakit.sources.github.client import GitHubClient, GitHubError
-from datakit.sources.github.queries import PULL_REQUESTS, issues_query
+from datakit.sources.github.queries import CLOSING_ISSUES, PULL_REQUESTS, issues_query
 
 ISSUES_PER_REQUEST = 50
 
@@ -123,6 +129,32 @@ def state_folder(state_dir: str | Path, repo: str) -> Path:
     return Path(state_dir) / "repos" / f"{owner}__{name}"
 
 
+def _cut(conn: dict | None) -> bool:
+    """True when GraphQL returned fewer nodes than the connection holds."""
+    return bool(conn) and (conn.get("totalCount") or 0) > len(conn.get("nodes") or [])
+
+
+def _issue_comment(c: dict) -> dict:
+    """A REST issue comment → the GraphQL comment node IssueFields asks for."""
+    return {"databaseId": c.get("id"), "body": c.get("body"), "createdAt": c.get("created_at"),
+            "author": {"login": (c.get("user") or {}).get("login")}}
+
+
+def _rest_reviews(reviews: list[dict], comments: list[dict]) -> list[dict]:
+    """REST reviews and review comments (flat, with pull_request_review_id) → GraphQL review nodes."""
+    by_review: dict = {}
+    for c in comments:
+        by_review.setdefault(c.get("pull_request_review_id"), []).append(
+            {**_issue_comment(c), "path": c.get("path")})
+    nodes = [{"databaseId": r.get("id"), "body": r.get("body"), "createdAt": r.get("submitted_at"),
+              "author": {"login": (r.get("user") or {}).get("login")},
+              "comments": {"nodes": by_review.pop(r.get("id"), [])}} for r in reviews]
+    orphans = [c for key in sorted(by_review, key=str) for c in by_review[key]]
+    if orphans:  # comments of a review the list did not return: kept, under an empty review
+        nodes.append({"databaseId": None, "body": "", "createdAt": None, "author": None, "comments": {"nodes": orphans}})
+    return nodes
+
+
 def keyword_issue_numbers(repo: str, node: dict) -> set[int]:
     """Numbers of this repository's issues that the PR's title, body or commit messages close by keyword."""
     texts = [node.get("title"), node.get("body")]
@@ -153,6 +185,8 @@ class RepoCrawler:
                 raise GitHubError(f"GraphQL: repository {repo} not found", 404)
             conn = data["repository"]["pullRequests"]
             nodes = [n for n in conn.get("nodes") or [] if n]
+            for node in nodes:
+                self._complete_pull(repo, node)
             page = conn.get("pageInfo") or {}
             last = not page.get("hasNextPage")
             pending = set(state.pending) | self._missing_issues(repo, nodes, state)
@@ -179,5 +213,73 @@ class RepoCrawler:
             chunk = numbers[start:start + ISSUES_PER_REQUEST]
             data, _ = self.client.graphql(issues_query(chunk), {"owner": owner, "name": name})
             repository = data.get("repository") or {}
-            found += [convert.issue(repository[f"i{n}"]) | {"repo": repo} for n in chunk if repository.get(f"i{n}")]
+            for n in chunk:
+                if repository.get(f"i{n}"):
+                    self._complete_issue(repository[f"i{n}"])
+                    found.append(convert.issue(repository[f"i{n}"]) | {"repo": repo})
         return found
+
+    # -- connections GraphQL cut -------------------------------------------------------------------------------
+    def _fetch(self, missing: list[str], what: str, fetch):
+        """fetch() or, on a permanent 4xx, None with `what` noted as missing; transient errors propagate."""
+        try:
+            return fetch()
+        except GitHubError as exc:
+            if exc.transient or not 400 <= (exc.status or 0) < 500:
+                raise
+            missing.append(what)
+            return None
+
+    def _complete_pull(self, repo: str, node: dict) -> None:
+        missing: list[str] = []
+        path = f"/repos/{repo}"
+        n = node["number"]
+        if _cut(node.get("labels")):
+            items = self._fetch(missing, "labels", lambda: list(self.client.paginate(f"{path}/issues/{n}/labels")))
+            if items is not None:
+                node["labels"] = {"totalCount": len(items), "nodes": [{"name": i["name"]} for i in items]}
+        reviews = node.get("reviews")
+        if _cut(reviews) or any(_cut(r.get("comments")) for r in (reviews or {}).get("nodes") or [] if r):
+            got = self._fetch(missing, "reviews", lambda: (list(self.client.paginate(f"{path}/pulls/{n}/reviews")),
+                                                           list(self.client.paginate(f"{path}/pulls/{n}/comments"))))
+            if got is not None:
+                node["reviews"] = {"totalCount": len(got[0]), "nodes": _rest_reviews(*got)}
+        if _cut(node.get("closingIssuesReferences")):
+            items = self._fetch(missing, "closing_issues", lambda: self._closing_issues(repo, n))
+            if items is not None:
+                node["closingIssuesReferences"] = {"totalCount": len(items), "nodes": items}
+        for issue in (node.get("closingIssuesReferences") or {}).get("nodes") or []:
+            if issue:
+                self._complete_issue(issue)
+                if issue.get("_missing"):
+                    missing.append("linked_issues.comments")
+        if missing:
+            node["_missing"] = sorted(set(missing))
+
+    def _closing_issues(self, repo: str, number: int) -> list[dict]:
+        owner, name = repo.split("/", 1)
+        nodes, after = [], None
+        while True:
+            data, _ = self.client.graphql(CLOSING_ISSUES, {"owner": owner, "name": name, "number": number,
+                                                           "after": after})
+            pull = (data.get("repository") or {}).get("pullRequest")
+            if pull is None:
+                raise GitHubError(f"GraphQL: pull request {repo}#{number} not found", 404)
+            conn = pull["closingIssuesReferences"]
+            nodes += [i for i in conn.get("nodes") or [] if i]
+            page = conn.get("pageInfo") or {}
+            if not page.get("hasNextPage"):
+                return nodes
+            after = page.get("endCursor")
+
+    def _complete_issue(self, issue: dict) -> None:
+        if not _cut(issue.get("comments")):
+            return
+        where = (issue.get("repository") or {}).get("nameWithOwner")
+        missing: list[str] = []
+        items = self._fetch(missing, "comments", lambda: list(
+            self.client.paginate(f"/repos/{where}/issues/{issue['number']}/comments")))
+        if items is not None:
+            issue["comments"] = {"totalCount": len(items), "nodes": [_issue_comment(c) for c in items]}
+        else:
+            issue["_missing"] = missing

@@ -1,5 +1,9 @@
 """The GraphQL documents the crawl sends. One page of PRs carries everything but the code: commits and their
-messages, review discussion, labels, and the issues GitHub says the PR closes, with their comments."""
+messages, review discussion, labels, and the issues GitHub says the PR closes, with their comments.
+
+Every nested connection is cut at `first: N` (GraphQL's node limits keep a page affordable), so each asks for its
+`totalCount`: the crawler fetches the rest of a connection that was cut (crawl.py) and records in
+`source.missing` what it could not fetch."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ fragment IssueFields on Issue {
   number title body state createdAt closedAt
   author { login }
   repository { nameWithOwner }
-  comments(first: 100) { nodes { databaseId body createdAt author { login } } }
+  comments(first: 100) { totalCount nodes { databaseId body createdAt author { login } } }
 }
 """
 
@@ -24,15 +28,16 @@ query PullRequests($owner: String!, $name: String!, $first: Int!, $after: String
         author { login }
         baseRefName baseRefOid headRefOid
         mergeCommit { oid }
-        labels(first: 20) { nodes { name } }
+        labels(first: 20) { totalCount nodes { name } }
         commits(first: 100) {
           totalCount
           nodes { commit { oid message committedDate author { name } parents(first: 2) { nodes { oid } } } }
         }
-        closingIssuesReferences(first: 10) { nodes { ...IssueFields } }
+        closingIssuesReferences(first: 10) { totalCount nodes { ...IssueFields } }
         reviews(first: 30) {
+          totalCount
           nodes { databaseId body createdAt author { login }
-                  comments(first: 30) { nodes { databaseId body createdAt path author { login } } } }
+                  comments(first: 30) { totalCount nodes { databaseId body createdAt path author { login } } } }
         }
       }
     }
@@ -47,3 +52,18 @@ def issues_query(numbers: list[int]) -> str:
     fields = "\n".join(f"    i{n}: issue(number: {n}) {{ ...IssueFields }}" for n in numbers)
     return ("query Issues($owner: String!, $name: String!) {\n  repository(owner: $owner, name: $name) {\n"
             f"{fields}\n  }}\n}}\n" + ISSUE_FIELDS)
+
+
+CLOSING_ISSUES = """
+query ClosingIssues($owner: String!, $name: String!, $number: Int!, $after: String) {
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) {
+      closingIssuesReferences(first: 50, after: $after) {
+        totalCount
+        pageInfo { hasNextPage endCursor }
+        nodes { ...IssueFields }
+      }
+    }
+  }
+}
+""" + ISSUE_FIELDS

@@ -135,11 +135,17 @@ class GitHubCrawlSource(CountingStep):
                     fill_from_mirror(record, mirror)
                 else:
                     try:
-                        self._code_from_api(record, client)
+                        truncated = self._code_from_api(record, client)
                     except GitHubError as exc:
                         if not _permanent(exc):
                             raise
                         self._code_from_fallback(record, spec, client.tokens.redact(str(exc)))
+                    else:
+                        if truncated:  # the mirror has every file; without it the record says "files" is missing
+                            self.stat_update("code.files_truncated")
+                            if self.settings.mirror_fallback:
+                                self._code_from_fallback(record, spec, f"{record['repo']}#{record['number']}: "
+                                                         f"REST listed {REST_FILES_LIMIT} files, its limit")
             except MissingCommit as exc:
                 self.reject("pulls", record, "missing_commit", str(exc), rank)
                 continue
@@ -150,6 +156,8 @@ class GitHubCrawlSource(CountingStep):
                                [c["message"] for c in record["commits"]], closing_refs)
             issues = {**state.issues(link.key for link in links), **closing_issues}
             attach_issues(record, links, issues)
+            if any((issues.get(link.key) or {}).get("missing") for link in links):
+                record["source"]["missing"] = sorted({*record["source"]["missing"], "linked_issues.comments"})
             if "no_linked_issue" in record["flags"]:
                 self.stat_update("flags.no_linked_issue")
             self.written("pulls")
@@ -176,16 +184,24 @@ class GitHubCrawlSource(CountingStep):
         self.stat_update("code.mirror_fallback")
 
     @staticmethod
-    def _code_from_api(record: dict, client) -> None:
+    def _code_from_api(record: dict, client) -> bool:
         """Without a mirror: files from REST (GraphQL has no previous path for renames), the diff as GitHub's
-        `application/vnd.github.diff`. Two requests per PR, both ETag-cached."""
+        `application/vnd.github.diff`. Two requests per PR, both ETag-cached. True when the file list stopped at
+        GitHub's limit (REST lists at most 3,000 files of a PR)."""
         from datakit.sources.github import convert
         from datakit.sources.github.client import DIFF
 
         path = f"/repos/{record['repo']}/pulls/{record['number']}"
-        record["files"] = convert.rest_files(list(client.paginate(f"{path}/files")))
+        items = list(client.paginate(f"{path}/files"))
+        record["files"] = convert.rest_files(items)
         record["diff"], _ = client.get(path, accept=DIFF)
-        record["source"]["missing"] = sorted(set(record["source"]["missing"]) - {"diff", "files"})
+        truncated = len(items) >= REST_FILES_LIMIT
+        record["source"]["missing"] = sorted(set(record["source"]["missing"]) - {"diff", "files"}
+                                             | ({"files"} if truncated else set()))
+        return truncated
+
+
+REST_FILES_LIMIT = 3000  # "Responses include a maximum of 3000 files" (List pull requests files)
 
 
 class _NoCode(Exception):
