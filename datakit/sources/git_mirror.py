@@ -76,6 +76,10 @@ def clone_mirror(spec: RepoSpec, mirrors_dir: str | Path, fetch_pulls: bool = Tr
     try:
         repo.remotes["origin"].fetch()
     except pygit2.GitError as exc:  # the message names the URL, never a token (tokens go in headers)
+        if not dest.exists():  # a failed first clone leaves nothing behind (no <name>.git.partial)
+            partial = Path(repo.path)
+            repo.free()
+            shutil.rmtree(partial, ignore_errors=True)
         raise MirrorError(f"{spec.name}: fetch from {_redact(url)} failed: {exc}") from exc
     if not dest.exists():  # publish the finished clone atomically
         partial = Path(repo.path)
