@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from datatrove.pipeline.base import PipelineStep
 
@@ -27,6 +27,11 @@ class StageContext:
     mirrors: Path  # where git mirrors live (shared by sources and samples)
     limit: int = -1
     fingerprint: str | None = None
+    tasks: int = 1  # the stage's task count
+    # (pipeline, tasks, logging_dir) → an executor of the recipe's kind, for a stage that runs a phase of its own
+    # before the runner's pipeline (sources.gharchive's map); None: a local one
+    phase_executor: Callable[[list, int, Path], Any] | None = None
+    executor_kind: str = "local"
 
     @property
     def quarantine(self) -> str:
@@ -168,7 +173,8 @@ class GitHubSourceStage(StageType):
 
 class GHArchiveSourceStage(StageType):
     type_name = "sources.gharchive"
-    summary = "aggregate GH Archive hour files (PR, issue, comment, review events) → PullRecords; code from mirrors"
+    summary = ("aggregate GH Archive hour files (PR, issue, comment, review events) → PullRecords; code from mirrors "
+               "(two phases: partition by repository, then aggregate)")
     units = ("files", "lines", "pulls")
     needs_input = False  # `input` is optional: a folder of hour files (or one file)
 
@@ -196,16 +202,48 @@ class GHArchiveSourceStage(StageType):
         return files
 
     def build(self, ctx: StageContext) -> list[PipelineStep]:
+        """Two phases, each a datatrove pipeline of `tasks` tasks: the map (run here, before the runner's
+        pipeline; its completion markers make a rerun skip it) partitions the hour files' wanted lines by
+        repository; the reduce (returned: the runner's pipeline) aggregates one partition per task. Every input
+        byte is read by one task (see datakit/sources/gharchive.py)."""
         from datakit.io.records import RecordWriter
         from datakit.sources.git_mirror import RepoSpec
-        from datakit.sources.steps import GHArchiveSource
+        from datakit.sources.steps import GHArchivePartition, GHArchiveSource
 
+        files = self.hour_files(ctx)
         specs = [RepoSpec.parse(r) for r in self.options.repos]
+        parts = ctx.output / ".datakit" / "map"
+        run_phase(ctx, [GHArchivePartition(files, [s.name for s in specs], str(parts / "parts"), ctx.tasks)],
+                  parts / "logs", "map")
         return [
-            GHArchiveSource(self.hour_files(ctx), specs, str(ctx.mirrors), ctx.quarantine, self.options.fetch,
+            GHArchiveSource(str(parts / "parts"), specs, str(ctx.mirrors), ctx.quarantine, self.options.fetch,
                             self.options.skip_bots, ctx.limit),
             RecordWriter(str(ctx.output), "pull_record"),
         ]
+
+    def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
+        """The partitions were read by every reduce task: drop them (their files.json and the markers stay)."""
+        for part in (ctx.output / ".datakit" / "map" / "parts").glob("*/*.jsonl.gz"):
+            part.unlink()
+
+
+def run_phase(ctx: StageContext, pipeline: list[PipelineStep], logging_dir: Path, what: str) -> None:
+    """Run a stage's own datatrove pipeline of `ctx.tasks` tasks to completion, on the recipe's executor."""
+    if ctx.executor_kind == "slurm":  # its run() only submits: the runner's pipeline would not wait for this one
+        raise ValueError(f"the {what} phase runs before the stage's tasks, which the slurm executor cannot "
+                         "order yet: use the local or ray executor for this stage")
+    if ctx.phase_executor is not None:
+        executor = ctx.phase_executor(pipeline, ctx.tasks, logging_dir)
+    else:
+        from datatrove.executor import LocalPipelineExecutor
+
+        executor = LocalPipelineExecutor(pipeline, tasks=ctx.tasks, workers=1, logging_dir=str(logging_dir))
+    executor.run()
+    done = logging_dir / "completions"
+    missing = ctx.tasks - (sum(1 for _ in done.iterdir()) if done.is_dir() else 0)
+    if missing:
+        raise ValueError(f"{what} phase: {missing}/{ctx.tasks} tasks did not complete; see {logging_dir}/logs, "
+                         "then rerun to resume")
 
 
 class AgentlessSamplesStage(StageType):
@@ -235,6 +273,36 @@ class AgentlessSamplesStage(StageType):
             RowShardedRecordReader(str(ctx.input), limit=ctx.limit),  # N tasks share even one repository
             AgentlessSamples(str(ctx.mirrors), ctx.quarantine, limits, tuple(self.options.roles),
                              self.options.structure_cache_mb),
+            RecordWriter(str(ctx.output), "sample"),
+        ]
+
+
+class CommitBundlesStage(StageType):
+    type_name = "bundles.commits"
+    summary = "PullRecords + git mirrors → one curated commit-bundle document per PR (diffs verified with unidiff)"
+    units = ("pulls",)
+
+    @dataclass
+    class Options:
+        max_commits: int = 100
+        max_files: int = 100  # distinct files across the bundle's kept diffs
+        max_lines: int = 10_000  # added + deleted lines
+        max_bytes: int = 1024 * 1024  # the rendered document
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        from datakit.bundles.build import BundleLimits
+        from datakit.bundles.steps import CommitBundles
+        from datakit.io.records import RecordWriter
+        from datakit.io.row_shards import RowShardedRecordReader
+
+        o = self.options
+        for name in ("max_commits", "max_files", "max_lines", "max_bytes"):
+            if getattr(o, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(o, name)}")
+        return [
+            RowShardedRecordReader(str(ctx.input), limit=ctx.limit),
+            CommitBundles(str(ctx.mirrors), ctx.quarantine, BundleLimits(o.max_commits, o.max_files, o.max_lines,
+                                                                         o.max_bytes)),
             RecordWriter(str(ctx.output), "sample"),
         ]
 
@@ -370,5 +438,6 @@ class DecontamStage(StageType):
 
 STAGES: dict[str, type[StageType]] = {
     s.type_name: s
-    for s in (DemoRepoStage, GitSourceStage, GitHubSourceStage, GHArchiveSourceStage, AgentlessSamplesStage, DecontamStage, TokensStage, MegatronExportStage)
+    for s in (DemoRepoStage, GitSourceStage, GitHubSourceStage, GHArchiveSourceStage, AgentlessSamplesStage,
+              CommitBundlesStage, DecontamStage, TokensStage, MegatronExportStage)
 }
