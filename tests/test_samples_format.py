@@ -145,7 +145,7 @@ def test_every_completion_reads_the_same_with_both_parsers(tmp_path):
     repo, pulls, samples, quarantine = run(b, tmp_path)
     assert [q["reason"] for q in quarantine if q["role"] == "bugfixer"] == []
     edits = [s for s in samples if s["kind"] == "edit"]
-    assert len(edits) == 7  # 6 bugfixer + the testwriter of PR 1
+    assert len(edits) == 6  # the testwriter of PR 1 only creates a test file: filtered (only_new_files)
     for sample in edits:
         completion = sample["text"][sample["prompt_chars"]:]
         assert completion.startswith("```python\n### ") and completion.endswith("\n>>>>>>> REPLACE\n```")

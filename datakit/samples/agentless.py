@@ -9,11 +9,13 @@ base files, which must give the PR's files byte for byte.
 from __future__ import annotations
 
 import hashlib
+import posixpath
+import re
 from dataclasses import dataclass
 from typing import Callable
 
 from datakit.samples import templates
-from datakit.samples.classify import FileClass, classify_path, looks_binary
+from datakit.samples.classify import CODE_EXTENSIONS, FileClass, classify_path, looks_binary, looks_encoded
 from datakit.samples.edits import EditError, FileEdit, check_roundtrip, edits_for_files, render_edits
 
 ROLES = ("bugfixer", "testwriter")
@@ -37,10 +39,15 @@ class Reject(Exception):
         self.detail = detail
 
 
-def target_files(pr: dict, role: str) -> list[dict]:
-    """The PR's changed files of the role's class (code / test), most-changed first, then by path."""
+class Filtered(Reject):
+    """A unit left out by design, not by failure (counted as `filtered`, the record copied to `filtered/`)."""
+
+
+def target_files(pr: dict, role: str, classify: Callable[[str], FileClass] = classify_path) -> list[dict]:
+    """The PR's changed files of the role's class (code / test), most-changed first, then by path. `classify` may
+    know the repository (`.gitattributes`, Python packages: datakit.samples.steps)."""
     wanted = ROLE_CLASS[role]
-    files = [f for f in pr["files"] if classify_path(f["path"]) is wanted]
+    files = [f for f in pr["files"] if classify(f["path"]) is wanted]
     return sorted(files, key=lambda f: (-(f.get("additions", 0) + f.get("deletions", 0)), f["path"]))
 
 
@@ -53,13 +60,47 @@ def base_path(file: dict) -> str | None:
     return file["path"]
 
 
+# Subjects git and GitHub write for merges: they say nothing about the problem.
+MERGE_BOILERPLATE = re.compile(
+    r"^Merge (?:pull request #\d+\b|branch '[^']*'|remote-tracking branch '[^']*'|branches\b|tag '[^']*'"
+    r"|commit '[^']*'|[0-9a-f]{7,40}\b|\S+ into \S+)")
+
+
 def problem_statement(pr: dict) -> tuple[str, str]:
-    """The issue text (linked issues whose text was fetched, else the PR's own title and body) and its source."""
+    """The problem text and where it came from (`problem_source`):
+
+    `issue`: the linked issues whose text was fetched; else `pull_request`: the PR's title and body; else, when the
+    PR says nothing but merge boilerplate ("Merge pull request #N from user/branch" with an empty body, as an
+    offline git source gives for a merge commit without a description), `commits`: the messages of the PR's own
+    commits, oldest first, merge commits and duplicates left out. "" when none of them says anything.
+    """
     issues = [i for i in pr.get("linked_issues") or [] if i.get("fetched", True) and (i.get("title") or i.get("body"))]
     if issues:
         text = "\n\n".join(_title_body(i.get("title") or "", i.get("body") or "") for i in issues)
         return text, "issue"
-    return _title_body(pr.get("title") or "", pr.get("body") or ""), "pull_request"
+    title, body = (pr.get("title") or "").strip(), (pr.get("body") or "").strip()
+    if body or (title and not MERGE_BOILERPLATE.match(title)):
+        return _title_body(pr.get("title") or "", pr.get("body") or ""), "pull_request"
+    messages: list[str] = []
+    for commit in pr.get("commits") or []:
+        message = (commit.get("message") or "").strip()
+        if len(commit.get("parents") or ()) > 1 or not message or MERGE_BOILERPLATE.match(message):
+            continue
+        if message not in messages:
+            messages.append(message)
+    if messages:
+        return "\n\n".join(messages), "commits"
+    return "", "pull_request"
+
+
+def statement_strength(problem: str) -> list[str]:
+    """Stage counters that show how weak a problem statement is (offline statements often are)."""
+    flags = []
+    if len(problem.strip().splitlines()) <= 1:
+        flags.append("problem.one_line")
+    if len(problem.strip()) < 40:
+        flags.append("problem.under_40_chars")
+    return flags
 
 
 def _title_body(title: str, body: str) -> str:
@@ -93,19 +134,34 @@ def build_unit(
     structure_tree: str | None,
     limits: Limits = Limits(),
 ) -> list[dict]:
-    """The samples of one (PR, role) unit, or `Reject`.
+    """The samples of one (PR, role) unit — always both, a localize and an edit sample — or `Reject`.
 
     `targets` come from `target_files`; `contents[path] = (bytes at base, bytes at head)` for each target's path
     (base bytes are read at `base_path`). `structure()` renders the repository structure for the role; it is
-    called only when the unit gets that far.
+    called only when the unit gets that far. Localize and edit agree on the files: a target whose bytes did not
+    change (a mode change) or that holds encoded data is dropped from both; the BugFixer's localize answer is the
+    files its edit prompt shows, the TestWriter's ("edit or create") adds the test files the PR creates; a unit
+    whose edit prompt would show no file at all (only new files) is `Filtered` as `only_new_files`.
     """
-    if not targets:
-        raise Reject(NO_TARGET_REASON[role], "the PR changes no " + ROLE_CLASS[role].value + " file")
+    kept = []
+    for f in targets:
+        old, new = contents[f["path"]]
+        if f["status"] == "modified" and old is not None and old == new:
+            continue  # a mode change: nothing to locate, nothing to edit
+        data = new if new is not None else old
+        if data is not None and posixpath.splitext(f["path"])[1].lower() not in CODE_EXTENSIONS and looks_encoded(data):
+            continue  # a fixture that is encoded data, not code or a test
+        kept.append(f)
+    if not kept:
+        what = "the PR changes no " + ROLE_CLASS[role].value + " file"
+        raise Reject(NO_TARGET_REASON[role], what + (" (only mode changes or encoded data)" if targets else ""))
+    targets = kept
     if len(targets) > limits.max_files:
         raise Reject("too_many_files", f"{len(targets)} {ROLE_CLASS[role].value} files > {limits.max_files}")
     problem, problem_source = problem_statement(pr)
     if not problem.strip():
-        raise Reject("no_problem_statement", "no linked issue and the PR has no title or body")
+        raise Reject("no_problem_statement", "no linked issue, and neither the PR's title and body nor its commit "
+                                             "messages say more than merge boilerplate")
 
     old_files: dict[str, str] = {}
     new_files: dict[str, str] = {}
@@ -143,12 +199,13 @@ def build_unit(
         "structure_tree": structure_tree,
         "fork_of": pr.get("fork_of"),
     }
-    samples = []
-    located = [p for p in (base_path(f) for f in targets) if p is not None]
-    if located:  # an added-only change has nothing to find in the structure
-        samples.append(_localize(pr, role, problem, structure(), located, meta, limits))
-    samples.append(_edit(pr, role, problem, old_files, edits, meta, limits))
-    return samples
+    existing = [p for p in (base_path(f) for f in targets) if p is not None]
+    if not existing:
+        raise Filtered("only_new_files", f"the PR only creates {ROLE_CLASS[role].value} files "
+                                         f"({', '.join(f['path'] for f in targets)}): the edit prompt would show none")
+    located = [f["path"] for f in targets] if role == "testwriter" else existing
+    return [_localize(pr, role, problem, structure(), located, meta, limits),
+            _edit(pr, role, problem, old_files, edits, meta, limits)]
 
 
 def _localize(pr, role, problem, structure, located, meta, limits) -> dict:

@@ -6,6 +6,14 @@ or the *file name* follows a test-naming convention of its language (`test_x.py`
 `x.spec.ts`, …). The decision is split into a per-directory context (`dir_context`) and a per-file rule
 (`classify_name`) so a tree walker can classify a whole subtree from its ancestors' context without rebuilding
 full paths, and the structure cache can key on (tree id, context).
+
+Vendored or generated (never a localisation target, left out of every structure): `vendor/`, `_vendor/`,
+`third_party/`, `node_modules/`, … anywhere; `<pkg>/packages/` where `<pkg>` is a Python package (it has an
+`__init__.py`: pip's and requests' bundled libraries), never a top-level `packages/`, where monorepos keep their
+real code (`is_package_vendor_dir`: it needs the tree); generated names (`_pb2.py`, `.min.js`, …); and what the
+repository's root `.gitattributes` marks `linguist-vendored` or `linguist-generated` (`GitAttributes`).
+Fixtures that are not code — keys and certificates (`.pem`, `.crt`, `.key`, `.cnf`, …) and encoded data — are
+`data`; CI folders (`.github/`, `.circleci/`, `.ci/`, …) hold `config`, scripts included (`.ps1`, `.bat`, `.sh`).
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ class FileClass(str, Enum):
     DOCS = "docs"
     CONFIG = "config"
     BINARY = "binary"
+    DATA = "data"  # fixtures that are not code: keys, certificates, encoded blobs
     VENDORED = "vendored"  # vendored or generated: never a localisation target
 
 
@@ -30,6 +39,7 @@ class DirContext(str, Enum):
     NONE = "none"
     TEST = "test"
     DOCS = "docs"
+    CI = "ci"
     VENDORED = "vendored"
 
 
@@ -38,6 +48,13 @@ DOCS_DIRS = frozenset({"docs", "doc", "documentation", "man", "examples_docs"})
 VENDORED_DIRS = frozenset(
     {"vendor", "vendored", "_vendor", "third_party", "thirdparty", "third-party", "node_modules", "external",
      "externals", "site-packages", "dist", "build", "generated", "__generated__", ".git"}
+)
+
+# Dot-folders only: a plain `ci/` may be a package of a CI tool's own code.
+CI_DIRS = frozenset({".github", ".circleci", ".ci", ".gitlab", ".buildkite", ".azure-pipelines", ".travis",
+                     ".appveyor", ".woodpecker", ".drone"})
+DATA_EXTENSIONS = frozenset(
+    ".pem .crt .cer .key .cnf .csr .der .p7b .p7c .p12 .pfx .jks .keystore .pub .asc .gpg .sig .b64 .base64".split()
 )
 
 # Test file names per language, matched on the base name.
@@ -89,6 +106,8 @@ def dir_context(segment: str, parent: DirContext = DirContext.NONE) -> DirContex
         return DirContext.VENDORED
     if parent is not DirContext.NONE:
         return parent
+    if low in CI_DIRS:
+        return DirContext.CI
     if low in TEST_DIRS:
         return DirContext.TEST
     if low in DOCS_DIRS:
@@ -104,6 +123,10 @@ def classify_name(name: str, context: DirContext = DirContext.NONE) -> FileClass
         return FileClass.BINARY
     if context is DirContext.VENDORED or _GENERATED_NAME.search(low):
         return FileClass.VENDORED
+    if ext in DATA_EXTENSIONS:
+        return FileClass.DATA
+    if context is DirContext.CI:
+        return FileClass.CONFIG
     if ext in DOCS_EXTENSIONS and low not in CONFIG_NAMES or stem in DOCS_NAMES and ext in ("", ".md", ".rst", ".txt"):
         return FileClass.DOCS
     is_code = ext in CODE_EXTENSIONS
@@ -137,3 +160,91 @@ def is_test_path(path: str) -> bool:
 def looks_binary(data: bytes) -> bool:
     """Git's heuristic: a NUL byte in the first 8000 bytes."""
     return b"\0" in data[:8000]
+
+
+def is_package_vendor_dir(name: str, depth: int, parent_has_init: bool) -> bool:
+    """`<pkg>/packages/` inside a Python package (its parent has `__init__.py`) is a bundled copy of other
+    libraries; a top-level `packages/` (depth 0) is where monorepos keep their real code."""
+    return name == "packages" and depth > 0 and parent_has_init
+
+
+def looks_encoded(data: bytes) -> bool:
+    """Base64 / hex dumps and other data that is text only by encoding: long lines with no spaces, nearly all of
+    them from the base64 alphabet. (Binary content is `looks_binary`.)"""
+    sample = data[:8000]
+    lines = [line for line in sample.split(b"\n") if line.strip()]
+    if len(lines) < 2 and len(sample) < 200:
+        return False
+    long_dense = [line for line in lines if len(line) >= 60 and b" " not in line.strip()]
+    if len(long_dense) * 2 < len(lines):
+        return False
+    alphabet = sum(1 for c in sample if c in _BASE64)
+    return alphabet >= 0.97 * len(sample)
+
+
+_BASE64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_\r\n")
+
+
+class GitAttributes:
+    """The `linguist-vendored` / `linguist-generated` rules of a root `.gitattributes` (the last matching line wins,
+    as in git). Patterns follow gitattributes: one without a slash matches the base name at any depth, one with a
+    slash matches the path from the root; `*`, `?`, `[...]` and `**` as in git."""
+
+    ATTRS = ("linguist-vendored", "linguist-generated")
+
+    def __init__(self, text: str = ""):
+        self.rules: list[tuple[re.Pattern, bool, bool]] = []  # (pattern, matches base name only, vendored?)
+        for raw in text.splitlines():
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            pattern, *attrs = line.split()
+            for attr in attrs:
+                value = None
+                if attr in self.ATTRS or any(attr == f"{a}=true" for a in self.ATTRS):
+                    value = True
+                elif any(attr in (f"-{a}", f"!{a}", f"{a}=false") for a in self.ATTRS):
+                    value = False
+                if value is not None:
+                    self.rules.append((_glob(pattern.lstrip("/")), "/" not in pattern.rstrip("/"), value))
+        self.key = text if self.rules else ""  # what a cache of rendered structures must key on
+
+    def __bool__(self) -> bool:
+        return bool(self.rules)
+
+    def vendored(self, path: str) -> bool:
+        result = False
+        name = path.rsplit("/", 1)[-1]
+        for pattern, base_only, value in self.rules:
+            if pattern.fullmatch(name if base_only else path):
+                result = value
+        return result
+
+
+def _glob(pattern: str) -> re.Pattern:
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("/**", i) and i + 3 == len(pattern):
+            out.append("/.*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif pattern[i] == "[" and "]" in pattern[i + 1:]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i + 1:end].replace("\\", "\\\\")
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))

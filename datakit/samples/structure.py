@@ -1,7 +1,8 @@
 """Repository structure as Agentless renders it: directories as `name/`, files as `name`, 4 spaces per level.
 
-Only localisation candidates are listed: code files, plus test files for the TestWriter. Directories left empty
-by that filter are dropped. Git trees are content-addressed, so the rendering of a subtree depends only on
+Only localisation candidates are listed: code files, plus test files for the TestWriter; nothing vendored or
+generated (`vendor/`, `<pkg>/packages/` inside a Python package, `.gitattributes` linguist-vendored/-generated).
+Directories left empty by that filter are dropped. Git trees are content-addressed, so the rendering of a subtree depends only on
 (tree id, depth, what its ancestors make it: test/docs/vendored dir, role): neighbouring commits share most
 subtrees, and thousands of PRs of one repository re-render only the directories that changed.
 """
@@ -13,7 +14,7 @@ from collections import OrderedDict
 
 import pygit2
 
-from datakit.samples.classify import DirContext, FileClass, classify_name, dir_context
+from datakit.samples.classify import DirContext, FileClass, GitAttributes, classify_name, dir_context, is_package_vendor_dir
 
 INDENT = "    "
 
@@ -33,13 +34,16 @@ class StructureRenderer:
         self.hits = 0
         self.misses = 0
 
-    def render(self, tree: pygit2.Tree, include_tests: bool) -> str:
+    def render(self, tree: pygit2.Tree, include_tests: bool, attributes: GitAttributes | None = None) -> str:
         wanted = (FileClass.CODE, FileClass.TEST) if include_tests else (FileClass.CODE,)
-        return self._render(tree.id, 0, DirContext.NONE, wanted)
+        return self._render(tree.id, 0, DirContext.NONE, wanted, attributes or None, "")
 
-    def _render(self, tree_id: pygit2.Oid, depth: int, context: DirContext, wanted: tuple) -> str:
+    def _render(self, tree_id: pygit2.Oid, depth: int, context: DirContext, wanted: tuple,
+                attributes: GitAttributes | None, prefix: str) -> str:
         cacheable = self.cache_bytes > 0 and depth >= self.min_cache_depth
-        key = (tree_id, depth, context, wanted)
+        # .gitattributes rules match paths: with rules, a subtree's rendering depends on where it is, too
+        key = (tree_id, depth, context, wanted) if attributes is None else (tree_id, prefix, context, wanted,
+                                                                             attributes.key)
         if cacheable:
             cached = self._cache.get(key)
             if cached is not None:  # a hit costs no object read at all
@@ -49,16 +53,21 @@ class StructureRenderer:
         self.misses += 1
         pad = INDENT * depth
         parts = []
-        for entry in self.repo[tree_id]:
+        tree = self.repo[tree_id]
+        has_init = "__init__.py" in tree
+        for entry in tree:
             kind = entry.type
             if kind == _TREE:
                 child_context = dir_context(entry.name, context)
-                if child_context is DirContext.VENDORED:
+                if child_context is DirContext.VENDORED or is_package_vendor_dir(entry.name, depth, has_init):
                     continue  # nothing below a vendored dir is a candidate
-                sub = self._render(entry.id, depth + 1, child_context, wanted)
+                sub = self._render(entry.id, depth + 1, child_context, wanted, attributes,
+                                   f"{prefix}{entry.name}/" if attributes is not None else "")
                 if sub:
                     parts.append(f"{pad}{entry.name}/\n{sub}")
             elif kind == _BLOB and _classify(entry.name, context) in wanted:
+                if attributes is not None and attributes.vendored(prefix + entry.name):
+                    continue
                 parts.append(f"{pad}{entry.name}\n")
         text = "".join(parts)
         if cacheable:
