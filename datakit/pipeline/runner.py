@@ -255,7 +255,10 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
               console=None) -> StageResult:
     stage = spec.make()
     logging_dir = _prepare_output(spec.output, fingerprint)
-    ctx = StageContext(spec.name, spec.output, input_path, recipe.output, recipe.mirrors, limit, fingerprint)
+    ctx = StageContext(spec.name, spec.output, input_path, recipe.output, recipe.mirrors, limit, fingerprint,
+                       spec.tasks, lambda pipeline, tasks, logs: make_executor(
+                           recipe.executor["type"], recipe.executor, pipeline, tasks, spec.workers, logs),
+                       recipe.executor["type"])
     start = time.perf_counter()
     if stage.local_only:
         done_marker = logging_dir / "done.json"

@@ -64,13 +64,16 @@ that gave it, ordered by (event created_at, event id compared as a number), so t
 order the files are fed in. An event id names one event; the same event read twice (overlapping mirrors) is the
 same value and changes nothing.
 
-Sharding. `PullAggregator(rank=r, world_size=n)` keeps the repositories whose
-`zlib.crc32(repo.lower().encode()) % n == r`: every task reads every hour file, but parses and keeps only its own
-repositories, so each PR's events, wherever they are, meet in one task. The trade-off: decompression (about half
-of one task's time) and the byte prefilter are paid n times over, in exchange for no shuffle between tasks and
-1/n of the PRs in memory per task. In the benchmark (BENCHMARKS.md, GH Archive section) one task took 1.29 s
-and each of 4 tasks 0.82 s: 4 tasks cost 2.5x the CPU of one. `PullAggregator.wants(line)` checks the type and
-the repository on the raw bytes, so the other tasks' events are never parsed.
+Sharding, in two phases (the `sources.gharchive` stage, datakit/sources/steps.py). The events of one PR are
+spread over many hours, so the PRs cannot be split by file; but reading every file in every task (the first
+design) paid decompression and the byte prefilter N times over for N tasks. Instead:
+  1. map: task m of M reads only its files (`files[m::M]`) and appends each wanted line, untouched, to the
+     partition file of its repository, `partition_of(repo, P) = zlib.crc32(repo.lower().encode()) % P`
+     (`route_line`: type and repository read from the raw bytes, no parse for GH Archive's layout);
+  2. reduce: task p reads partition p of every map task (about a fifth of the input once decompressed: the other
+     event types never leave the map) and aggregates its PRs, which all meet there.
+Each input byte is read once, by one task. `PullAggregator(rank=r, world_size=n)` still keeps only the
+repositories of one shard when fed whole files (the library use, and the benchmark's comparison).
 """
 
 from __future__ import annotations
@@ -382,6 +385,31 @@ def _shard_of(repo: str, world_size: int) -> int:
     return zlib.crc32(repo.lower().encode()) % world_size
 
 
+def partition_of(repo: str, partitions: int) -> int:
+    """The partition (reduce task) that aggregates this repository's PRs: stable across runs and machines."""
+    return _shard_of(repo, partitions)
+
+
+def route_line(line: bytes, partitions: int, repos: set[str] | None = None) -> int | str:
+    """Where the map phase sends a raw line: a partition number, or why it stays behind (`other_type`,
+    `other_repo`). The repository is read from the bytes; a line laid out otherwise is parsed for it, and one
+    that does not parse goes to partition 0, whose reduce quarantines it (so a bad line is counted once)."""
+    if not is_wanted_line(line):
+        return "other_type"
+    repo = line_repo_name(line)
+    if repo is None:
+        try:
+            event = parse_event(line)
+        except ArchiveError:
+            return 0
+        if event["type"] not in WANTED_TYPES:
+            return "other_type"
+        repo = event["repo"]["name"]
+    if repos is not None and repo.lower() not in repos:
+        return "other_repo"
+    return partition_of(repo, partitions)
+
+
 class PullAggregator:
     """Collects the wanted events of any number of hour files, in any order, into one result per PR.
 
@@ -493,6 +521,12 @@ class PullAggregator:
     @property
     def issue_count(self) -> int:
         return len(self._issues)
+
+    @property
+    def issue_only_pulls(self) -> int:
+        """PRs seen only through issue events (no pull request event named them): `results` leaves them out,
+        since a record without head or merge sha cannot be filled from a mirror. Counted, not dropped silently."""
+        return sum(1 for t in self._pulls.values() if not t.named_by_pull_event)
 
     def results(self) -> Iterator[tuple[dict, dict, str]]:
         """(record, issues, state) per PR, sorted by (repo.lower(), number). `issues` is

@@ -65,21 +65,108 @@ class GitPullsSource(CountingStep):
             self.close_outputs()
 
 
-class GHArchiveSource(CountingStep):
-    """GH Archive hour files → PullRecords: the events give the discussion, the mirror gives the code.
+class GHArchivePartition(CountingStep):
+    """Map phase of `sources.gharchive`: task m reads only its hour files (`files[m::world_size]`) and appends each
+    wanted line, untouched, to the file of its repository's partition (`gharchive.route_line`):
+    `<folder>/<m>/<p>.jsonl.gz` (gzip level 1), and what it saw to `<folder>/<m>/files.json` (per file: lines,
+    routed, other_type, other_repo, the ArchiveError of a broken file), published atomically when the task ends.
+    It counts nothing itself: the reduce's task 0 reports these files once (the map's stats are not the stage's)."""
 
-    The events of one PR are spread over many hours, so tasks shard by repository, not by file: every task reads
-    every file (a byte-level prefilter skips other types and other tasks' repositories before any parse) and
-    keeps `crc32(repo) % world_size == rank`. Task 0 alone counts the files and lines and quarantines broken
-    files and bad lines, so nothing is counted twice. Units: `files`, `lines` (task 0) and `pulls`."""
+    name = "🗄 gharchive map"
+    type = "🔻 - FILTER"
+    FLUSH = 1 << 20  # bytes buffered per partition before a write
+
+    def __init__(self, files: list[str], repos: list[str] | None, folder: str, partitions: int):
+        super().__init__("sources.gharchive", folder)
+        self.files = files
+        self.repos = {r.lower() for r in repos} if repos else None
+        self.folder = folder
+        self.partitions = partitions
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        import gzip
+        import json
+        import os
+        import shutil
+        from pathlib import Path
+
+        from datakit.sources.gharchive import ArchiveError, iter_event_lines, route_line
+
+        final, tmp = Path(self.folder) / f"{rank:05d}", Path(self.folder) / f"{rank:05d}.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)  # a killed task's leftovers
+        tmp.mkdir(parents=True)
+        buffers: dict[int, list[bytes]] = {}
+        sizes: dict[int, int] = {}
+        writers: dict = {}
+
+        def flush(p: int) -> None:
+            if p not in writers:
+                writers[p] = gzip.open(tmp / f"{p:05d}.jsonl.gz", "wb", compresslevel=1)
+            writers[p].write(b"".join(buffers[p]))
+            buffers[p], sizes[p] = [], 0
+
+        seen, start = [], _read_bytes()
+        mine = self.files[rank::world_size]
+        for path in mine:
+            counts = {"path": path, "lines": 0, "routed": 0, "other_type": 0, "other_repo": 0, "error": None}
+            routed: dict[int, int] = {}  # partition → lines of this file (the reduce names a bad line's file)
+            try:
+                for line in iter_event_lines(path):
+                    counts["lines"] += 1
+                    where = route_line(line, self.partitions, self.repos)
+                    if isinstance(where, str):
+                        counts[where] += 1
+                        continue
+                    counts["routed"] += 1
+                    routed[where] = routed.get(where, 0) + 1
+                    buffers.setdefault(where, []).append(line + b"\n")
+                    sizes[where] = sizes.get(where, 0) + len(line) + 1
+                    if sizes[where] >= self.FLUSH:
+                        flush(where)
+            except ArchiveError as exc:  # the complete lines before the break were routed
+                counts["error"] = {"reason": exc.reason, "detail": exc.detail}
+            seen.append({**counts, "partitions": {str(k): v for k, v in sorted(routed.items())}})
+        for p in sorted(buffers):
+            if buffers[p]:
+                flush(p)
+        for w in writers.values():
+            w.close()
+        input_bytes = sum(os.path.getsize(p) for p in mine if "://" not in p and os.path.isfile(p))
+        (tmp / "files.json").write_text(json.dumps({"files": seen, "input_bytes": input_bytes,
+                                                    "read_bytes": _read_bytes() - start}, indent=1))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+        if data:
+            yield from data
+
+
+def _read_bytes() -> int:
+    """Bytes this process has read through read(2) (Linux `rchar`; 0 elsewhere): the benchmark's I/O figure."""
+    try:
+        with open("/proc/self/io", "rb") as f:
+            return int(next(line for line in f if line.startswith(b"rchar:")).split()[1])
+    except (OSError, StopIteration, ValueError):
+        return 0
+
+
+class GHArchiveSource(CountingStep):
+    """Reduce phase of `sources.gharchive`: partition `rank` of every map task → PullRecords (the events give the
+    discussion, the mirror gives the code). Every event of a repository's PRs is in one partition, so each task
+    aggregates its PRs alone, having read only its share of the (already filtered) events.
+
+    Task 0 also reports the map phase once: `files` (read, written, quarantined as truncated_gzip / bad_gzip /
+    unreadable) and the `lines` the map left behind (filtered: other_type, other_repo). Every task counts its
+    partition's lines: written (parsed), quarantined (malformed_json, not_an_event). None of these counts depends
+    on the number of tasks. Units: `files`, `lines`, `pulls` (PRs seen only through issue events are read and
+    filtered as `issue_events_only`)."""
 
     name = "🗄 gharchive"
     type = "📖 - READER"
 
-    def __init__(self, files: list[str], repos: list[RepoSpec], mirrors_dir: str, quarantine_dir: str,
+    def __init__(self, parts_dir: str, repos: list[RepoSpec], mirrors_dir: str, quarantine_dir: str,
                  fetch: bool = True, skip_bots: bool = True, limit: int = -1):
         super().__init__("sources.gharchive", quarantine_dir)
-        self.files = files
+        self.parts_dir = parts_dir
         self.specs = {s.name.lower(): s for s in repos}
         self.mirrors_dir = mirrors_dir
         self.fetch = fetch
@@ -88,14 +175,26 @@ class GHArchiveSource(CountingStep):
         self._mirrors: dict[str, object] = {}  # repository → its mirror, or the MirrorError it gave
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
+        import json
+        from pathlib import Path
+
         from datakit.sources.gharchive import PullAggregator
 
         if data:
             yield from data
-        aggregator = PullAggregator(set(self.specs) or None, rank, world_size)
+        aggregator = PullAggregator()  # the map kept only wanted types and repositories, routed here
         try:
-            for path in self.files:
-                self._feed(path, aggregator, rank)
+            if rank == 0:
+                self._report_map(rank)
+            for summary in sorted(Path(self.parts_dir).glob("*/files.json")):
+                part = summary.parent / f"{rank:05d}.jsonl.gz"
+                if part.is_file():
+                    sources = [(f["path"], f["partitions"].get(str(rank), 0))
+                               for f in json.loads(summary.read_text())["files"]]
+                    self._feed(str(part), sources, aggregator, rank)
+            if aggregator.issue_only_pulls:
+                self.stat_update("pulls.read", value=aggregator.issue_only_pulls)
+                self.filter_out("pulls", "issue_events_only", value=aggregator.issue_only_pulls)
             emitted = 0
             for record, issues, state in aggregator.results():
                 if 0 <= self.limit <= emitted:
@@ -106,29 +205,49 @@ class GHArchiveSource(CountingStep):
         finally:
             self.quarantine.close()
 
-    def _feed(self, path: str, aggregator, rank: int) -> None:
+    def _report_map(self, rank: int) -> None:
+        import json
+        from pathlib import Path
+
+        for summary in sorted(Path(self.parts_dir).glob("*/files.json")):
+            for f in json.loads(summary.read_text())["files"]:
+                self.read("files")
+                if f["error"]:
+                    self.reject("files", {"id": f["path"], "path": f["path"]}, f["error"]["reason"],
+                                f["error"]["detail"], rank)
+                else:
+                    self.written("files")
+                self.stat_update("lines.read", value=f["lines"])
+                for reason in ("other_type", "other_repo"):
+                    if f[reason]:
+                        self.filter_out("lines", reason, value=f[reason])
+
+    def _feed(self, path: str, sources: list[tuple[str, int]], aggregator, rank: int) -> None:
+        """Aggregate one partition file; `sources`: (hour file, lines it routed here), in the file's order."""
+        import bisect
+        import itertools
+
         from datakit.sources.gharchive import ArchiveError, feed_lines, iter_event_lines
 
-        def bad_line(exc: ArchiveError, line: bytes) -> None:
-            if rank == 0:
-                row = {"id": f"{path}:{hashlib.sha256(line).hexdigest()[:16]}", "file": path,
-                       "line": line.decode("utf-8", "replace")}
-                self.reject("lines", row, exc.reason, exc.detail, rank)
+        ends = list(itertools.accumulate(n for _, n in sources))
+        position = [0]
 
-        counts = {"lines": 0, "parsed": 0, "skipped": 0}
-        try:
-            counts = feed_lines(_counting(iter_event_lines(path), counts), aggregator, on_bad_line=bad_line)
-        except ArchiveError as exc:  # the complete lines before the break were taken
-            if rank == 0:
-                self.reject("files", {"id": path, "path": path}, exc.reason, exc.detail, rank)
-        else:
-            if rank == 0:
-                self.written("files")
-        if rank == 0:
-            self.read("files")
-            self.stat_update("lines.read", value=counts["lines"])
-            self.stat_update("lines.written", value=counts["parsed"])
-            self.stat_update("lines.filtered.other_type_or_shard", value=counts["skipped"])
+        def numbered(lines):
+            for position[0], line in enumerate(lines, 1):
+                yield line
+
+        def bad_line(exc: ArchiveError, line: bytes) -> None:
+            at = bisect.bisect_left(ends, position[0])
+            hour = sources[at][0] if at < len(sources) else path
+            row = {"id": f"{hour}:{hashlib.sha256(line).hexdigest()[:16]}", "file": hour,
+                   "line": line.decode("utf-8", "replace")}
+            self.reject("lines", row, exc.reason, f"{exc.detail} (in {hour})", rank)
+
+        # a partition file is datakit's own: a fault in it is a bug or a lost disk, not bad input
+        counts = feed_lines(numbered(iter_event_lines(path)), aggregator, on_bad_line=bad_line)
+        self.stat_update("lines.written", value=counts["parsed"])
+        if counts["skipped"]:
+            self.filter_out("lines", "other_type", value=counts["skipped"])
 
     def _complete(self, record: dict, issues: dict, state: str, rank: int) -> dict | None:
         """Filter, take the code from the mirror (which also decides an unknown state), link."""
@@ -171,10 +290,3 @@ class GHArchiveSource(CountingStep):
         if isinstance(cache[key], Exception):
             raise cache[key]
         return cache[key]
-
-
-def _counting(lines, counts: dict):
-    """Pass lines through, counting them (so a file that breaks half-way still reports the lines it gave)."""
-    for line in lines:
-        counts["lines"] += 1
-        yield line
