@@ -24,6 +24,16 @@ datatrove's JsonlReader on the same hour files.
    never asserted.
 
 Events/s counts every line of the files (all types), per second of one process's wall time.
+
+    python benchmarks/bench_gharchive.py --stage-tasks 1,4 [--hours 24 --events 100000]
+
+Stage mode (issue 11, item 8): the `sources.gharchive` stage itself (`datakit crawl --gharchive`, two phases: map
+tasks partition the wanted lines by repository, reduce tasks aggregate a partition) on the same hour files, once
+per task count, in a fresh output folder (no mirrors: every merged PR is quarantined as missing_mirror, so the
+figures are the events' side). Per task, from the tasks' own reports (`.datakit/map/tasks/*.json`): bytes read
+through read(2) (`rchar`), input bytes, partition bytes, wall, peak RSS. Checks that every task count gives the
+same records, quarantine and stats.json units, and that no map task reads more than 1.1 x input / N. Merged into
+benchmarks/results/gharchive.json under `stage_tasks`.
 """
 
 from __future__ import annotations
@@ -299,8 +309,87 @@ def table(rows: dict, base_events: int, mb: float) -> str:
     return "\n".join(out)
 
 
+def _stage_digest(out: Path) -> dict:
+    import polars as pl
+
+    def read(folder: Path) -> list[str]:
+        files = sorted(folder.glob("*.parquet"))
+        return sorted(json.dumps(r, sort_keys=True, default=str) for r in pl.read_parquet(files).to_dicts()) if files else []
+
+    pulls = out / "pulls"
+    rows, quarantine = read(pulls), read(pulls / "quarantine")
+    return {"records": len(rows), "quarantined": len(quarantine),
+            "digest": hashlib.sha256("\n".join(rows + quarantine).encode()).hexdigest()[:16],
+            "units": json.loads((pulls / "stats.json").read_text())["units"]}
+
+
+def run_stage_tasks(paths: list[Path], folder: Path, counts: list[int], workers: int) -> dict:
+    """The stage at each task count: wall, and per task bytes read, seconds and peak RSS (see the docstring)."""
+    import shutil
+
+    compressed = sum(p.stat().st_size for p in paths)
+    runs = {}
+    for n in counts:
+        out = WORK / f"stage-out-{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        cmd = [sys.executable, "-m", "datakit.cli", "crawl", "--gharchive", str(folder), "--mirrors",
+               str(WORK / "no-mirrors"), "--no-fetch", "--output", str(out), "--tasks", str(n), "--workers",
+               str(min(n, workers)), "--quiet"]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=HERE.parent)
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+        tasks = {p.stem: json.loads(p.read_text())
+                 for p in sorted((out / "pulls" / ".datakit" / "map" / "tasks").glob("*.json"))}
+        maps = [t for k, t in tasks.items() if k.startswith("map-")]
+        reduces = [t for k, t in tasks.items() if k.startswith("reduce-")]
+        runs[n] = {
+            "tasks": n, "workers": min(n, workers), "wall_s": round(wall, 2), **_stage_digest(out),
+            "map": {"input_bytes_max": max(t["input_bytes"] for t in maps),
+                    "read_bytes_max": max(t["read_bytes"] for t in maps),
+                    "read_bytes_total": sum(t["read_bytes"] for t in maps),
+                    "written_bytes_total": sum(t["written_bytes"] for t in maps),
+                    "seconds_max": round(max(t["seconds"] for t in maps), 2),
+                    "peak_rss_mib_max": round(max(t["peak_rss_mib"] for t in maps), 1)},
+            "reduce": {"partition_bytes_max": max(t["partition_bytes"] for t in reduces),
+                       "read_bytes_max": max(t["read_bytes"] for t in reduces),
+                       "seconds_max": round(max(t["seconds"] for t in reduces), 2),
+                       "peak_rss_mib_max": round(max(t["peak_rss_mib"] for t in reduces), 1)},
+            # the read amplification the one-phase design had: every task read every file
+            "input_read_per_task_vs_share": round(max(t["input_bytes"] for t in maps) / (compressed / n), 3),
+            "rchar_per_task_vs_share": round(max(t["read_bytes"] for t in maps) / (compressed / n), 3),
+            "one_phase_input_read_per_task_bytes": compressed,
+        }
+        print(f"tasks {n}: {wall:.1f} s, map task reads ≤ {runs[n]['input_read_per_task_vs_share']} x input/N",
+              file=sys.stderr)
+    first = runs[counts[0]]
+    checks = {"same_output_for_every_task_count": all(
+                  (r["digest"], r["units"]) == (first["digest"], first["units"]) for r in runs.values()),
+              "map_reads_at_most_1.1x_input_over_n": all(r["rchar_per_task_vs_share"] <= 1.1 for r in runs.values())}
+    for r in runs.values():
+        r.pop("units")
+    return {"input_compressed_bytes": compressed, "runs": runs, "checks": checks}
+
+
+def stage_table(result: dict) -> str:
+    mib = 2**20
+    rows = ["| tasks (workers) | wall s | map: input read / task (MiB) | × input/N (rchar) | map s / task | "
+            "map peak RSS (MiB) | reduce: partition read / task (MiB) | reduce s / task | reduce peak RSS (MiB) | "
+            "one-phase design: input read / task (MiB) |", "|" + "---|" * 10]
+    for r in result["runs"].values():
+        rows.append(f"| {r['tasks']} ({r['workers']}) | {r['wall_s']} | {r['map']['input_bytes_max'] / mib:.1f} | "
+                    f"{r['input_read_per_task_vs_share']} ({r['rchar_per_task_vs_share']}) | {r['map']['seconds_max']} | "
+                    f"{r['map']['peak_rss_mib_max']} | {r['reduce']['partition_bytes_max'] / mib:.1f} | "
+                    f"{r['reduce']['seconds_max']} | {r['reduce']['peak_rss_mib_max']} | "
+                    f"{r['one_phase_input_read_per_task_bytes'] / mib:.1f} |")
+    return "\n".join(rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stage-tasks", help="stage mode: comma-separated task counts, e.g. 1,4 (see the docstring)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="stage mode: tasks at once")
     ap.add_argument("--hours", type=int, default=8, help="hour files (default 8)")
     ap.add_argument("--events", type=int, default=15000, help="events per hour file (default 15000)")
     ap.add_argument("--seed", type=int, default=1234)
@@ -313,6 +402,21 @@ def main() -> int:
     if a.variant:
         child(a.variant, Path(a.folder))
         return 0
+
+    if a.stage_tasks:
+        folder = WORK / f"stage-input-{a.hours}x{a.events}"
+        paths = build_input(folder, a.hours, a.events, a.seed)
+        result = run_stage_tasks(paths, folder, [int(n) for n in a.stage_tasks.split(",")], a.workers)
+        result.update(command=" ".join(["python benchmarks/bench_gharchive.py", *sys.argv[1:]]),
+                      date=datetime.now(timezone.utc).strftime("%Y-%m-%d"), machine=machine_facts(**versions()),
+                      input={"hours": a.hours, "events_per_hour": a.events, "seed": a.seed})
+        path = Path(a.results)
+        report = json.loads(path.read_text()) if path.is_file() else {"benchmark": "gharchive"}
+        report["stage_tasks"] = result
+        write_results(path, report)
+        print(stage_table(result))
+        print(json.dumps(result["checks"]))
+        return 0 if all(result["checks"].values()) else 1
 
     folder = WORK / "input"
     paths = build_input(folder, a.hours, a.events, a.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 from datakit.io.records import as_document
 from datakit.pipeline.step import CountingStep
@@ -105,7 +106,7 @@ class GHArchivePartition(CountingStep):
             writers[p].write(b"".join(buffers[p]))
             buffers[p], sizes[p] = [], 0
 
-        seen, start = [], _read_bytes()
+        seen, start, clock = [], _read_bytes(), time.perf_counter()
         mine = self.files[rank::world_size]
         for path in mine:
             counts = {"path": path, "lines": 0, "routed": 0, "other_type": 0, "other_repo": 0, "error": None}
@@ -131,13 +132,29 @@ class GHArchivePartition(CountingStep):
                 flush(p)
         for w in writers.values():
             w.close()
-        input_bytes = sum(os.path.getsize(p) for p in mine if "://" not in p and os.path.isfile(p))
-        (tmp / "files.json").write_text(json.dumps({"files": seen, "input_bytes": input_bytes,
-                                                    "read_bytes": _read_bytes() - start}, indent=1))
+        (tmp / "files.json").write_text(json.dumps({"files": seen}, indent=1))
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
+        _task_report(Path(self.folder).parent / "tasks" / f"map-{rank:05d}.json", start, clock, {
+            "input_bytes": sum(os.path.getsize(p) for p in mine if "://" not in p and os.path.isfile(p)),
+            "written_bytes": sum(f.stat().st_size for f in final.glob("*.jsonl.gz"))})
         if data:
             yield from data
+
+
+def _task_report(path, start_bytes: int, start_clock: float, extra: dict) -> None:
+    """What one task cost (bytes read through read(2), wall seconds, peak RSS), for the operator and the
+    benchmark; beside the stage's state, never in stats.json (which must not depend on the machine)."""
+    import json
+
+    try:
+        with open("/proc/self/status") as f:
+            peak = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        peak = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"read_bytes": _read_bytes() - start_bytes, "seconds": time.perf_counter() - start_clock,
+                                "peak_rss_mib": peak, **extra}, indent=1) + "\n")
 
 
 def _read_bytes() -> int:
@@ -183,6 +200,7 @@ class GHArchiveSource(CountingStep):
         if data:
             yield from data
         aggregator = PullAggregator()  # the map kept only wanted types and repositories, routed here
+        start, clock, fed = _read_bytes(), time.perf_counter(), 0
         try:
             if rank == 0:
                 self._report_map(rank)
@@ -191,6 +209,7 @@ class GHArchiveSource(CountingStep):
                 if part.is_file():
                     sources = [(f["path"], f["partitions"].get(str(rank), 0))
                                for f in json.loads(summary.read_text())["files"]]
+                    fed += part.stat().st_size
                     self._feed(str(part), sources, aggregator, rank)
             if aggregator.issue_only_pulls:
                 self.stat_update("pulls.read", value=aggregator.issue_only_pulls)
@@ -202,6 +221,8 @@ class GHArchiveSource(CountingStep):
                 if (done := self._complete(record, issues, state, rank)) is not None:
                     emitted += 1
                     yield as_document(done)
+            _task_report(Path(self.parts_dir).parent / "tasks" / f"reduce-{rank:05d}.json", start, clock,
+                         {"partition_bytes": fed})
         finally:
             self.quarantine.close()
 
