@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 
 from datakit.decontam import ngrams
+from datakit.decontam.background import held_out
 from datakit.decontam.content import content_matches
-from datakit.decontam.index import FingerprintIndex, build_index, default_index, patch_views
+from datakit.decontam.index import FingerprintIndex, boilerplate_words, build_index, default_index, patch_views
 from datakit.decontam.reference import Instance, ReferenceUnavailable, full_test_ids, load_reference
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -39,6 +40,11 @@ WORD = re.compile(r"[0-9A-Za-z_\x80-\U0010ffff]+")
 
 def _words(t: str) -> int:
     return len(WORD.findall(t))
+
+
+def _own_words(t: str) -> int:
+    """Words not on boilerplate lines (environment reports, licence headers, template lines): what is evidence."""
+    return int((~boilerplate_words(t)).sum())
 
 
 def _paragraphs(t: str) -> list[str]:
@@ -105,8 +111,7 @@ def test_normalisation_invariance_and_words():
         assert ngrams.ngram_hashes(variant, 5)[0].tolist() == ngrams.ngram_hashes(a, 5)[0].tolist()
     text = "déjà vu: self.assertEqual(x_1, 'ß')"
     starts, ends = ngrams.word_spans(text)
-    chars = ngrams.byte_to_char(text, np.concatenate([starts, ends]))
-    got = [text[a:b] for a, b in zip(chars[: len(starts)], chars[len(starts):])]
+    got = [text[a:b] for a, b in zip(starts, ends)]
     assert got == ["déjà", "vu", "self", "assertEqual", "x_1", "ß"]
     assert ngrams.ngram_hashes("too short", 3)[0].size == 0
     assert ngrams.ngram_hashes("", 3)[0].size == 0
@@ -157,13 +162,38 @@ def test_save_load_round_trip(tmp_path, index):
     assert content_matches("one two three four", again) == []
 
 
-@needs_data
-def test_shipped_index_matches_a_rebuild(instances, index):
-    if index.meta.get("background", "").split(" (")[0] != f"stdlib of Python {sys.version.split()[0]}":
-        pytest.skip(f"shipped index built against {index.meta.get('background')}")
-    fresh = build_index(instances)
-    assert np.array_equal(fresh.hashes, index.hashes) and np.array_equal(fresh.owner, index.owner)
-    assert np.array_equal(fresh.item_sizes, index.item_sizes)
+def test_shipped_index_records_its_background(index):
+    """The shipped index says what it subtracted: stdlib, site-packages without the Verified projects, templates."""
+    bg = index.meta["background"]
+    assert index.meta["normalisation"] == "canonical-v1"
+    assert bg["stdlib"]["files"] > 500 and bg["site_packages"]["files"] > 1000
+    assert not {d.split("==")[0] for d in bg["site_packages"]["excluded_verified"]} - {
+        "astropy", "django", "matplotlib", "seaborn", "flask", "requests", "xarray", "pylint", "pytest",
+        "scikit-learn", "sphinx", "sympy"}
+    assert not {"django", "sympy", "matplotlib", "pytest", "requests"} & set(bg["site_packages"]["distributions"])
+    assert bg["site_packages"]["excluded_vendored_files"] > 0  # pip's vendored requests, at least
+    assert set(bg["templates"]) == {"django_startproject", "sphinx_quickstart", "python_packaging", "licences",
+                                    "issue_forms_and_env_reports"}
+    found = bg["reference_ngrams_found"]
+    assert found["templates/sphinx_quickstart"] > 0 and found["site_packages"] > 0
+    stats = index.meta["stats"]
+    assert stats["ngrams_total"] - stats["after_background"] >= bg["reference_ngrams_found_total"] > 0  # rows ≥ hashes
+    assert stats["hashes"] == len(index.hashes)
+
+
+def test_build_without_site_packages_still_drops_templates():
+    """A Django settings.py quoted in an issue: the startproject lines are not indexed, the user's own lines are."""
+    from datakit.decontam import boilerplate
+
+    settings = next(t for f, t in boilerplate.documents() if f == "django_startproject")
+    own = ("The custom backend raises ImproperlyConfigured whenever the cache alias named frobnicator_backend "
+           "is read before the app registry finished loading its configuration modules")
+    inst = Instance("django__django-1", "django/django", "0" * 40, settings + "\n\n" + own, "", None)
+    idx = build_index([inst], background=("templates",), max_instances=0)
+    assert idx.meta["background"]["templates"]["django_startproject"] > 10
+    assert content_matches(settings, idx) == []
+    [m] = content_matches("x\n" + own + "\n", idx)
+    assert m.matched_ngrams >= 6
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -219,13 +249,13 @@ def _planted(instances: list[Instance]) -> list[tuple[str, str, str, str]]:
         out.append(("statement, CRLF/whitespace/case changed", x.instance_id, "problem_statement",
                     "Issue:\r\n" + variant.replace("\n", "\r\n")))
         # one paragraph: the longest instance-specific one (not shared with another statement, i.e. not an issue
-        # template) of at least 30 words, with at least 12 distinct non-numeric words (not a table of numbers)
-        paras = [p for p in _paragraphs(ps) if _words(p) >= 30 and seen_para[ngrams.normalize(p)] == 1
+        # template) of at least 30 words off boilerplate lines (env dumps), with at least 12 distinct non-numeric words (not a table of numbers)
+        paras = [p for p in _paragraphs(ps) if _own_words(p) >= 30 and seen_para[ngrams.normalize(p)] == 1
                  and len({w.lower() for w in WORD.findall(p) if not w.isdigit()}) >= 12]
         if paras and _words(ps) > 2 * _words(max(paras, key=len)):
             out.append(("statement, one paragraph", x.instance_id, "problem_statement",
                         "Someone wrote on a forum:\n\n" + max(paras, key=len) + "\n\nAny idea?"))
-        hunks = [h for h in _hunks(x.patch) if _words(h) >= 30]
+        hunks = [h for h in _hunks(x.patch) if _own_words(h) >= 30]
         if hunks:
             h = max(hunks, key=_words)
             out.append(("gold patch, one hunk", x.instance_id, "patch", "Here is a fix:\n```diff\n" + h + "```\n"))
@@ -234,7 +264,7 @@ def _planted(instances: list[Instance]) -> list[tuple[str, str, str, str]]:
             out.append(("gold patch hunk as SEARCH/REPLACE", x.instance_id, "patch",
                         f"```python\n### a/file.py\n<<<<<<< SEARCH\n{old}=======\n{new}>>>>>>> REPLACE\n```\n"))
         if x.test_patch:
-            th = [h for h in _hunks(x.test_patch) if _words(h) >= 30]
+            th = [h for h in _hunks(x.test_patch) if _own_words(h) >= 30]
             if th:
                 out.append(("test patch, one hunk", x.instance_id, "test_patch",
                             "def helper():\n    pass\n\n" + max(th, key=_words)))
@@ -307,6 +337,8 @@ def _clean_code_documents(max_docs: int, size: int = 8000) -> list[tuple[str, st
             rel = p.relative_to(root).parts
             if SWE_PACKAGES & set(rel):
                 continue
+            if root == roots[1] and not held_out("/".join(rel)):
+                continue  # the background read it: only held-out files are a fair test
             if root == roots[0] and ("site-packages" in rel or "dist-packages" in rel):
                 continue
             files.append(p)

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from datakit.cli import main
-from datakit.decontam.index import build_index
+from datakit.decontam.index import boilerplate_words, build_index
 from datakit.decontam.reference import Instance, load_reference
 from datakit.io.schemas import validate
 from tests.gitrepo import RepoBuilder
@@ -53,7 +53,8 @@ def _planted(instances: list[Instance]) -> tuple[list[dict], list[dict]]:
     dirty, clean = [], []
     for k, inst in enumerate(sorted(by_repo.values(), key=lambda i: i.instance_id)):
         ps = inst.problem_statement
-        paragraphs = [p for p in ps.replace("\r\n", "\n").split("\n\n") if len(p.split()) >= 40]
+        paragraphs = [p for p in ps.replace("\r\n", "\n").split("\n\n")  # not an environment dump
+                      if len(p.split()) >= 40 and (~boilerplate_words(p)).sum() >= 40]
         dirty.append({"id": f"whole{k}", "text": f"Issue:\n{ps}\nPlease fix."})
         dirty.append({"id": f"crlf{k}", "text": ps.replace("\r\n", "\n").replace("\n", "\r\n").replace(" ", "  ").upper()})
         if paragraphs:

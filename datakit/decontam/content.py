@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .index import FIELDS, FingerprintIndex
-from .ngrams import byte_to_char, encode, window_hashes, _word_hashes_bytes
+from .ngrams import text_words, to_chars, window_hashes
 
 __all__ = ["TextMatch", "content_matches", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
 
@@ -83,8 +83,7 @@ def content_matches(text: str, index: FingerprintIndex, threshold: float = DEFAU
     """Reference items that `text` quotes, strongest first (by score, then matched n-grams)."""
     if not text:
         return []
-    b = encode(text)
-    wh, wstarts, wends = _word_hashes_bytes(b)
+    wh, wstarts, wends, bmap = text_words(text)
     n = index.n
     found: list[tuple[float, int, int, int, int, int]] = []  # (score, matched, owner, field, start, end) bytes
     if len(wh) >= n and len(index.hashes):
@@ -115,6 +114,6 @@ def content_matches(text: str, index: FingerprintIndex, threshold: float = DEFAU
     if not found:
         return []
     found.sort(key=lambda x: (-x[0], -x[1], x[2], x[3]))
-    offs = byte_to_char(text, np.array([[f[4], f[5]] for f in found], dtype=np.int64))
+    starts, ends = to_chars(bmap, [f[4] for f in found], [f[5] for f in found])
     return [TextMatch(index.instance_ids[o], index.repos[o], FIELDS[f], s, m, int(a), int(e))
-            for (s, m, o, f, _, _), (a, e) in zip(found, offs)]
+            for (s, m, o, f, _, _), a, e in zip(found, starts, ends)]

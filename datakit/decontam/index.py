@@ -7,10 +7,18 @@ reaches a sample re-rendered (SEARCH/REPLACE blocks, a file's content after the 
 that span both sides or a hunk header do not occur.
 
 What is left out, so that ordinary code and issue text do not match (boilerplate):
-- *background* n-grams: every n-gram that occurs in the installed Python standard library's ``.py`` files
-  (~600 k files' worth of ordinary code: license headers, ``def __init__(self, …)``, import blocks, docstring
-  phrases, unittest scaffolding). `stdlib_background` computes it; ``build_index(common_ngrams=…)`` takes any
-  other set (pass an empty array to keep everything);
+- *background* n-grams: every n-gram that occurs in the background of `datakit.decontam.background`: the
+  installed standard library, the code and docs of the installed site-packages **without** the 12 Verified
+  projects and vendored copies of them (one file in 8 held out, for honest false-positive tests), and the
+  boilerplate templates of `datakit.decontam.boilerplate` (Django ``startproject``, ``sphinx-quickstart``,
+  packaging templates, licence texts and headers, issue forms, environment reports). The index metadata records
+  the background's provenance (Python version, distributions and versions, templates) and how many reference
+  n-grams each source removed. ``build_index(common_ngrams=…)`` takes any other set (an empty array keeps
+  everything);
+- *boilerplate-line* n-grams: more than 6 of the 13 words on environment-report lines (``numpy: 1.19.1``,
+  ``pandas==1.1.3``, ``LC_ALL: None``; versions differ per user, so no list of them could be complete) or on lines
+  that are, word for word, lines of a template (a pasted ``conf.py`` with one extension added has n-grams across
+  the seams that no template has, but its lines are the template's);
 - *uninformative* n-grams: fewer than 4 distinct non-numeric words ("1, 1, 1, …, 0, 0", "False, True, False,
   …", "2.0, 3.0, 4.0, …"): numeric tables occur in any scientific code;
 - *cross-instance* n-grams: an n-gram found in ``max_instances`` (default 3) or more different reference
@@ -37,6 +45,7 @@ import argparse
 import functools
 import importlib.resources
 import json
+import re
 import sys
 import sysconfig
 import time
@@ -46,10 +55,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .ngrams import _spans, _word_hashes_bytes, encode, ngram_hashes, window_hashes
+from .normalize import canonical
+from .ngrams import ngram_hashes, text_words, to_chars, window_hashes
 from .reference import Instance, load_reference
 
-__all__ = ["FingerprintIndex", "build_index", "default_index", "stdlib_background", "DEFAULT_N",
+__all__ = ["FingerprintIndex", "build_index", "boilerplate_words", "default_index", "stdlib_background", "DEFAULT_N",
            "DEFAULT_MAX_INSTANCES", "FIELDS", "DEFAULT_INDEX_FILE", "patch_views"]
 
 DEFAULT_N = 13
@@ -59,6 +69,7 @@ MIN_DISTINCT_WORDS = 4  # an n-gram needs this many distinct non-numeric words t
 FIELDS = ("problem_statement", "patch", "test_patch")
 DEFAULT_INDEX_FILE = "swebench_verified.npz"
 FORMAT_VERSION = 1
+NORMALISATION = "canonical-v1"  # datakit.decontam.normalize: the samples must be normalised the same way
 SHORT_DTYPE = np.dtype([("hash", "<u8"), ("words", "<i4"), ("owner", "<i4"), ("field", "u1")])
 
 
@@ -122,6 +133,9 @@ class FingerprintIndex:
             meta = json.loads(str(z["meta"]))
             if meta.get("format") != FORMAT_VERSION:
                 raise ValueError(f"{path}: fingerprint index format {meta.get('format')}, expected {FORMAT_VERSION}")
+            if meta.get("normalisation") != NORMALISATION:
+                raise ValueError(f"{path}: index hashed with normalisation {meta.get('normalisation')!r}, this datakit "
+                                 f"uses {NORMALISATION!r}: rebuild it (datakit decontam build-index)")
             ids = [str(x) for x in z["instance_ids"]]
             shas = [str(x) for x in z["base_commit_of"]]
             return cls(
@@ -172,13 +186,71 @@ _IS_DIGIT = np.zeros(256, dtype=bool)
 _IS_DIGIT[ord("0"): ord("9") + 1] = True
 
 
-def _informative_windows(text: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(word hashes, hashes of the n-grams with at least MIN_DISTINCT_WORDS distinct non-numeric words).
+# a line of an environment report: "numpy: 1.19.1", "python-bits: 64", "pandas==1.1.3", "LC_ALL: None",
+# "scipy      1.5.2   py38h…" (pip/conda list). Versions differ per user, so their n-grams are chance, not a quote.
+ENV_LINE = re.compile(
+    r"(?m)^[ \t>*+-]*[A-Za-z_][\w.\-]{0,40}(?:\[[\w,]+\])?[ \t]*(?::[ \t]*|==|>=|<=|~=|=|[ \t]{2,})"
+    r"(?:None|none|unknown|True|False|installed|not installed|\S*\d\S*|/\S*|[0-9a-f]{7,40})"
+    r"(?:[ \t]+[\w.+\-/()\[\],:@=#<>]+){0,6}[ \t]*\r?$")
+MAX_ENV_WORDS = 6  # an n-gram with more words than this on environment-report or template lines is not indexed
 
-    Low-diversity windows ("1, 1, 1, …, 0, 0", "[False, True, False, …]", "2.0, 3.0, 4.0, …") occur in any numeric
-    code and say nothing about an issue; they are not indexed. Build time only (sorts every window)."""
-    b = encode(text)
-    wh, starts, ends = _word_hashes_bytes(b)
+
+MIN_TEMPLATE_LINE_WORDS = 3  # "import os", "return None", "DEBUG = True" are ordinary code, not a template's
+
+
+@functools.lru_cache(maxsize=1)
+def template_lines() -> frozenset[int]:
+    """Hashes of the word sequence of every line of the boilerplate templates (`datakit.decontam.boilerplate`)."""
+    from .boilerplate import documents
+
+    out = set()
+    for _, text in documents():
+        for line in text.splitlines():
+            wh = text_words(line)[0]
+            if len(wh) >= MIN_TEMPLATE_LINE_WORDS:
+                out.add(int(window_hashes(wh, len(wh))[0]))
+    return frozenset(out)
+
+
+def _template_words(text: str, n_words: int) -> np.ndarray:
+    """Per word of `text`: whether its line is, word for word, a line of a boilerplate template. A reference text
+    that pastes a template with its own lines in between (a conf.py with one extension added, a settings.py with
+    one more app) would otherwise give n-grams across the seams that no template has."""
+    known = template_lines()
+    flags = []
+    for line in text.splitlines():
+        wh = text_words(line)[0]
+        if len(wh):
+            flags.append(np.full(len(wh), int(window_hashes(wh, len(wh))[0]) in known))
+    out = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
+    return out if len(out) == n_words else np.zeros(n_words, dtype=bool)  # split differently: no flags
+
+
+def _env_words(text: str, starts: np.ndarray) -> np.ndarray:
+    """Per word (character offsets `starts`): whether it is on an environment-report line."""
+    spans = [m.span() for m in ENV_LINE.finditer(text)]
+    if not spans:
+        return np.zeros(len(starts), dtype=bool)
+    a = np.array([s for s, _ in spans], dtype=np.int64)
+    e = np.array([t for _, t in spans], dtype=np.int64)
+    k = np.searchsorted(a, starts, side="right") - 1
+    return (k >= 0) & (starts < e[np.maximum(k, 0)])
+
+
+def boilerplate_words(text: str) -> np.ndarray:
+    """Per word of `text` (`text_words`): on an environment-report line or on a line of a boilerplate template."""
+    wh, starts, ends, bmap = text_words(text)
+    return _env_words(text, to_chars(bmap, starts, ends)[0]) | _template_words(text, len(wh))
+
+
+def _informative_windows(text: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(word hashes, hashes of the n-grams worth indexing).
+
+    Left out: low-diversity windows, with fewer than MIN_DISTINCT_WORDS distinct non-numeric words ("1, 1, 1, …,
+    0, 0", "[False, True, False, …]", "2.0, 3.0, 4.0, …": any numeric code has them), and windows with more than
+    MAX_ENV_WORDS words on environment-report lines or template lines. Build time only (sorts every window)."""
+    b, _ = canonical(text)
+    wh, starts, ends, _ = text_words(text)
     if len(wh) < n:
         return wh, np.empty(0, np.uint64)
     digits = np.zeros(len(b) + 1, dtype=np.int64)
@@ -187,7 +259,10 @@ def _informative_windows(text: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     w = np.where(numeric, np.uint64(0), wh)
     win = np.sort(np.lib.stride_tricks.sliding_window_view(w, n), axis=1)
     distinct = (win[:, 0] != 0).astype(np.int64) + (win[:, 1:] != win[:, :-1]).sum(axis=1)
-    return wh, window_hashes(wh, n)[distinct >= MIN_DISTINCT_WORDS]
+    env = np.zeros(len(wh) + 1, dtype=np.int64)
+    np.cumsum(boilerplate_words(text), out=env[1:])
+    env_in_window = env[n:] - env[: len(wh) - n + 1]
+    return wh, window_hashes(wh, n)[(distinct >= MIN_DISTINCT_WORDS) & (env_in_window <= MAX_ENV_WORDS)]
 
 
 @functools.lru_cache(maxsize=4)
@@ -214,14 +289,11 @@ def stdlib_background(n: int = DEFAULT_N, root: str | Path | None = None) -> np.
 
 
 def build_index(instances: Sequence[Instance], n: int = DEFAULT_N, common_ngrams: np.ndarray | None = None,
-                max_instances: int = DEFAULT_MAX_INSTANCES) -> FingerprintIndex:
-    """Fingerprint `instances`. `common_ngrams`: hashes to leave out (default: `stdlib_background(n)`; an
-    empty array keeps everything). `max_instances`: leave out n-grams found in this many instances or more
-    (0 disables)."""
-    background_desc = "given"
-    if common_ngrams is None:
-        common_ngrams = stdlib_background(n)
-        background_desc = f"stdlib of Python {sys.version.split()[0]} ({sysconfig.get_paths()['stdlib']})"
+                max_instances: int = DEFAULT_MAX_INSTANCES, background: Sequence[str] | None = None) -> FingerprintIndex:
+    """Fingerprint `instances`. `common_ngrams`: hashes to leave out (default: the background of
+    `datakit.decontam.background` from its `background` sources, default all of stdlib, site-packages without the
+    Verified projects, boilerplate templates; an empty array keeps everything). `max_instances`: leave out n-grams found in this
+    many instances or more (0 disables)."""
     hs, items = [], []
     shorts = []
     for i, inst in enumerate(instances):
@@ -243,9 +315,19 @@ def build_index(instances: Sequence[Instance], n: int = DEFAULT_N, common_ngrams
     h = np.concatenate(hs) if hs else np.empty(0, np.uint64)
     it = np.concatenate(items) if items else np.empty(0, np.int64)
     stats = {"ngrams_total": int(len(h))}
-    if len(common_ngrams):
-        keep = ~np.isin(h, np.asarray(common_ngrams, dtype=np.uint64))
-        h, it = h[keep], it[keep]
+    if common_ngrams is None:
+        from .background import common_in
+
+        cand = np.unique(h)
+        from .background import SOURCES
+
+        found, provenance = common_in(cand, n, tuple(background) if background is not None else SOURCES)
+        keep = ~found[np.searchsorted(cand, h)]
+        background_ngrams = int(found.sum())
+    else:
+        keep = ~np.isin(h, np.asarray(common_ngrams, dtype=np.uint64)) if len(common_ngrams) else np.ones(len(h), bool)
+        provenance, background_ngrams = "given", int(len(common_ngrams))
+    h, it = h[keep], it[keep]
     stats["after_background"] = int(len(h))
     order = np.lexsort((it, h))  # by hash, then item (first instance, first field)
     h, it = h[order], it[order]
@@ -267,8 +349,8 @@ def build_index(instances: Sequence[Instance], n: int = DEFAULT_N, common_ngrams
     sizes = np.bincount(it, minlength=n_inst_total * 3).reshape(n_inst_total, 3).astype(np.int32)
     stats["hashes"] = int(len(h))
     short = np.array(shorts, dtype=SHORT_DTYPE) if shorts else np.empty(0, SHORT_DTYPE)
-    meta = {"n": n, "instances": n_inst_total, "max_instances": max_instances, "background": background_desc,
-            "background_ngrams": int(len(common_ngrams)), "stats": stats}
+    meta = {"n": n, "instances": n_inst_total, "max_instances": max_instances, "background": provenance,
+            "background_ngrams": background_ngrams, "normalisation": NORMALISATION, "stats": stats}
     return FingerprintIndex(
         n=n, instance_ids=[x.instance_id for x in instances], repos=[x.repo for x in instances],
         base_commits={x.base_commit: x.instance_id for x in instances if x.base_commit},
@@ -297,12 +379,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=DEFAULT_N, help=f"words per n-gram (default {DEFAULT_N})")
     ap.add_argument("--max-instances", type=int, default=DEFAULT_MAX_INSTANCES,
                     help="drop n-grams found in this many instances or more (0: keep)")
-    ap.add_argument("--no-background", action="store_true", help="do not subtract stdlib n-grams")
+    ap.add_argument("--no-background", action="store_true", help="do not subtract background n-grams")
+    ap.add_argument("--no-site-packages", action="store_true", help="background without site-packages")
     a = ap.parse_args(list(argv) if argv is not None else None)
     t0 = time.perf_counter()
     inst = (load_reference("hub", full=a.full) if a.from_hub else load_reference("files", a.from_files, full=a.full))
     idx = build_index(inst, n=a.n, common_ngrams=np.empty(0, np.uint64) if a.no_background else None,
-                      max_instances=a.max_instances)
+                      max_instances=a.max_instances,
+                      background=("stdlib", "templates") if a.no_site_packages else None)
     if a.no_background:
         idx.meta["background"] = "none"
     idx.save(a.out)

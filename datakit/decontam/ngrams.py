@@ -1,6 +1,8 @@
 """Word n-gram fingerprints of text, computed with numpy (no per-token or per-n-gram Python loop).
 
-Normalisation (`normalize`, and implicitly `word_spans` / `ngram_hashes`):
+Normalisation: every text first goes through `datakit.decontam.normalize.canonical` (HTML entities, NFKC,
+typographic quotes and dashes, zero-width characters, Markdown escapes; line-number prefixes are dropped as words),
+one function for the index build and the samples (`text_words` is the entry point). Then:
 - ASCII case folding (and Unicode lowering when it keeps the text's length, so character offsets still map back);
 - CRLF / CR → LF and every whitespace run collapsed: the hashes only see *words*, so any change of whitespace,
   line endings or indentation between two words leaves every hash unchanged.
@@ -33,8 +35,10 @@ import threading
 
 import numpy as np
 
+from .normalize import canonical, line_number_words
+
 __all__ = ["normalize", "word_spans", "ngram_hashes", "word_hashes", "window_hashes", "encode", "splitmix64",
-           "byte_to_char"]
+           "text_words", "to_chars"]
 
 _MASK = (1 << 64) - 1
 BYTE_BASE = 0x100000001B3 * 2 + 1  # odd (FNV prime doubled + 1): per-byte polynomial base
@@ -107,13 +111,8 @@ def normalize(text: str) -> str:
 
 
 def encode(text: str) -> np.ndarray:
-    """The lowered UTF-8 bytes of `text` as uint8, with the same character count as `text` (offsets map back)."""
-    if text.isascii():
-        raw = text.encode("ascii")
-    else:
-        low = text.lower()
-        raw = (low if len(low) == len(text) else text).encode("utf-8", "surrogatepass")
-    return np.frombuffer(raw.lower(), dtype=np.uint8)  # bytes.lower() folds ASCII only
+    """The canonical lowered UTF-8 bytes of `text` as uint8 (`datakit.decontam.normalize.canonical`)."""
+    return canonical(text)[0]
 
 
 def _spans(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,9 +123,10 @@ def _spans(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def word_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """Word boundaries of `text`: (starts, ends) as int64 arrays of *byte* offsets into `encode(text)` (equal to
-    character offsets for ASCII text; see `byte_to_char`)."""
-    return _spans(encode(text))
+    """Word boundaries of `text` as (starts, ends) *character* offsets into `text` (line-number prefixes left
+    out)."""
+    _, starts, ends, bmap = text_words(text)
+    return to_chars(bmap, starts, ends)
 
 
 def _word_hashes_bytes(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,9 +146,32 @@ def _word_hashes_bytes(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return splitmix64(h), starts, ends
 
 
+def text_words(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(hashes uint64, starts, ends, map) per word of `canonical(text)`, line-number prefix words left out.
+    starts/ends are byte offsets into the canonical bytes; `to_chars(map, starts, ends)` maps them back to
+    characters of `text`. The one entry point for the index build and for samples."""
+    b, bmap = canonical(text)
+    wh, starts, ends = _word_hashes_bytes(b)
+    drop = line_number_words(b, starts, ends)
+    if len(drop):
+        wh, starts, ends = np.delete(wh, drop), np.delete(starts, drop), np.delete(ends, drop)
+    return wh, starts, ends, bmap
+
+
+def to_chars(bmap: np.ndarray | None, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Canonical byte offsets [start, end) → character offsets into the original text."""
+    starts, ends = np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+    if bmap is None:
+        return starts, ends
+    # the end is where the next kept byte starts, so a word ending in an entity or before a removed character
+    # ends after it in the original text
+    return bmap[starts], np.maximum(bmap[ends], np.where(ends > 0, bmap[np.maximum(ends - 1, 0)] + 1, 0))
+
+
 def word_hashes(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(hashes uint64, starts, ends) per word of `text` (byte offsets into `encode(text)`)."""
-    return _word_hashes_bytes(encode(text))
+    """(hashes uint64, starts, ends) per word of `text` (character offsets)."""
+    wh, starts, ends, bmap = text_words(text)
+    return (wh, *to_chars(bmap, starts, ends))
 
 
 def window_hashes(wh: np.ndarray, n: int) -> np.ndarray:
@@ -168,18 +191,7 @@ def window_hashes(wh: np.ndarray, n: int) -> np.ndarray:
 
 
 def ngram_hashes(text: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(hashes uint64, starts, ends) for every window of `n` words of `text`; starts/ends are the byte offsets
-    (into `encode(text)`; = character offsets for ASCII text) of the window's first word start and last word end."""
+    """(hashes uint64, starts, ends) for every window of `n` words of `text`; starts/ends are the character
+    offsets of the window's first word start and last word end."""
     wh, starts, ends = word_hashes(text)
     return window_hashes(wh, n), starts[: max(len(wh) - n + 1, 0)], ends[n - 1:]
-
-
-def byte_to_char(text: str, offsets: np.ndarray) -> np.ndarray:
-    """Map byte offsets into `encode(text)` to character offsets into `text`."""
-    offsets = np.asarray(offsets, dtype=np.int64)
-    if text.isascii():
-        return offsets
-    b = encode(text)
-    lead = np.zeros(len(b) + 1, dtype=np.int64)
-    np.cumsum((b & 0xC0) != 0x80, out=lead[1:])  # characters started before each byte offset
-    return lead[offsets]

@@ -1,0 +1,176 @@
+"""The one normalisation every hashed text goes through, reference (index build) and samples alike.
+
+`canonical(text)` returns the lowered UTF-8 bytes that `datakit.decontam.ngrams` splits into words, and a map from
+those bytes back to character offsets of the original text (so a matched span still points into the sample):
+
+1. HTML entities unescaped (``&quot;`` ``&lt;`` ``&amp;`` ``&#39;`` ``&nbsp;`` …): otherwise ``&quot;`` becomes the
+   *word* "quot" and breaks every n-gram around it (issue text scraped from HTML, GitHub's API for some fields);
+2. NFKC (full-width letters, ligatures, superscripts, the no-break and other compatibility spaces);
+3. typographic quotes, primes and dashes folded to ASCII (word processors, Markdown renderers), zero-width
+   characters (ZWSP, ZWNJ, ZWJ, word joiner, BOM, soft hyphen) removed, so ``foo\u200bbar`` is ``foobar``;
+4. Markdown backslash escapes removed (``my\\_var`` is ``my_var``). Only ``\\_`` changes any word: every other
+   escapable character is punctuation, which the word splitter drops anyway;
+5. line-number prefixes of code views dropped (`line_number_words`, at the word level: ``190:`` / ``   190\\t``
+   / ``190 |`` at the start of a line, as agent tools and ``cat -n`` / ``grep -n`` show files), so a gold hunk
+   shown with line numbers hashes like the hunk. Diff ``+``/``-``/`` `` markers need nothing: the word splitter
+   drops punctuation and whitespace (see `datakit.decontam.ngrams`).
+
+Every step keeps the text's length where it can (an entity becomes its character padded with NULs, a removed
+character becomes a NUL), and NUL bytes are deleted last, so one index array maps canonical bytes to original
+characters. Plain ASCII without ``&``, ``\\_`` or NUL (most code) takes a fast path that copies nothing but the
+lowered bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import html.entities
+import re
+import unicodedata
+
+import numpy as np
+
+__all__ = ["canonical", "canonical_text", "line_number_words", "FOLD"]
+
+# typographic punctuation → ASCII; invisible characters → NUL (deleted after encoding)
+FOLD = {
+    **{ord(c): "'" for c in "\u2018\u2019\u201a\u201b\u2032\u2035\u00b4"},
+    **{ord(c): '"' for c in "\u201c\u201d\u201e\u201f\u2033\u2036\u00ab\u00bb"},
+    **{ord(c): "-" for c in "\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\ufe58\ufe63\uff0d"},
+    **{ord(c): " " for c in "\u00a0\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f"
+                           "\u205f\u3000\u2028\u2029\u0085"},
+    **{ord(c): "\x00" for c in "\u200b\u200c\u200d\u2060\ufeff\u00ad\u180e"},
+    ord("\u2026"): ".",
+}
+_FOLD_CHARS = re.compile("[" + "".join(re.escape(chr(c)) for c in FOLD) + "]")
+_ENTITY = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
+# a run of non-ASCII characters with the ASCII letter before it (so a combining accent composes with it)
+_NON_ASCII_RUN = re.compile(r"[A-Za-z]?[^\x00-\x7f]+")
+
+_DIGIT = np.zeros(256, dtype=bool)
+_DIGIT[ord("0"): ord("9") + 1] = True
+_AFTER_NUMBER = np.zeros(256, dtype=bool)  # what follows a line number: "190:", "190\t", "190 |", "190|"
+for _c in b":\t|":
+    _AFTER_NUMBER[_c] = True
+_INDENT = np.zeros(256, dtype=bool)  # what may precede it on its line: indentation, a diff or quote marker
+for _c in b" \t+->":
+    _INDENT[_c] = True
+MAX_LINE_NUMBER_DIGITS = 7
+MAX_INDENT = 12
+
+
+def _unescape_entities(s: str) -> str:
+    """Each entity → its text, padded with NULs to the entity's length (so offsets do not move)."""
+    def one(m: re.Match) -> str:
+        raw = m.group()
+        if raw[1] != "#" and raw[1:] not in html.entities.html5:
+            return raw  # "&notanentity;" is not "¬anentity;" (html.unescape also takes prefixes)
+        out = html.unescape(raw)
+        if out == raw or len(out) > len(raw):
+            return raw
+        return out + "\x00" * (len(raw) - len(out))
+
+    return _ENTITY.sub(one, s)
+
+
+def _nfkc(s: str) -> tuple[str, np.ndarray | None]:
+    """NFKC by non-ASCII runs, with the map output char → input char (None when the length did not change)."""
+    if unicodedata.is_normalized("NFKC", s):
+        return s, None
+    parts, cmap, last = [], [], 0
+    for m in _NON_ASCII_RUN.finditer(s):
+        a, e = m.span()
+        run = unicodedata.normalize("NFKC", m.group())
+        parts.append(s[last:a])
+        cmap.append(np.arange(last, a, dtype=np.int64))
+        parts.append(run)
+        if len(run) == e - a:
+            cmap.append(np.arange(a, e, dtype=np.int64))
+        else:  # spread the run's output over its input characters
+            cmap.append(a + (np.arange(len(run), dtype=np.int64) * (e - a)) // max(len(run), 1))
+        last = e
+    parts.append(s[last:])
+    cmap.append(np.arange(last, len(s), dtype=np.int64))
+    out = "".join(parts)
+    return out, (np.concatenate(cmap) if len(out) != len(s) else None)
+
+
+def canonical_text(text: str) -> tuple[str, np.ndarray | None]:
+    """Steps 1-3 on the string (NULs still in): the text, and its char → original char map (None: identity)."""
+    s = text
+    if "&" in s:
+        s = _unescape_entities(s)
+    cmap = None
+    if not s.isascii():
+        s, cmap = _nfkc(s)
+        if _FOLD_CHARS.search(s):
+            s = s.translate(FOLD)
+        low = s.lower()
+        if len(low) == len(s):  # lower() may lengthen a character ("İ"); keep offsets, fold ASCII below
+            s = low
+    return s, cmap
+
+
+def canonical(text: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(lowered canonical UTF-8 bytes as uint8, map) where map[j] is the original character offset of byte j
+    (len(bytes) + 1 entries, the last = len(text)); map is None when bytes and characters coincide."""
+    if text.isascii() and "&" not in text and "\\_" not in text and "\x00" not in text:
+        return np.frombuffer(text.encode("ascii").lower(), dtype=np.uint8), None
+    s, cmap = canonical_text(text)
+    raw = s.encode("utf-8", "surrogatepass").lower()
+    b = np.frombuffer(raw, dtype=np.uint8)
+    if len(raw) == len(s):
+        bmap = None
+    else:
+        bmap = np.empty(len(b) + 1, dtype=np.int64)
+        np.cumsum((b & 0xC0) != 0x80, out=bmap[:-1])
+        bmap[:-1] -= 1  # byte j belongs to character (lead bytes up to and including j) - 1
+        bmap[-1] = len(s)
+    drop = b == 0
+    if b"\\_" in raw:
+        drop[:-1] |= (b[:-1] == 0x5C) & (b[1:] == 0x5F)
+    if cmap is not None:
+        cmap = np.append(cmap, len(text))
+        bmap = cmap[bmap] if bmap is not None else cmap
+    if drop.any():
+        keep = np.flatnonzero(~drop)
+        if bmap is None:
+            bmap = np.arange(len(b) + 1, dtype=np.int64)
+        bmap = np.append(bmap[keep], bmap[-1])
+        b = b[keep]
+    return b, bmap
+
+
+def line_number_words(b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Indices of the words that are line-number prefixes: all digits (≤ 7), followed by ``:``, a tab or ``|``
+    (optionally after one space), preceded on their line only by indentation or a ``+``/``-``/``>`` marker."""
+    if len(starts) == 0:
+        return np.empty(0, np.int64)
+    first = b[starts]
+    length = ends - starts
+    cand = np.flatnonzero(_DIGIT[first] & (length <= MAX_LINE_NUMBER_DIGITS))
+    if len(cand) == 0:
+        return cand
+    e = ends[cand]
+    pad = np.append(b, np.frombuffer(b"\n\n", dtype=np.uint8))
+    after = pad[e]
+    ok = _AFTER_NUMBER[after] | ((after == 0x20) & (pad[e + 1] == ord("|")))
+    cand, e = cand[ok], e[ok]
+    s = starts[cand]
+    ok = np.ones(len(cand), dtype=bool)
+    for k in range(1, MAX_LINE_NUMBER_DIGITS):  # every byte of the word is a digit
+        inside = k < (e - s)
+        ok &= ~inside | _DIGIT[pad[np.minimum(s + k, len(b))]]
+    cand, s = cand[ok], s[ok]
+    at_line_start = np.zeros(len(cand), dtype=bool)
+    pos = s - 1
+    alive = np.ones(len(cand), dtype=bool)
+    for _ in range(MAX_INDENT + 1):
+        before = np.where(pos >= 0, pad[np.maximum(pos, 0)], 0x0A)
+        newline = alive & (before == 0x0A)
+        at_line_start |= newline
+        alive &= ~newline & _INDENT[before]
+        pos -= 1
+        if not alive.any():
+            break
+    return cand[at_line_start]
