@@ -9,6 +9,7 @@ stages:
   - name: pulls                 # unique; the output folder is <output>/<name> unless `output:` says otherwise
     stage: sources.git          # a registered stage type (`datakit run --list-stages`)
     input: repos.txt            # a path, or the name of an earlier stage (its output folder)
+    # inputs: [decontam, synth] # instead of `input`: several, for a stage that reads many (tokens)
     tasks: 4                    # overrides executor.tasks for this stage
     options: {fetch: true}      # the stage type's options; unknown keys are an error
 ```
@@ -30,7 +31,7 @@ from datakit.pipeline.stages import STAGES, StageType
 
 EXECUTORS = ("local", "slurm", "ray")
 RECIPE_KEYS = {"name", "output", "mirrors", "executor", "stages", "description"}
-STAGE_KEYS = {"name", "stage", "input", "output", "tasks", "workers", "options"}
+STAGE_KEYS = {"name", "stage", "input", "inputs", "output", "tasks", "workers", "options"}
 EXECUTOR_KEYS = {
     "local": {"type", "tasks", "workers"},
     "slurm": {"type", "tasks", "workers", "partition", "time", "cpus_per_task", "mem_per_cpu_gb", "qos",
@@ -53,6 +54,7 @@ class StageSpec:
     tasks: int
     workers: int
     raw_options: dict = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)  # every input, `input` first (one entry unless `inputs:`)
 
     def make(self) -> StageType:
         return self.type(self.options)
@@ -142,13 +144,24 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = 
         if any(s.name == stage_name for s in stages):
             raise _fail(where, f"duplicate stage name {stage_name!r}")
         stage_input = raw.get("input")
+        extra_inputs: list[str] = []
+        if "inputs" in raw:
+            listed = raw["inputs"]
+            if stage_input is not None:
+                raise _fail(where, "give `input:` or `inputs:`, not both")
+            if not isinstance(listed, list) or not listed or not all(isinstance(x, str) for x in listed):
+                raise _fail(f"{where}.inputs", f"must be a non-empty list of stage names or paths, got {listed!r}")
+            if len(listed) > 1 and not stage_type.multi_input:
+                raise _fail(f"{where}.inputs", f"stage {type_name} reads one input (use `input:`)")
+            stage_input, extra_inputs = listed[0], listed[1:]
         if stage_input is None and stage_type.needs_input:
             if not stages:
                 raise _fail(where, f"stage {type_name} needs an `input:` (a path or an earlier stage)")
             stage_input = stages[-1].name  # default: the previous stage's output
-        if stage_input is not None and not any(s.name == stage_input for s in stages):
-            if not Path(stage_input).exists():
-                raise _fail(f"{where}.input", f"{stage_input!r} is neither an earlier stage nor an existing path")
+        for k, name in enumerate([stage_input, *extra_inputs] if stage_input is not None else []):
+            if not any(s.name == name for s in stages) and not Path(name).exists():
+                at = f"{where}.inputs[{k}]" if "inputs" in raw else f"{where}.input"
+                raise _fail(at, f"{name!r} is neither an earlier stage nor an existing path")
         stages.append(StageSpec(
             name=stage_name,
             type=stage_type,
@@ -159,6 +172,7 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = 
             tasks=_positive_int(f"{where}.tasks", forced.get("tasks") or raw.get("tasks", tasks)),
             workers=_positive_int(f"{where}.workers", forced.get("workers") or raw.get("workers", workers)),
             raw_options=raw.get("options") or {},
+            inputs=[str(stage_input), *extra_inputs] if stage_input is not None else [],
         ))
     text_hash = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
     return Recipe(name, Path(source) if source != "<recipe>" else None, output, mirrors, executor, stages, text_hash)

@@ -234,31 +234,36 @@ def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, f
     results: list[StageResult] = []
     fingerprints: dict[str, str] = {}
     for spec in recipe.stages:
-        from_stage = spec.input is not None and spec.input in fingerprints
-        input_path = (recipe.stage(spec.input).output if from_stage else
-                      Path(spec.input).resolve() if spec.input is not None else None)
-        if input_path is not None and not input_path.exists():
-            raise StageFailed(f"stage {spec.name}: input {input_path} does not exist")
-        input_fp = fingerprints[spec.input] if from_stage else (
-            _input_fingerprint(input_path) if input_path is not None else None)
+        paths, fps = [], []
+        for name in spec.inputs or ([spec.input] if spec.input is not None else []):
+            from_stage = name in fingerprints
+            path = recipe.stage(name).output if from_stage else Path(name).resolve()
+            if not path.exists():
+                raise StageFailed(f"stage {spec.name}: input {path} does not exist")
+            paths.append(path)
+            fps.append(fingerprints[name] if from_stage else _input_fingerprint(path))
+        input_path = paths[0] if paths else None
+        # one input: its fingerprint as before (unchanged recipes keep their folders); several: the list
+        input_fp = None if not fps else fps[0] if len(fps) == 1 else fps
         fingerprint = stage_fingerprint(spec, input_fp, limit, recipe.mirrors)
         fingerprints[spec.name] = fingerprint
         if only and spec.name not in only:
             continue
         if force and spec.output.exists():
             shutil.rmtree(spec.output)
-        results.append(run_stage(spec, recipe, input_path, fingerprint, limit, console))
+        results.append(run_stage(spec, recipe, input_path, fingerprint, limit, console, inputs=paths))
     return results
 
 
 def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerprint: str, limit: int,
-              console=None) -> StageResult:
+              console=None, inputs: list[Path] | None = None) -> StageResult:
     stage = spec.make()
     logging_dir = _prepare_output(spec.output, fingerprint)
     ctx = StageContext(spec.name, spec.output, input_path, recipe.output, recipe.mirrors, limit, fingerprint,
                        spec.tasks, lambda pipeline, tasks, logs: make_executor(
                            recipe.executor["type"], recipe.executor, pipeline, tasks, spec.workers, logs),
                        recipe.executor["type"])
+    ctx.inputs = list(inputs) if inputs is not None else [input_path] if input_path is not None else []
     start = time.perf_counter()
     if stage.local_only:
         done_marker = logging_dir / "done.json"

@@ -32,6 +32,7 @@ class StageContext:
     # before the runner's pipeline (sources.gharchive's map); None: a local one
     phase_executor: Callable[[list, int, Path], Any] | None = None
     executor_kind: str = "local"
+    inputs: list = field(default_factory=list)  # every input folder/path, `input` first (see StageType.multi_input)
 
     @property
     def quarantine(self) -> str:
@@ -45,6 +46,7 @@ class StageType:
     summary: ClassVar[str]
     needs_input: ClassVar[bool] = True
     local_only: ClassVar[bool] = False  # runs in-process, no executor (set-up work, e.g. the demo repository)
+    multi_input: ClassVar[bool] = False  # reads every path of `ctx.inputs` (a recipe's `inputs:` list)
     units: ClassVar[tuple[str, ...]] = ()
 
     @dataclass
@@ -307,10 +309,45 @@ class CommitBundlesStage(StageType):
         ]
 
 
+class SynthIngestStage(StageType):
+    type_name = "synth.ingest"
+    summary = ("synthetic reasoning / agent data (JSONL, .jsonl.zst, Parquet, saved datasets; OpenAI messages, "
+               "SWE-agent, mini-SWE-agent, OpenHands, prompt/answer) → validated chat Samples (kind synthetic)")
+    units = ("rows",)
+    needs_input = False  # `input` is optional: a file or folder, added to `paths`
+
+    @dataclass
+    class Options:
+        paths: list = field(default_factory=list)  # files / folders; "datakit:demo/fixtures/synth" = shipped data
+        format: str = "auto"  # auto (by each row's shape) | openai | mini_swe_agent | swe_agent | openhands | prompt_answer
+        max_turn_chars: int = 200_000  # a longer turn (content + reasoning + tool arguments) is quarantined
+        loader: str = "datakit"  # datakit (streaming readers) | json | parquet (datasets.load_dataset, local files)
+        keep_exit_status: list = field(default_factory=list)  # agent runs: keep only these exit statuses ([] = all)
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        from datakit.io.records import RecordWriter
+        from datakit.synth.formats import FORMATS
+        from datakit.synth.readers import list_inputs
+        from datakit.synth.steps import SynthIngest
+
+        o = self.options
+        if o.format not in ("auto", *FORMATS):
+            raise ValueError(f"format: {o.format!r} is not one of auto, {', '.join(FORMATS)}")
+        if o.loader not in ("datakit", "json", "parquet"):
+            raise ValueError(f"loader: {o.loader!r} is not one of datakit, json, parquet")
+        inputs = list_inputs(list(o.paths) + ([str(ctx.input)] if ctx.input is not None else []))
+        return [
+            SynthIngest([str(p) for p in inputs], ctx.quarantine, o.format, o.max_turn_chars, o.loader, ctx.limit,
+                        keep_exit_status=tuple(o.keep_exit_status)),
+            RecordWriter(str(ctx.output), "sample"),
+        ]
+
+
 class TokensStage(StageType):
     type_name = "tokens"
     summary = "Samples → exact tokenization (Qwen2.5 by default) with loss masks → mixture → packed Parquet shards"
     units = ("documents",)
+    multi_input = True  # `inputs: [decontam, synth, …]`: every Sample folder, interleaved
 
     @dataclass
     class Options:
@@ -318,7 +355,9 @@ class TokensStage(StageType):
         engine: str = "auto"  # auto: the fastest engine proven id-identical (tiktoken), else hf
         seq_len: int = 32768
         window: int = 100_000  # chunks packed together (best-fit-decreasing) per window
-        mixture: dict = field(default_factory=dict)  # {source: {tokens: budget, upsample: factor}}
+        mixture: dict = field(default_factory=dict)  # {source: {tokens | fraction: budget, upsample: factor}}
+        target_tokens: float = 0.0  # the stream's size that mixture fractions refer to (after up-sampling)
+        copy_gap: int = 0  # rows between copies of an up-sampled document (0 = window)
         seed: int = 0
         num_threads: int = 1  # encoder threads per task
 
@@ -330,17 +369,22 @@ class TokensStage(StageType):
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.io.records import RecordReader
         from datakit.tokens.mixture import parse_mixture
-        from datakit.tokens.steps import PackShards, TokenizeSamples
+        from datakit.tokens.steps import InterleavedRecordReader, PackShards, TokenizeSamples
 
-        if self.options.seq_len < 1:
-            raise ValueError(f"seq_len must be ≥ 1, got {self.options.seq_len}")
-        mixture = parse_mixture(self.options.mixture)
+        o = self.options
+        if o.seq_len < 1:
+            raise ValueError(f"seq_len must be ≥ 1, got {o.seq_len}")
+        if o.copy_gap < 0:
+            raise ValueError(f"copy_gap must be ≥ 0 (0 = window), got {o.copy_gap}")
+        mixture = parse_mixture(o.mixture, o.target_tokens)
         tok = self._tokenizer()  # fails here, before any work, on an unknown tokenizer
+        inputs = ctx.inputs or [ctx.input]
+        reader = (RecordReader(str(inputs[0]), text_field="text", limit=ctx.limit) if len(inputs) == 1 else
+                  InterleavedRecordReader([str(p) for p in inputs], text_field="text", limit=ctx.limit))
         return [
-            RecordReader(str(ctx.input), text_field="text", limit=ctx.limit),
-            TokenizeSamples(self.options.tokenizer, self.options.engine, ctx.quarantine, mixture, self.options.seed,
-                            self.options.num_threads),
-            PackShards(str(ctx.output), self.options.seq_len, tok.eod_id, self.options.window),
+            reader,
+            TokenizeSamples(o.tokenizer, o.engine, ctx.quarantine, mixture, o.seed, o.num_threads),
+            PackShards(str(ctx.output), o.seq_len, tok.eod_id, o.window, o.copy_gap or None),
         ]
 
     def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
@@ -352,7 +396,7 @@ class TokensStage(StageType):
         parts = [json.loads(p.read_text()) for p in sorted(ctx.output.glob("*.pack.json"))]
         shards = sorted(p.name for p in ctx.output.glob("*.parquet"))
         write_manifest(ctx.output, shards, self._tokenizer(), self.options.seq_len, parts,
-                       parse_mixture(self.options.mixture), ctx.fingerprint)
+                       parse_mixture(self.options.mixture, self.options.target_tokens), ctx.fingerprint)
 
 
 class MegatronExportStage(StageType):
@@ -439,5 +483,5 @@ class DecontamStage(StageType):
 STAGES: dict[str, type[StageType]] = {
     s.type_name: s
     for s in (DemoRepoStage, GitSourceStage, GitHubSourceStage, GHArchiveSourceStage, AgentlessSamplesStage,
-              CommitBundlesStage, DecontamStage, TokensStage, MegatronExportStage)
+              CommitBundlesStage, DecontamStage, SynthIngestStage, TokensStage, MegatronExportStage)
 }

@@ -2,13 +2,19 @@
 
 Kimi-Dev's mid-training mixture is ~50 B tokens of Agentless samples, ~20 B of commit bundles and ~20 B of
 synthetic data up-sampled ×4. A recipe says it as
-`mixture: {agentless: {tokens: 50e9}, commit_bundles: {tokens: 20e9}, synthetic: {upsample: 4}}`.
+`mixture: {agentless: {tokens: 50e9}, commit_bundles: {tokens: 20e9}, synthetic: {tokens: 20e9, upsample: 4}}`,
+or as fractions of the tokens stage's `target_tokens` after up-sampling
+(`{agentless: {fraction: 0.333}, commit_bundles: {fraction: 0.133}, synthetic: {fraction: 0.533, upsample: 4}}`
+with `target_tokens: 150e9`: synthetic gets 0.533 × 150 B / 4 = 20 B unique).
 
+- a budget counts **unique** tokens, before up-sampling (20 B × 4 = 80 B in the stream, 20 B distinct);
 - up-sampling by a factor f: every document of the source is emitted floor(f) times, plus once more when
-  hash(seed, sample id) < frac(f) — so 0.5 keeps a deterministic half and 4 repeats each document 4 times;
+  hash(seed, sample id) < frac(f) — so 0.5 keeps a deterministic half and 4 repeats each document 4 times. The
+  factor defaults to `DEFAULT_UPSAMPLE` (synthetic ×4, as Kimi-Dev), else 1;
 - a token budget B is split evenly over the tasks (B / world_size each); a task admits documents in input order
   while they fit in its share and skips the rest (`over_budget`). Achieved vs requested tokens are reported.
-Copies after the first get the sample id `"{id}@{k}"`, so every packed segment names a distinct document.
+Copies are not emitted here: the packer spreads them over the token stream (`datakit.tokens.packing`). Copy k ≥ 1
+is named `"{id}@{k}"` and carries its repeat index, so every packed segment names a distinct document.
 """
 
 from __future__ import annotations
@@ -27,9 +33,12 @@ SOURCE_BY_KIND = {
 }
 
 
+DEFAULT_UPSAMPLE = {"synthetic": 4.0}  # Kimi-Dev: synthetic reasoning / agent data ×4
+
+
 @dataclass(frozen=True)
 class SourceMix:
-    tokens: float | None = None  # budget over the whole corpus; None = everything there is
+    tokens: float | None = None  # budget of unique tokens over the whole corpus; None = everything there is
     upsample: float = 1.0
 
     def __post_init__(self):
@@ -37,13 +46,27 @@ class SourceMix:
             raise ValueError(f"mixture values must be ≥ 0, got {self}")
 
 
-def parse_mixture(raw: dict | None) -> dict[str, SourceMix]:
+def parse_mixture(raw: dict | None, target_tokens: float = 0) -> dict[str, SourceMix]:
+    """The recipe's mixture, every budget resolved to unique tokens (`fraction` needs `target_tokens`)."""
     mix = {}
     for name, spec in (raw or {}).items():
-        if not isinstance(spec, dict) or set(spec) - {"tokens", "upsample"}:
-            raise ValueError(f"mixture.{name}: expected {{tokens: N, upsample: F}}, got {spec!r}")
-        mix[name] = SourceMix(tokens=spec.get("tokens"), upsample=float(spec.get("upsample", 1.0)))
+        if not isinstance(spec, dict) or set(spec) - {"tokens", "upsample", "fraction"} or (
+                "tokens" in spec and "fraction" in spec):
+            raise ValueError(f"mixture.{name}: expected {{tokens: N | fraction: F, upsample: F}}, got {spec!r}")
+        upsample = float(spec.get("upsample", DEFAULT_UPSAMPLE.get(name, 1.0)))
+        tokens = float(spec["tokens"]) if spec.get("tokens") is not None else None
+        if "fraction" in spec:
+            if not target_tokens or target_tokens <= 0:
+                raise ValueError(f"mixture.{name}.fraction needs the tokens stage's target_tokens")
+            # a fraction of the stream after up-sampling; the budget counts the unique tokens behind it
+            tokens = float(spec["fraction"]) * target_tokens / upsample if upsample else 0.0
+        mix[name] = SourceMix(tokens=tokens, upsample=upsample)
     return mix
+
+
+def effective(mix: dict[str, SourceMix], source: str) -> SourceMix:
+    """A source's mixture entry, or its default (every token, DEFAULT_UPSAMPLE's factor) when the recipe has none."""
+    return mix.get(source) or SourceMix(upsample=DEFAULT_UPSAMPLE.get(source, 1.0))
 
 
 def unit_hash(seed: int, key: str) -> float:
@@ -67,14 +90,14 @@ class Mixer:
     used: dict[str, int] = field(default_factory=dict)
 
     def copies(self, source: str, sample_id: str) -> int:
-        spec = self.mix.get(source)
-        return 1 if spec is None else copies(spec.upsample, self.seed, sample_id)
+        return copies(effective(self.mix, source).upsample, self.seed, sample_id)
 
     def admit(self, source: str, n_tokens: int) -> bool:
-        """Count the document against the source's budget; False when it does not fit this task's share."""
-        spec = self.mix.get(source)
+        """Count the document's unique tokens against the source's budget; False when it does not fit this task's
+        share."""
+        spec = effective(self.mix, source)
         used = self.used.get(source, 0)
-        if spec is not None and spec.tokens is not None and used + n_tokens > spec.tokens / self.world_size:
+        if spec.tokens is not None and used + n_tokens > spec.tokens / self.world_size:
             return False
         self.used[source] = used + n_tokens
         return True

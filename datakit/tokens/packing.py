@@ -10,8 +10,16 @@ Pure numpy, no I/O. The flow:
    goes on with the next window. A chunk is never broken across rows; what a bin does not fill is padding
    (`eod_id`, loss 0) and the last segment of the row.
 
-The result depends only on the input order (and `seq_len`, `window`): the same documents in the same order give
-the same rows, byte for byte. `Packer` does the same and keeps `PackStats` (rows, tokens, padding, per source).
+3. up-sampled documents (`Document.copies` > 1) are spread over the stream: copy 0 is packed where the document
+   arrives; copy k+1 waits until `copy_gap` rows (default: `window`) have been emitted after the last row of
+   copy k, then joins the next window. So no row ever holds two copies of one document, and copies are at
+   least `copy_gap` rows apart — except at the end of the stream, where nothing else is left to put between the
+   last copies: there every waiting copy joins one last window (still one copy per document and row), and
+   `PackStats` counts them (`copies_released_early`) and the smallest distance achieved (`min_copy_distance`). A waiting copy is held
+   in memory: about (copies − 1) × copy_gap × seq_len × (the source's share of the stream) tokens.
+
+The result depends only on the input order (and `seq_len`, `window`, `copy_gap`): the same documents in the same
+order give the same rows, byte for byte. A window is flushed between documents, never inside one. `Packer` does the same and keeps `PackStats` (rows, tokens, padding, per source).
 `unpack_row` turns a row back into its segments.
 """
 
@@ -44,6 +52,7 @@ class Document:
     loss_mask: np.ndarray
     source: str
     sample_id: str
+    copies: int = 1  # up-sampling: how many times the document goes into the stream (copy k named "{id}@{k}")
 
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids)
@@ -73,6 +82,7 @@ class PackedRow:
     sample_ids: list[str]
     chunk_index: list[int]
     padding: int
+    repeat: list[int] = field(default_factory=list)  # per segment: which copy of its document (0 = the original)
 
     def as_record(self) -> dict[str, Any]:
         """The row as plain Python lists, the shape `token_shard.schema.json` describes (for Parquet writers)."""
@@ -84,6 +94,7 @@ class PackedRow:
             "sample_ids": list(self.sample_ids),
             "chunk_index": list(self.chunk_index),
             "padding": int(self.padding),
+            "repeat": list(self.repeat),
         }
 
 
@@ -97,6 +108,8 @@ class PackStats:
     tokens: int = 0
     padding_tokens: int = 0
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
+    copies_released_early: int = 0  # copies the stream's end released before copy_gap rows had passed
+    min_copy_distance: int | None = None  # rows between consecutive copies of a document, the smallest seen
 
     @property
     def padding_ratio(self) -> float:
@@ -113,6 +126,8 @@ class PackStats:
             "padding_tokens": self.padding_tokens,
             "padding_ratio": self.padding_ratio,
             "per_source": {k: dict(v) for k, v in sorted(self.per_source.items())},
+            "copies_released_early": self.copies_released_early,
+            "min_copy_distance": self.min_copy_distance,
         }
 
 
@@ -221,49 +236,88 @@ def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]
 
 
 class Packer:
-    """Streaming BFD packer that keeps `PackStats`; `pack(docs)` yields rows, `stats` counts what was packed."""
+    """Streaming BFD packer that keeps `PackStats`; `pack(docs)` yields rows, `stats` counts what was packed.
+    Up-sampled documents are spread as the module docstring says (`copy_gap` rows apart; default `window`)."""
 
-    def __init__(self, seq_len: int, eod_id: int, window: int = 100_000) -> None:
+    def __init__(self, seq_len: int, eod_id: int, window: int = 100_000, copy_gap: int | None = None) -> None:
         self.seq_len = _check_seq_len(seq_len)
         int_like = isinstance(eod_id, (int, np.integer)) and not isinstance(eod_id, bool)
         if not int_like or not 0 <= eod_id <= np.iinfo(np.int32).max:
             raise ValueError(f"eod_id must be an int32 token id >= 0, got {eod_id!r}")
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window!r}")
+        gap = window if copy_gap is None else copy_gap
+        if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 1:
+            raise ValueError(f"copy_gap must be an integer >= 1, got {copy_gap!r}")
         self.eod_id = int(eod_id)
         self.window = int(window)
+        self.copy_gap = int(gap)
         self.stats = PackStats()
 
     def pack(self, docs: Iterable[Document]) -> Iterator[PackedRow]:
-        """Yield packed rows; at most `window` chunks are held at once (plus the document being chunked)."""
-        # (chunk_index, ids, mask, source, sample_id) per buffered chunk
-        buffer: list[tuple[int, np.ndarray, np.ndarray, str, str]] = []
+        """Yield packed rows; about `window` chunks are held at once (plus the copies waiting for their turn)."""
+        # buffer: (chunk_index, ids, mask, source, sample_id, repeat, doc, previous copy's last row) per chunk
+        buffer: list[tuple] = []
+        # heap of (release row, order, repeat, previous copy's last row, document)
+        waiting: list[tuple[int, int, int, int, Document]] = []
+        self._order = 0
         for doc in docs:
-            pieces = chunk(doc, self.seq_len)
-            self._count_document(doc, len(pieces))
-            for ci, ids, mask in pieces:
-                buffer.append((ci, ids, mask, doc.source, doc.sample_id))
-                if len(buffer) >= self.window:
-                    yield from self._flush(buffer)
-                    buffer = []
-        if buffer:
-            yield from self._flush(buffer)
+            self._count_document(doc)
+            self._add(buffer, doc, 0, -1)
+            if len(buffer) >= self.window:
+                yield from self._flush(buffer, waiting)
+                buffer = self._released(waiting)
+        while buffer or waiting:
+            if not buffer:  # the stream has run dry: every waiting copy goes now (one per document: one window)
+                self.stats.copies_released_early += len(waiting)
+                buffer = self._released(waiting, max(w[0] for w in waiting))
+            yield from self._flush(buffer, waiting)
+            buffer = self._released(waiting)
 
-    def _count_document(self, doc: Document, n_chunks: int) -> None:
+    def _add(self, buffer: list, doc: Document, k: int, prev_row: int) -> None:
+        sample_id = doc.sample_id if k == 0 else f"{doc.sample_id}@{k}"
+        pieces = chunk(doc, self.seq_len)
+        if k:
+            self._count_copy(doc, len(pieces))
+        for ci, ids, mask in pieces:
+            buffer.append((ci, ids, mask, doc.source, sample_id, k, doc, prev_row))
+
+    def _released(self, waiting: list, upto: int | None = None) -> list:
+        """A new buffer with the waiting copies whose release row has come (or every copy due at `upto`)."""
+        buffer: list = []
+        limit = self.stats.rows if upto is None else upto
+        while waiting and waiting[0][0] <= limit:
+            _, _, k, prev_row, doc = heapq.heappop(waiting)
+            self._add(buffer, doc, k, prev_row)
+        return buffer
+
+    def _count_document(self, doc: Document) -> None:
+        """The original (copy 0): counted as unique and as packed."""
+        n = len(doc.ids)
+        per = self.stats.per_source.setdefault(doc.source, {"tokens": 0, "documents": 0, "chunks": 0,
+                                                            "unique_tokens": 0, "unique_documents": 0})
+        per["unique_tokens"] += n
+        per["unique_documents"] += 1
+        self._count_copy(doc, -(-n // self.seq_len) if n else 0)
+
+    def _count_copy(self, doc: Document, n_chunks: int) -> None:
         st = self.stats
         n = len(doc.ids)
         st.documents += 1
         st.chunks += n_chunks
         st.tokens += n
-        per = st.per_source.setdefault(doc.source, {"tokens": 0, "documents": 0, "chunks": 0})
+        per = st.per_source[doc.source]
         per["tokens"] += n
         per["documents"] += 1
         per["chunks"] += n_chunks
 
-    def _flush(self, buffer: list[tuple[int, np.ndarray, np.ndarray, str, str]]) -> Iterator[PackedRow]:
+    def _flush(self, buffer: list[tuple], waiting: list) -> Iterator[PackedRow]:
         seq_len = self.seq_len
         bins = best_fit_decreasing([len(c[1]) for c in buffer], seq_len)
-        for items in bins:
+        first_row = self.stats.rows
+        last_row: dict[int, tuple[int, int, Document]] = {}  # id(doc) → (row of its copy's last chunk, repeat, doc)
+        st = self.stats
+        for b, items in enumerate(bins):
             segs = [buffer[i] for i in items]
             lens = [len(s[1]) for s in segs]
             used = sum(lens)
@@ -271,10 +325,17 @@ class Packer:
             ids = np.empty(seq_len, dtype=np.int32)
             mask = np.zeros(seq_len, dtype=np.uint8)
             pos = 0
-            for _, sid, smask, _, _ in segs:
+            for seg in segs:
+                sid, smask = seg[1], seg[2]
                 ids[pos : pos + len(sid)] = sid
                 mask[pos : pos + len(sid)] = smask
                 pos += len(sid)
+                doc, row = seg[6], first_row + b
+                if doc.copies > 1:
+                    last_row[id(doc)] = (max(row, last_row.get(id(doc), (-1,))[0]), seg[5], doc)
+                if seg[5]:  # a copy: how far from the previous one
+                    gap = row - seg[7]
+                    st.min_copy_distance = gap if st.min_copy_distance is None else min(st.min_copy_distance, gap)
             ids[used:] = self.eod_id
             if padding:
                 lens.append(padding)
@@ -288,16 +349,23 @@ class Packer:
                 sample_ids=[s[4] for s in segs],
                 chunk_index=[s[0] for s in segs],
                 padding=padding,
+                repeat=[s[5] for s in segs],
             )
+        # the next copy of each up-sampled document waits copy_gap rows after this one's last row
+        for row, k, doc in sorted(last_row.values(), key=lambda t: (t[0], t[2].sample_id)):
+            if k + 1 < doc.copies:
+                self._order += 1  # ties on the release row keep the order copies were scheduled in
+                heapq.heappush(waiting, (row + self.copy_gap, self._order, k + 1, row, doc))
 
 
-def pack(docs: Iterable[Document], seq_len: int, eod_id: int, window: int = 100_000) -> Iterator[PackedRow]:
+def pack(docs: Iterable[Document], seq_len: int, eod_id: int, window: int = 100_000,
+         copy_gap: int | None = None) -> Iterator[PackedRow]:
     """Pack documents into rows of exactly `seq_len` tokens (BFD over windows of `window` chunks).
 
     Arguments are checked here, before any document is read (`seq_len < 1` → ValueError). Padding is `eod_id` with
     loss 0. Deterministic for the same input order. Use `Packer` to get `PackStats` as well.
     """
-    return Packer(seq_len, eod_id, window).pack(docs)
+    return Packer(seq_len, eod_id, window, copy_gap).pack(docs)
 
 
 def unpack_row(row: PackedRow | Mapping[str, Any]) -> list[tuple[str, str, int, np.ndarray, np.ndarray]]:

@@ -22,6 +22,7 @@ from datakit import __version__
 from datakit.io.schemas import arrow_schema
 
 MANIFEST = "manifest.json"
+LEDGER_DIR = "mixture"  # per-task ledgers of documents repeated or left out (schemas/mixture_ledger.schema.json)
 
 
 class ManifestError(ValueError):
@@ -67,6 +68,8 @@ class ShardWriter:
                 "sample_ids": pa.array([r.sample_ids for r in rows], type=pa.list_(pa.string())),
                 "chunk_index": pa.array([list(r.chunk_index) for r in rows], type=pa.list_(pa.int32())),
                 "padding": pa.array([r.padding for r in rows], type=pa.int32()),
+                "repeat": pa.array([list(r.repeat) or [0] * len(r.sample_ids) for r in rows],
+                                   type=pa.list_(pa.int32())),
             },
             schema=self.schema,
         )
@@ -102,6 +105,7 @@ def iter_rows(path: str | Path, batch_rows: int = 64) -> Iterator[dict]:
     for batch in pf.iter_batches(batch_size=batch_rows):
         ids = batch.column("input_ids")
         mask = batch.column("loss_mask")
+        repeat = batch.column("repeat") if "repeat" in batch.schema.names else None  # shards before the field
         for i in range(batch.num_rows):
             yield {
                 "input_ids": ids[i].values.to_numpy(zero_copy_only=False),
@@ -111,6 +115,7 @@ def iter_rows(path: str | Path, batch_rows: int = 64) -> Iterator[dict]:
                 "sample_ids": batch.column("sample_ids")[i].as_py(),
                 "chunk_index": batch.column("chunk_index")[i].as_py(),
                 "padding": batch.column("padding")[i].as_py(),
+                "repeat": repeat[i].as_py() if repeat is not None else [0] * len(batch.column("sample_ids")[i]),
             }
 
 
@@ -152,16 +157,36 @@ def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int
                    mixture: dict, recipe_hash: str | None, fmt: str = "parquet-packed") -> dict:
     """Add up the per-task packing counts and hash the files; write manifest.json.
 
-    `mixture` maps a source to its SourceMix: the manifest reports requested vs achieved tokens per source."""
+    `mixture` maps a source to its SourceMix. Per source the manifest reports the requested budget (unique
+    tokens), the unique tokens and documents taken (before up-sampling), the tokens, documents and chunks in the
+    shards (after), the factor, and from the ledgers (`mixture/*.parquet`) how many documents were repeated or
+    left out (over budget / down-sampled) and their tokens; the ledger files are listed with their sha256."""
+    from datakit.tokens.mixture import effective
+
     per_source: dict[str, dict] = {}
     for part in parts:
         for src, counts in part["per_source"].items():
             acc = per_source.setdefault(src, {})
             for k, v in counts.items():
                 acc[k] = acc.get(k, 0) + v
-    for src, spec in mixture.items():
-        acc = per_source.setdefault(src, {"tokens": 0, "documents": 0, "chunks": 0})
+    ledgers = sorted((folder / LEDGER_DIR).glob("*.parquet"))
+    for path in ledgers:
+        table = pq.read_table(path, columns=["source", "tokens", "decision"]).to_pydict()
+        for src, tokens, decision in zip(table["source"], table["tokens"], table["decision"]):
+            acc = per_source.setdefault(src, {})
+            key = "repeated" if decision == "repeated" else "left_out"
+            acc[f"{key}_documents"] = acc.get(f"{key}_documents", 0) + 1
+            acc[f"{key}_tokens"] = acc.get(f"{key}_tokens", 0) + tokens
+            if decision != "repeated":
+                acc[f"{decision}_documents"] = acc.get(f"{decision}_documents", 0) + 1
+    for src in set(per_source) | set(mixture):
+        acc = per_source.setdefault(src, {})
+        for k in ("tokens", "documents", "chunks", "unique_tokens", "unique_documents", "repeated_documents",
+                  "repeated_tokens", "left_out_documents", "left_out_tokens"):
+            acc.setdefault(k, 0)
+        spec = effective(mixture, src)
         acc["requested_tokens"] = spec.tokens
+        acc["upsample"] = spec.upsample
     tokens = sum(p["tokens"] for p in parts)
     padding = sum(p["padding_tokens"] for p in parts)
     manifest = {
@@ -177,7 +202,14 @@ def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int
         "padding_ratio": padding / (tokens + padding) if tokens + padding else 0.0,
         "truncated_tokens": 0,
         "per_source": dict(sorted(per_source.items())),
-        "upsampling": {src: spec.upsample for src, spec in sorted(mixture.items())},
+        "upsampling": {src: acc["upsample"] for src, acc in sorted(per_source.items())},
+        "mixture": {
+            "copy_gap": max((p.get("copy_gap", 0) for p in parts), default=0),
+            "copies_released_early": sum(p.get("copies_released_early", 0) for p in parts),
+            "min_copy_distance": min((p["min_copy_distance"] for p in parts if p.get("min_copy_distance") is not None),
+                                     default=None),
+            "ledger": {f"{LEDGER_DIR}/{p.name}": file_sha256(p) for p in ledgers},
+        },
         "files": {name: file_sha256(folder / name) for name in sorted(shard_names)},
         "datakit_version": __version__,
         "recipe_hash": recipe_hash,

@@ -11,8 +11,8 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from datakit.pipeline.step import CountingStep
-from datakit.tokens.mixture import SOURCE_BY_KIND, Mixer, SourceMix, copy_id
-from datakit.tokens.shards import ShardWriter
+from datakit.tokens.mixture import SOURCE_BY_KIND, Mixer, SourceMix
+from datakit.tokens.shards import LEDGER_DIR, ShardWriter
 
 BATCH = 256  # samples encoded together (the engines release the GIL and batch internally)
 
@@ -30,9 +30,38 @@ def check_text(text: str) -> str | None:
     return None
 
 
+class InterleavedRecordReader(PipelineStep):
+    """Samples from several stage outputs (a recipe's `inputs:`), one record from each in turn, so the sources mix
+    in the token stream from the start. Each folder is sharded over the tasks by file, as `RecordReader` does."""
+
+    name = "📖 interleaved RecordReader"
+    type = "📖 - READER"
+
+    def __init__(self, folders: list[str], text_field: str | None = None, limit: int = -1):
+        super().__init__()
+        self.folders = folders
+        self.text_field = text_field
+        self.limit = limit
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        from datakit.io.records import RecordReader
+
+        streams = [RecordReader(f, text_field=self.text_field, limit=self.limit).run(None, rank, world_size)
+                   for f in self.folders if any(Path(f).glob("*.parquet"))]
+        while streams:
+            for stream in list(streams):
+                doc = next(stream, None)
+                if doc is None:
+                    streams.remove(stream)
+                else:
+                    yield doc
+
+
 class TokenizeSamples(CountingStep):
     """Render each Sample (plain document + EOD, or ChatML with an assistant-only loss mask), apply the mixture
-    (up-sampling copies, per-task token budgets) and yield token documents. Unit `documents`."""
+    (per-task budgets of unique tokens, up-sampling factors) and yield each token document once with its number
+    of copies; the packer spreads the copies. Unit `documents` (unique documents: read = written + quarantined +
+    filtered). Documents repeated or left out are listed in `mixture/{rank:05d}.parquet` (the ledger)."""
 
     name = "🔤 tokenize"
     type = "🔢 - TOKENIZER"
@@ -40,6 +69,7 @@ class TokenizeSamples(CountingStep):
     def __init__(self, tokenizer: str, engine: str, quarantine_dir: str, mixture: dict[str, SourceMix],
                  seed: int = 0, num_threads: int = 1):
         super().__init__("tokens", quarantine_dir)
+        self.ledger_dir = Path(quarantine_dir).parent / LEDGER_DIR
         self.tokenizer_name = tokenizer
         self.engine = engine
         self.mixture = mixture
@@ -52,6 +82,7 @@ class TokenizeSamples(CountingStep):
 
         tok = load_tokenizer(self.tokenizer_name, self.engine)
         mixer = Mixer(self.mixture, world_size, self.seed)
+        self._ledger = _Ledger(self.ledger_dir / f"{rank:05d}.parquet")
         try:
             data = iter(data)
             while batch := list(islice(data, BATCH)):
@@ -79,9 +110,8 @@ class TokenizeSamples(CountingStep):
                 for sample, ids, mask in self._in_order(batch, rendered):
                     yield from self._mix(sample, ids, mask, mixer)
         finally:
-            self.quarantine.close()
-            for source, used in sorted(mixer.used.items()):
-                self.stat_update(f"source_tokens.{source}", value=used)
+            self.close_outputs()
+            self._ledger.close()
 
     @staticmethod
     def _in_order(batch, rendered):
@@ -91,18 +121,57 @@ class TokenizeSamples(CountingStep):
 
     def _mix(self, sample: dict, ids: np.ndarray, mask: np.ndarray, mixer: Mixer):
         source = SOURCE_BY_KIND.get(sample["kind"], sample["kind"])
+        n_tokens = len(ids)
+        self.stat_update(f"mixture.{source}.read_tokens", value=n_tokens)
         n = mixer.copies(source, sample["id"])
-        if n == 0:
-            self.filter_out("documents", "downsampled")
-            return
-        if not mixer.admit(source, n * len(ids)):
-            self.filter_out("documents", "over_budget")
+        decision = "downsampled" if n == 0 else None if mixer.admit(source, n_tokens) else "over_budget"
+        if decision:  # left out: counted (documents and tokens) and listed in the ledger
+            self.filter_out("documents", decision)
+            self.stat_update(f"mixture.{source}.{decision}_tokens", value=n_tokens)
+            self._ledger.add(sample["id"], source, n_tokens, 0, decision)
             return
         self.written("documents")
-        for k in range(n):
-            self.stat_update("mixture.copies")
-            yield Document(text="", id=copy_id(sample["id"], k),
-                           metadata={"ids": ids, "mask": mask, "source": source, "sample_id": copy_id(sample["id"], k)})
+        # before and after up-sampling: unique documents / tokens, then what goes into the stream
+        self.stat_update(f"mixture.{source}.documents")
+        self.stat_update(f"mixture.{source}.unique_tokens", value=n_tokens)
+        self.stat_update(f"mixture.{source}.copies", value=n)
+        self.stat_update(f"mixture.{source}.tokens", value=n * n_tokens)
+        if n > 1:
+            self._ledger.add(sample["id"], source, n_tokens, n, "repeated")
+        yield Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
+                                                           "sample_id": sample["id"], "copies": n})
+
+
+class _Ledger:
+    """The mixture ledger of one task (schemas/mixture_ledger.schema.json), written in row groups."""
+
+    def __init__(self, path: Path, batch: int = 8192):
+        self.path, self.batch = path, batch
+        self.rows: list[tuple] = []
+        self.writer = None
+
+    def add(self, sample_id: str, source: str, tokens: int, copies: int, decision: str) -> None:
+        self.rows.append((sample_id, source, tokens, copies, decision))
+        if len(self.rows) >= self.batch:
+            self._flush()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from datakit.io.schemas import arrow_schema
+
+        schema = arrow_schema("mixture_ledger")
+        if self.writer is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+        cols = list(zip(*self.rows)) if self.rows else [[] for _ in schema.names]
+        self.writer.write_table(pa.table(dict(zip(schema.names, map(list, cols))), schema=schema))
+        self.rows = []
+
+    def close(self) -> None:
+        self._flush()  # every task writes its ledger, empty or not: the manifest lists one per task
+        self.writer.close()
 
 
 class PackShards(PipelineStep):
@@ -111,28 +180,33 @@ class PackShards(PipelineStep):
     name = "📦 pack"
     type = "💽 - WRITER"
 
-    def __init__(self, output_folder: str, seq_len: int, eod_id: int, window: int = 100_000):
+    def __init__(self, output_folder: str, seq_len: int, eod_id: int, window: int = 100_000,
+                 copy_gap: int | None = None):
         super().__init__()
         self.output_folder = Path(output_folder)
         self.seq_len = seq_len
         self.eod_id = eod_id
         self.window = window
+        self.copy_gap = copy_gap
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         from datakit.tokens.packing import Document as PackDoc
         from datakit.tokens.packing import Packer
 
-        packer = Packer(self.seq_len, self.eod_id, window=self.window)
-        docs = (PackDoc(d.metadata["ids"], d.metadata["mask"], d.metadata["source"], d.metadata["sample_id"])
-                for d in data)
+        packer = Packer(self.seq_len, self.eod_id, window=self.window, copy_gap=self.copy_gap)
+        docs = (PackDoc(d.metadata["ids"], d.metadata["mask"], d.metadata["source"], d.metadata["sample_id"],
+                        d.metadata.get("copies", 1)) for d in data)
         with ShardWriter(self.output_folder / f"{rank:05d}.parquet") as writer:
             for row in packer.pack(docs):
                 writer.write(row)
         stats = packer.stats
         part = {"rows": stats.rows, "documents": stats.documents, "chunks": stats.chunks, "tokens": stats.tokens,
-                "padding_tokens": stats.padding_tokens, "per_source": stats.per_source}
+                "padding_tokens": stats.padding_tokens, "per_source": stats.per_source,
+                "copy_gap": packer.copy_gap, "copies_released_early": stats.copies_released_early,
+                "min_copy_distance": stats.min_copy_distance}
         (self.output_folder / f"{rank:05d}.pack.json").write_text(json.dumps(part, sort_keys=True) + "\n")
         self.stat_update("pack.rows", value=stats.rows)
         self.stat_update("pack.padding_tokens", value=stats.padding_tokens)
+        self.stat_update("pack.copies_released_early", value=stats.copies_released_early)
         return
         yield  # a terminal step: a generator that yields nothing

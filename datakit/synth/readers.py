@@ -1,0 +1,161 @@
+"""Streaming readers for synthetic data: JSONL (plain or zstd), JSON documents (`.traj`, `.traj.json`, event
+lists), Parquet, and `datasets` datasets on disk. Nothing is downloaded; nothing is held beyond one row (a JSON
+document or a Parquet row group at most).
+
+`iter_rows(path)` yields `(index, value)` per row, or `(index, RowError)` for a row that cannot be read (a bad
+JSONL line, a truncated zstd frame) so the caller can quarantine it and go on: every row read is accounted for.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+SUFFIXES = (".jsonl.zst", ".jsonl", ".traj.json", ".traj", ".json", ".parquet")
+PACKAGE_PREFIX = "datakit:"  # `datakit:demo/fixtures/synth`: a path inside the installed package
+
+
+@dataclass
+class RowError:
+    reason: str
+    detail: str
+    raw: str = ""
+
+
+def resolve(path: str) -> Path:
+    """A recipe path; `datakit:sub/path` names data shipped inside the package (works installed or editable)."""
+    if path.startswith(PACKAGE_PREFIX):
+        return Path(str(resources.files("datakit").joinpath(path[len(PACKAGE_PREFIX):])))
+    return Path(path).resolve()
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """A folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`."""
+    return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
+
+
+def list_inputs(paths: list[str]) -> list[Path]:
+    """Files (by suffix) and saved datasets under `paths`, sorted per path, deduplicated; ValueError when a path
+    does not exist or nothing readable is found."""
+    found: list[Path] = []
+    for p in paths:
+        path = resolve(p)
+        if not path.exists():
+            raise ValueError(f"synth input {p} does not exist")
+        if is_saved_dataset(path):
+            found.append(path)
+        elif path.is_dir():
+            datasets = sorted(d for d in path.rglob("*") if is_saved_dataset(d))
+            found += datasets
+            found += sorted(f for f in path.rglob("*") if f.is_file() and f.name.endswith(SUFFIXES)
+                            and not any(d in f.parents for d in datasets))
+        elif path.name.endswith(SUFFIXES):
+            found.append(path)
+        else:
+            raise ValueError(f"synth input {p}: unknown file type (expected {', '.join(SUFFIXES)} or a saved dataset)")
+    unique = list(dict.fromkeys(found))
+    if not unique:
+        raise ValueError(f"no synthetic data ({', '.join(SUFFIXES)} or saved datasets) in {paths}")
+    return unique
+
+
+def _lines(stream, rank: int = 0, world: int = 1) -> Iterator[tuple[int, Any]]:
+    for i, line in enumerate(stream):
+        if i % world != rank:  # another task's line: skipped before any parsing
+            continue
+        if not line.strip():
+            yield i, RowError("empty_line", f"line {i + 1} is empty")
+            continue
+        try:
+            yield i, orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield i, RowError("malformed_json", f"line {i + 1}: {exc}", line[:4096].decode("utf-8", "replace"))
+
+
+def _zstd_lines(path: Path, rank: int, world: int) -> Iterator[tuple[int, Any]]:
+    import zstandard
+
+    with open(path, "rb") as f:
+        reader = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True))
+        i = -1
+        try:
+            for i, row in _lines(reader, rank, world):
+                yield i, row
+        except zstandard.ZstdError as exc:  # a cut or corrupt file: what was decoded counts, the rest is one error
+            if rank == 0:  # reported once, by the first task
+                yield i + 1, RowError("truncated_zstd", f"{path.name}: zstd stream broken after line {i + 1}: {exc}")
+
+
+def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    import pyarrow.parquet as pq
+
+    i = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
+        for row in batch.to_pylist():
+            yield i, row
+            i += 1
+
+
+def _dataset_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # local only: never reach the hub
+    import datasets
+
+    ds = datasets.load_from_disk(str(path))
+    parts = [ds[k] for k in sorted(ds)] if isinstance(ds, datasets.DatasetDict) else [ds]
+    i = 0
+    for part in parts:
+        for row in part:
+            yield i, row
+            i += 1
+
+
+def load_dataset_rows(files: list[Path], builder: str) -> Iterator[tuple[int, Any]]:
+    """Rows through `datasets.load_dataset(builder, data_files=…)` (local files, offline): the library's own
+    readers, for data that is easier to read that way."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    ds = datasets.load_dataset(builder, data_files=[str(f) for f in files], split="train")
+    for i, row in enumerate(ds):
+        yield i, row
+
+
+def _json_document(path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        doc = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        yield 0, RowError("malformed_json", f"{path.name}: {exc}")
+        return
+    # a list of conversations is many rows; a trajectory or an OpenHands event list is one
+    if isinstance(doc, list) and doc and all(isinstance(x, dict) for x in doc) and not (
+            "action" in doc[0] or "observation" in doc[0]):
+        yield from enumerate(doc)
+    else:
+        yield 0, doc
+
+
+def iter_rows(path: Path, rank: int = 0, world: int = 1) -> Iterator[tuple[int, Any]]:
+    """The rows of one input; with world > 1 only rows i ≡ rank (mod world) (JSONL lines are skipped unparsed)."""
+    name = path.name
+    if name.endswith(".jsonl.zst"):
+        return _zstd_lines(path, rank, world)
+    if name.endswith(".jsonl"):
+        return _lines_of(path, rank, world)
+    rows = (_dataset_rows(path) if is_saved_dataset(path) else _parquet_rows(path) if name.endswith(".parquet")
+            else _json_document(path))
+    return ((i, r) for i, r in rows if i % world == rank)
+
+
+def _lines_of(path: Path, rank: int, world: int) -> Iterator[tuple[int, Any]]:
+    with open(path, "rb") as f:
+        yield from _lines(f, rank, world)
+
+
+def input_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
