@@ -13,7 +13,12 @@
    anchor) and once with it (default size), --repeat times each, the fastest run reported. Every run has its
    own fresh interpreter and step, so its peak RSS (`ru_maxrss`) is its own; all runs must produce the same
    samples (sha256 over the sorted (id, sha256(text)) pairs).
-4. Prints a Markdown table and writes `benchmarks/results/samples.json`.
+4. The `datakit samples` CLI side by side with the in-process step (`--cli`, default on): the PullRecords are
+   written once as Parquet (`<out>/pulls/`), then, alternating, the cached in-process variant and
+   `datakit samples --input <out>/pulls --mirrors <out>/mirrors --tasks 1 --workers 1 --force --quiet` each run
+   as a whole process, measured from outside (`os.wait4`: wall, user + system CPU, peak RSS), --repeat times; the
+   CLI's samples (read back from its Parquet) must equal the in-process ones.
+5. Prints Markdown tables and writes `benchmarks/results/samples.json`.
 """
 
 from __future__ import annotations
@@ -583,14 +588,63 @@ def run_variant(variant: str, mirrors_dir: Path, prs_file: Path, quarantine_dir:
     }
 
 
+def whole_process(cmd: list[str]) -> dict:
+    """Runs `cmd` and measures it from outside, children included: wall, user + system CPU, peak RSS."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited with {proc.returncode}")
+    return {"process_wall_s": round(wall, 3), "process_cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "process_peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+
+
 def spawn_variant(variant: str, args: argparse.Namespace, prs_file: Path) -> dict:
     """Runs `variant` in a fresh interpreter (this script with --variant), so peak memory is its own."""
     result_file = Path(args.out) / f"result-{variant}.json"
     result_file.unlink(missing_ok=True)
     cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out), "--variant", variant,
            "--prs-file", str(prs_file), "--result-file", str(result_file)]
-    subprocess.run(cmd, check=True)
-    return json.loads(result_file.read_text())
+    process = whole_process(cmd)
+    return {**json.loads(result_file.read_text()), **process}
+
+
+def write_pulls(prs: list[dict], folder: Path) -> Path:
+    """The PullRecords as the sources stage writes them (one Parquet file), the CLI's input."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datakit.io.schemas import arrow_schema, conform
+
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rows = [conform(pr, "pull_record") for pr in prs]
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema("pull_record")), folder / "00000.parquet",
+                   compression="zstd")
+    return folder
+
+
+def run_cli(out: Path) -> dict:
+    """`datakit samples` on the PullRecords, one task, as a whole process; its samples' checksum."""
+    import pyarrow.parquet as pq
+
+    output = out / "cli"
+    cmd = [sys.executable, "-m", "datakit.cli", "samples", "--input", str(out / "pulls"), "--mirrors",
+           str(out / "mirrors"), "--output", str(output), "--tasks", "1", "--workers", "1", "--force", "--quiet"]
+    figures = whole_process(cmd)
+    digests = []
+    for f in sorted((output / "samples").glob("*.parquet")):
+        table = pq.read_table(f, columns=["id", "text"])
+        for sample_id, text in zip(table.column("id").to_pylist(), table.column("text").to_pylist()):
+            digests.append((sample_id, hashlib.sha256(text.encode()).digest()))
+    digest = hashlib.sha256()
+    for sample_id, text_digest in sorted(digests):
+        digest.update(sample_id.encode() + b"\0" + text_digest)
+    size = sum(f.stat().st_size for f in (output / "samples").glob("*.parquet"))
+    return {**figures, "samples": len(digests), "samples_sha256": digest.hexdigest(),
+            "parquet_mib": round(size / 2**20, 1), "command": " ".join(["datakit", *cmd[3:]])}
 
 
 def machine_facts() -> dict:
@@ -607,6 +661,19 @@ def markdown_table(results: list[dict], anchor: dict) -> str:
     return "\n".join(rows)
 
 
+def cli_table(cli: dict) -> str:
+    a, c = cli["in_process"], cli["cli"]
+    prs = cli["prs"]
+    rows = ["| whole process | wall s | CPU s | PRs/s (wall) | PRs per CPU s | peak RSS MiB |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for name, r in (("in-process step (cached, no output)", a), ("`datakit samples` CLI (Parquet out)", c)):
+        rows.append(f"| {name} | {r['process_wall_s']:.1f} | {r['process_cpu_s']:.1f} | "
+                    f"{prs / r['process_wall_s']:.0f} | {prs / r['process_cpu_s']:.0f} | {r['process_peak_rss_mib']:.0f} |")
+    rows.append(f"\nCLI / in-process throughput: {cli['throughput_ratio_wall']:.2f}× (wall), "
+                f"{cli['throughput_ratio_cpu']:.2f}× (per CPU second); extra peak RSS {cli['extra_rss_mib']:+.0f} MiB")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=5000, help="files in the initial commit (default 5000)")
@@ -616,6 +683,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs per variant, each in a fresh process; the fastest is reported (default 3)")
     parser.add_argument("--out", default=str(HERE / "work"), help="work dir: mirrors/, quarantine/, PR list")
     parser.add_argument("--results", default=str(HERE / "results" / "samples.json"))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="in-process variants to run (default: all)")
+    parser.add_argument("--no-cli", action="store_true", help="skip the CLI-vs-in-process comparison")
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)  # internal: one variant
     parser.add_argument("--prs-file", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
@@ -646,10 +715,12 @@ def main(argv: list[str] | None = None) -> int:
     prs_file = out / "prs.pickle"
     with open(prs_file, "wb") as f:
         pickle.dump(prs, f, protocol=pickle.HIGHEST_PROTOCOL)
+    if not args.no_cli:
+        write_pulls(prs, out / "pulls")
     del prs
 
     results, checksums = [], set()
-    for variant in VARIANTS:  # the uncached anchor first
+    for variant in [v for v in VARIANTS if v in args.variants.split(",")]:  # the uncached anchor first
         runs = []
         for i in range(args.repeat):
             runs.append(spawn_variant(variant, args, prs_file))
@@ -661,6 +732,35 @@ def main(argv: list[str] | None = None) -> int:
         best = min(runs, key=lambda r: r["wall_s"])
         results.append({**best, "runs_wall_s": [r["wall_s"] for r in runs],
                         "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)})
+    cli = None
+    if not args.no_cli:
+        inproc_runs, cli_runs = [], []
+        for i in range(args.repeat):  # alternating, so both see the same machine load
+            inproc_runs.append(spawn_variant("cached", args, prs_file))
+            cli_runs.append(run_cli(out))
+            a, c = inproc_runs[-1], cli_runs[-1]
+            print(f"side by side {i + 1}/{args.repeat}: in-process {a['process_wall_s']:.1f} s wall "
+                  f"{a['process_cpu_s']:.1f} s CPU {a['process_peak_rss_mib']:.0f} MiB | CLI {c['process_wall_s']:.1f} s "
+                  f"wall {c['process_cpu_s']:.1f} s CPU {c['process_peak_rss_mib']:.0f} MiB", flush=True)
+        checksums |= {r["samples_sha256"] for r in inproc_runs + cli_runs}
+        a = min(inproc_runs, key=lambda r: r["process_wall_s"])
+        c = min(cli_runs, key=lambda r: r["process_wall_s"])
+        cli = {
+            "prs": n_found,
+            "in_process": {k: a[k] for k in ("process_wall_s", "process_cpu_s", "process_peak_rss_mib", "wall_s",
+                                             "samples")},
+            "cli": {k: c[k] for k in ("process_wall_s", "process_cpu_s", "process_peak_rss_mib", "samples",
+                                      "parquet_mib", "command")},
+            "runs": {"in_process_wall_s": [r["process_wall_s"] for r in inproc_runs],
+                     "cli_wall_s": [r["process_wall_s"] for r in cli_runs],
+                     "in_process_cpu_s": [r["process_cpu_s"] for r in inproc_runs],
+                     "cli_cpu_s": [r["process_cpu_s"] for r in cli_runs]},
+            "throughput_ratio_wall": round(a["process_wall_s"] / c["process_wall_s"], 3),
+            "throughput_ratio_cpu": round(min(r["process_cpu_s"] for r in inproc_runs)
+                                          / min(r["process_cpu_s"] for r in cli_runs), 3),
+            "vs_step_only_wall": round(a["wall_s"] / c["process_wall_s"], 3),
+            "extra_rss_mib": round(c["process_peak_rss_mib"] - a["process_peak_rss_mib"], 1),
+        }
     anchor = results[0]
     identical = len(checksums) == 1
     for r in results:
@@ -671,6 +771,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print(f"\ndiscovery (find_pulls): {n_found} PRs, {n_found / discovery_s:.1f} PRs/s")
     print(f"identical samples across variants: {identical} ({anchor['samples_sha256'][:16]}…)")
+    if cli:
+        print(cli_table(cli))
 
     report = {
         "benchmark": "samples",
@@ -684,6 +786,7 @@ def main(argv: list[str] | None = None) -> int:
         "discovery": {"prs": n_found, "methods": dict(methods), "seconds": round(discovery_s, 3),
                       "prs_per_s": round(n_found / discovery_s, 2)},
         "variants": results,
+        "cli_vs_in_process": cli,
         "identical_samples": identical,
     }
     write_results(args.results, report)
