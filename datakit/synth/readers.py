@@ -8,7 +8,6 @@ JSONL line, a truncated zstd frame) so the caller can quarantine it and go on: e
 
 from __future__ import annotations
 
-import io
 import os
 from dataclasses import dataclass
 from importlib import resources
@@ -78,18 +77,58 @@ def _lines(stream, rank: int = 0, world: int = 1) -> Iterator[tuple[int, Any]]:
             yield i, RowError("malformed_json", f"line {i + 1}: {exc}", line[:4096].decode("utf-8", "replace"))
 
 
+class _Truncated(Exception):
+    pass
+
+
+def _zstd_line_stream(f, block: int = 1 << 20) -> Iterator[bytes]:
+    """The lines of a zstd file, decompressed block by block; _Truncated when the file ends inside a frame (a cut
+    download: zstandard's stream reader would end quietly there). Concatenated frames are read one after another."""
+    import zstandard
+
+    dctx = zstandard.ZstdDecompressor()
+    obj, in_frame, tail = dctx.decompressobj(), False, b""
+    while data := f.read(block):
+        while data:
+            in_frame = True
+            out = obj.decompress(data)
+            if out:
+                lines = (tail + out).split(b"\n")
+                tail = lines.pop()
+                yield from (ln + b"\n" for ln in lines)
+            if obj.eof:
+                data, obj, in_frame = obj.unused_data, dctx.decompressobj(), False
+            else:
+                data = b""
+    if in_frame:
+        raise _Truncated("the file ends inside a zstd frame (cut or incomplete)")
+    if tail:
+        yield tail
+
+
 def _zstd_lines(path: Path, rank: int, world: int) -> Iterator[tuple[int, Any]]:
     import zstandard
 
     with open(path, "rb") as f:
-        reader = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True))
-        i = -1
+        stream = _zstd_line_stream(f)
+        count = _Counted(stream)
         try:
-            for i, row in _lines(reader, rank, world):
-                yield i, row
-        except zstandard.ZstdError as exc:  # a cut or corrupt file: what was decoded counts, the rest is one error
+            yield from _lines(count, rank, world)
+        except (_Truncated, zstandard.ZstdError) as exc:  # what was decoded counts; the rest is one error
             if rank == 0:  # reported once, by the first task
-                yield i + 1, RowError("truncated_zstd", f"{path.name}: zstd stream broken after line {i + 1}: {exc}")
+                yield count.n, RowError("truncated_zstd", f"{path.name}: after line {count.n}: {exc}")
+
+
+class _Counted:
+    """An iterator of lines that counts them (the line number where a broken stream stopped)."""
+
+    def __init__(self, it):
+        self.it, self.n = it, 0
+
+    def __iter__(self):
+        for x in self.it:
+            self.n += 1
+            yield x
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
