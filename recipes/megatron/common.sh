@@ -11,6 +11,10 @@ TOKENIZER=${TOKENIZER:-Qwen/Qwen2.5-72B}
 DATA_ARGS=(
   --data-path ${DATA_PATH}
   --split 1000,0,0
+  # datakit ends every document with EOD (<|endoftext|> = 151643): keep documents apart inside a packed sequence
+  # (positions restart, attention stops at each EOD) and do not train across the boundary. Qwen's pad id equals
+  # its EOD id; megatron-core >= 0.12 sees that and keeps EOD as a trained label (tests/test_training_proof.py).
+  --eod-mask-loss --reset-position-ids --reset-attention-mask
   --tokenizer-type HuggingFaceTokenizer --tokenizer-model "${TOKENIZER}"
   --data-cache-path "${DATA_CACHE:-${DATAKIT_EXPORT}/cache}"
 )
