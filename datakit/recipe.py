@@ -158,10 +158,10 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = 
             if not stages:
                 raise _fail(where, f"stage {type_name} needs an `input:` (a path or an earlier stage)")
             stage_input = stages[-1].name  # default: the previous stage's output
-        for k, name in enumerate([stage_input, *extra_inputs] if stage_input is not None else []):
-            if not any(s.name == name for s in stages) and not Path(name).exists():
+        for k, input_name in enumerate([stage_input, *extra_inputs] if stage_input is not None else []):
+            if not any(s.name == input_name for s in stages) and not Path(input_name).exists():
                 at = f"{where}.inputs[{k}]" if "inputs" in raw else f"{where}.input"
-                raise _fail(at, f"{name!r} is neither an earlier stage nor an existing path")
+                raise _fail(at, f"{input_name!r} is neither an earlier stage nor an existing path")
         stages.append(StageSpec(
             name=stage_name,
             type=stage_type,
