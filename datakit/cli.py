@@ -143,9 +143,42 @@ def _recipe_from_args(args) -> "Recipe":  # noqa: F821
     from datakit.recipe import RecipeError, load_recipe, parse_recipe
 
     override = {"type": args.executor, "tasks": args.tasks, "workers": args.workers}
+
+    pln = sub.add_parser("plan", help="what a recipe will make and cost: a sample run, scaled, with benchmark figures",
+                         description="Runs the recipe on its first N repositories in a temporary folder, measures "
+                                     "every stage (documents, tokens per source, disk) and scales to the whole "
+                                     "recipe; projects core-hours from the benchmark figures shipped with datakit.")
+    pln.add_argument("recipe", help="path to the recipe YAML")
+    pln.add_argument("--sample-repos", type=int, default=20, help="repositories in the sample run (default 20)")
+    pln.add_argument("--nodes", type=int, default=1, help="nodes for the wall-time projection (default 1)")
+    pln.add_argument("--cores", type=int, default=32, help="cores per node (default 32)")
+    pln.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
     if args.command == "run":
         return load_recipe(args.recipe, base_output=args.output, executor_override=override)
     output = args.output or f"out/{args.command}"
+def _plan(args, console) -> int:
+    import dataclasses
+
+    from datakit.pipeline.runner import StageFailed
+    from datakit.plan import plan_recipe, render_plan
+    from datakit.recipe import RecipeError, load_recipe
+
+    if args.sample_repos < 1 or args.nodes < 1 or args.cores < 1:
+        console.print("[bold red]error:[/] --sample-repos, --nodes and --cores must be ≥ 1")
+        return 2
+    try:
+        recipe = load_recipe(args.recipe)
+        plans, totals = plan_recipe(recipe, args.sample_repos, args.nodes, args.cores)
+    except (RecipeError, StageFailed) as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    if args.json:
+        print(json.dumps({"stages": [dataclasses.asdict(p) for p in plans], "totals": totals}, indent=2))
+    else:
+        print(render_plan(recipe, plans, totals), end="")
+    return 0
+
+
     if args.command == "sources":
         stage = {"name": "pulls", "stage": "sources.git",
                  "options": {"repos": list(args.repos), "fetch": not args.no_fetch}}
@@ -324,3 +357,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+    if args.command == "decontam" and args.action == "build-roots":
+        return _build_roots(args, console)
+    if args.command == "plan":
+        return _plan(args, console)

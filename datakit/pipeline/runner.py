@@ -264,6 +264,7 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
                            recipe.executor["type"], recipe.executor, pipeline, tasks, spec.workers, logs),
                        recipe.executor["type"])
     ctx.inputs = list(inputs) if inputs is not None else [input_path] if input_path is not None else []
+    ctx.sample_repos = getattr(recipe, "sample_repos", -1)  # set by `datakit plan` on the recipe it samples
     start = time.perf_counter()
     if stage.local_only:
         done_marker = logging_dir / "done.json"

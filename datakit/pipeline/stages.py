@@ -33,6 +33,7 @@ class StageContext:
     phase_executor: Callable[[list, int, Path], Any] | None = None
     executor_kind: str = "local"
     inputs: list = field(default_factory=list)  # every input folder/path, `input` first (see StageType.multi_input)
+    sample_repos: int = -1  # ≥ 0: source stages read only their first N repositories (`datakit plan`'s sample run)
 
     @property
     def quarantine(self) -> str:
@@ -102,7 +103,8 @@ def repo_specs(extra: list, ctx: StageContext):
     if ctx.input is not None:
         path = ctx.input / "repos.txt" if ctx.input.is_dir() else ctx.input
         lines += [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
-    return [RepoSpec.parse(ln) for ln in lines]
+    specs = [RepoSpec.parse(ln) for ln in lines]
+    return specs[:ctx.sample_repos] if ctx.sample_repos >= 0 else specs
 
 
 class GitSourceStage(StageType):
