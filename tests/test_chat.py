@@ -103,6 +103,37 @@ def test_empty_contents_and_tool_role(tok):
     ids, mask = render_chat(msgs, tok)
     assert tok.decode(ids) == render_chat_text(msgs) + "<|endoftext|>"
     assert runs(ids, mask) == [[IM_END]]  # an empty assistant turn still learns to stop
+    # a tool result renders as Qwen2.5's template does it: inside a user turn, in <tool_response> tags
+    assert render_chat_text(msgs).endswith("<|im_start|>user\n<tool_response>\nout\n</tool_response><|im_end|>\n")
+
+
+def test_tool_calls_and_reasoning(tok):
+    msgs = [{"role": "user", "content": "ls"},
+            {"role": "assistant", "content": "", "reasoning": "List first.", "tool_calls": [
+                {"id": "a", "name": "bash", "arguments": '{"command": "ls", "é": 1}'},
+                {"id": "b", "name": "bash", "arguments": '{"command":"pwd"}'}]},
+            {"role": "tool", "tool_call_id": "a", "content": "README.md"},
+            {"role": "tool", "tool_call_id": "b", "content": "/repo"},
+            {"role": "assistant", "content": "Done."}]
+    text = render_chat_text(msgs)
+    assert ("<|im_start|>assistant\n<think>\nList first.\n</think>\n\n"
+            '\n<tool_call>\n{"name": "bash", "arguments": {"command": "ls", "é": 1}}\n</tool_call>'
+            '\n<tool_call>\n{"name": "bash", "arguments": {"command": "pwd"}}\n</tool_call><|im_end|>\n') in text
+    assert ("<|im_start|>user\n<tool_response>\nREADME.md\n</tool_response>\n<tool_response>\n/repo\n"
+            "</tool_response><|im_end|>\n") in text
+    ids, mask = render_chat(msgs, tok, add_eod=False)
+    assert tok.decode(ids) == unicodedata.normalize("NFC", text)
+    call = tok.token_id("<tool_call>")
+    assert ids.count(call) == 2 and all(mask[i] for i, t in enumerate(ids) if t == call)
+    learned = tok.decode([t for t, m in zip(ids, mask) if m])
+    assert "List first." in learned and "README.md" not in learned and learned.endswith("Done.<|im_end|>")
+    # a call without content: no content line, the first <tool_call> right after the header
+    only = render_chat_text([{"role": "user", "content": "x"}, {"role": "assistant", "content": "", "tool_calls": [
+        {"id": "a", "name": "f", "arguments": "{}"}]}])
+    assert '<|im_start|>assistant\n<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call><|im_end|>' in only
+    with pytest.raises(TokenizerError, match="not JSON"):
+        render_chat([{"role": "assistant", "content": "", "tool_calls": [{"id": "a", "name": "f",
+                                                                          "arguments": "{oops"}]}], tok)
 
 
 @pytest.mark.skipif(not shared_available(), reason="no ../shared reference vocabulary")

@@ -45,22 +45,67 @@ def demo(tmp_path_factory):
 
 
 def test_demo_tokens_roundtrip_to_sample_texts(demo, qwen):
+    from datakit.tokens.chat import render_chat
+
     manifest = verify_manifest(demo / "tokens")
     validate(manifest, "token_manifest")
-    assert manifest["tokenizer"]["name"] == "qwen2.5" and manifest["tokenizer"]["engine"] == "tiktoken"
+    assert manifest["tokenizer"]["name"] == "qwen2.5" and manifest["tokenizer"]["engine"] == qwen.engine
     assert manifest["eod_id"] == 151643 and manifest["seq_len"] == 4096 and manifest["truncated_tokens"] == 0
     samples = {r["id"]: r for r in pl.read_parquet(demo / "decontam" / "*.parquet").to_dicts()}  # the kept ones
+    synth = {r["id"]: r for f in sorted((demo / "synth").glob("*.parquet")) for r in pq.read_table(f).to_pylist()}
     docs = list(iter_documents(sorted((demo / "tokens").glob("*.parquet"))))
-    # agentless is up-sampled ×2 in the demo recipe: every sample twice, the copy named "{id}@1"
-    assert sorted(d[0] for d in docs) == sorted([i for i in samples] + [f"{i}@1" for i in samples])
-    total = 0
+    # agentless is up-sampled ×2 and synthetic ×4 in the demo recipe; copy k is named "{id}@{k}"
+    assert sorted(d[0] for d in docs) == sorted([i for i in samples] + [f"{i}@1" for i in samples]
+                                                + [f"{i}@{k}" if k else i for i in synth for k in range(4)])
+    total = {"agentless": 0, "synthetic": 0}
     for sample_id, source, ids, mask in docs:
-        text = samples[sample_id.split("@")[0]]["text"]
-        assert source == "agentless" and ids[-1] == qwen.eod_id and mask.all()
-        assert ids.tolist() == qwen.encode(text) + [qwen.eod_id]  # the same ids as encoding the text directly
-        assert qwen.decode(ids[:-1].tolist()) == unicodedata.normalize("NFC", text)
-        total += len(ids)
-    assert total == manifest["tokens"] == manifest["per_source"]["agentless"]["tokens"]
+        base = sample_id.split("@")[0]
+        if source == "synthetic":  # chat: rendered with Qwen2.5's template, the loss on assistant turns only
+            want_ids, want_mask = render_chat(synth[base]["messages"], qwen)
+            assert ids.tolist() == want_ids and mask.tolist() == want_mask
+            assert qwen.decode(ids[:-1].tolist()) == unicodedata.normalize("NFC", synth[base]["text"])
+        else:
+            text = samples[base]["text"]
+            assert source == "agentless" and ids[-1] == qwen.eod_id and mask.all()
+            assert ids.tolist() == qwen.encode(text) + [qwen.eod_id]  # the same ids as encoding the text directly
+            assert qwen.decode(ids[:-1].tolist()) == unicodedata.normalize("NFC", text)
+        total[source] += len(ids)
+    per = manifest["per_source"]
+    assert sum(total.values()) == manifest["tokens"]
+    for source, factor in (("agentless", 2), ("synthetic", 4)):
+        assert per[source]["tokens"] == total[source] == factor * per[source]["unique_tokens"]
+        assert per[source]["repeated_documents"] == per[source]["unique_documents"] and per[source]["upsample"] == factor
+    assert per["synthetic"]["unique_documents"] == len(synth)
+    # the stage's counters say the same before and after up-sampling
+    counters = json.loads((demo / "tokens" / "stats.json").read_text())["counters"]
+    assert counters["mixture.synthetic.unique_tokens"] * 4 == counters["mixture.synthetic.tokens"] == total["synthetic"]
+    assert_spread(sorted((demo / "tokens").glob("*.parquet")), manifest["mixture"]["copy_gap"],
+                  manifest["mixture"]["copies_released_early"])
+
+
+def assert_spread(shards, gap: int, early: int) -> dict:
+    """No packed row holds two copies of one sample; consecutive copies are ≥ gap rows apart, except at most
+    `early` copies the end of the stream had to place sooner. Returns sample → repeat → rows."""
+    from datakit.tokens.shards import iter_rows
+
+    where: dict[str, dict[int, list[int]]] = {}
+    r = 0
+    for shard in shards:
+        for row in iter_rows(shard):
+            bases = [s.split("@")[0] for s in row["sample_ids"]]
+            for s, k, base in zip(row["sample_ids"], row["repeat"], bases):
+                assert s == (f"{base}@{k}" if k else base)
+                copies_here = {kk for b, kk in zip(bases, row["repeat"]) if b == base}
+                assert len(copies_here) == 1, f"row {r}: two copies of {base}: {row['sample_ids']}"
+                where.setdefault(base, {}).setdefault(k, []).append(r)
+            r += 1
+    close = 0
+    for base, copies in where.items():
+        ks = sorted(copies)
+        assert ks == list(range(len(ks)))
+        close += sum(1 for a, b in zip(ks, ks[1:]) if min(copies[b]) - max(copies[a]) < gap)
+    assert close <= early
+    return where
 
 
 def test_demo_shards_read_by_pyarrow_polars_datasets(demo):
@@ -182,3 +227,68 @@ def test_export_refuses_shards_that_differ_from_their_manifest(tmp_path):
     proc = datakit("export", "megatron", "--input", shards, "--output", tmp_path / "e")
     assert proc.returncode != 0 and "sha256 differs" in proc.stderr
     assert not list((tmp_path / "e").rglob("*.bin"))
+
+
+def run_tokens(tmp_path: Path, inputs: list[Path], **options) -> Path:
+    recipe = {"name": "t", "output": str(tmp_path / "o"), "executor": {"type": "local", "tasks": 1, "workers": 1},
+              "stages": [{"name": "tokens", "stage": "tokens", "inputs": [str(p) for p in inputs],
+                          "options": {"tokenizer": "qwen2.5", **options}}]}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "r.yaml").write_text(json.dumps(recipe))
+    proc = datakit("run", tmp_path / "r.yaml", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return tmp_path / "o" / "tokens"
+
+
+def test_upsampled_copies_are_spread_over_the_packed_rows(tmp_path, qwen):
+    """Before: with upsample 2, a document and its copy sat side by side in one row. Now, on real packed output:
+    never two copies in one row, consecutive copies ≥ copy_gap rows apart (here the stream is long enough that
+    no copy had to be released early), and the budget counts unique tokens."""
+    agentless = write_samples(tmp_path / "a", [sample(i, f"def f{i}(x):\n    return x + {i}\n" * (1 + i % 7))
+                                               for i in range(300)])
+    synth = write_samples(tmp_path / "s", [sample(1000 + i, f"# note {i}\n" + "y = 1\n" * (1 + i % 5),
+                                                  kind="synthetic") for i in range(60)])
+    out = run_tokens(tmp_path / "run", [agentless, synth], seq_len=256, window=16, copy_gap=12,
+                     mixture={"synthetic": {"upsample": 4}})
+    m = verify_manifest(out)
+    validate(m, "token_manifest")
+    assert m["mixture"]["copy_gap"] == 12 and m["mixture"]["copies_released_early"] == 0
+    assert m["mixture"]["min_copy_distance"] >= 12
+    where = assert_spread(sorted(out.glob("*.parquet")), 12, 0)
+    assert sum(1 for copies in where.values() if len(copies) == 4) == 60
+    per = m["per_source"]["synthetic"]
+    assert per["tokens"] == 4 * per["unique_tokens"] and per["documents"] == 240 and per["unique_documents"] == 60
+    ledger = pq.read_table(out / "mixture").to_pylist()
+    assert sorted(r["sample_id"] for r in ledger) == sorted(f"s{1000 + i:04d}" for i in range(60))
+    assert {(r["copies"], r["decision"]) for r in ledger} == {(4, "repeated")}
+    assert m["mixture"]["ledger"] == {"mixture/00000.parquet": m["mixture"]["ledger"]["mixture/00000.parquet"]}
+    # the default gap is the window; a short stream must release its last copies early, and says so
+    short = run_tokens(tmp_path / "short", [synth], seq_len=256, window=16)
+    ms = verify_manifest(short)
+    assert ms["upsampling"] == {"synthetic": 4.0}  # synthetic's default factor
+    assert ms["mixture"]["copy_gap"] == 16 and ms["mixture"]["copies_released_early"] > 0
+    assert_spread(sorted(short.glob("*.parquet")), 16, ms["mixture"]["copies_released_early"])
+
+
+def test_budget_counts_unique_tokens_and_the_ledger_names_what_was_left_out(tmp_path, qwen):
+    texts = [f"z_{i} = {i}\n" * (1 + i % 4) for i in range(80)]
+    synth = write_samples(tmp_path / "s", [sample(i, t, kind="synthetic") for i, t in enumerate(texts)])
+    unique_all = sum(len(qwen.encode(t)) + 1 for t in texts)
+    budget = unique_all // 2
+    out = run_tokens(tmp_path / "run", [synth], seq_len=256, window=8,
+                     mixture={"synthetic": {"tokens": budget, "upsample": 4}})
+    m = verify_manifest(out)
+    per = m["per_source"]["synthetic"]
+    assert per["requested_tokens"] == budget and budget - 40 <= per["unique_tokens"] <= budget
+    assert per["tokens"] == 4 * per["unique_tokens"]  # 4x the budget in the stream, the budget unique
+    ledger = pq.read_table(out / "mixture").to_pylist()
+    left = [r for r in ledger if r["decision"] == "over_budget"]
+    assert len(left) == per["left_out_documents"] == per["over_budget_documents"] > 0
+    assert sum(r["tokens"] for r in left) == per["left_out_tokens"] == unique_all - per["unique_tokens"]
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["units"]["documents"]["filtered"] == {"over_budget": len(left)}
+    assert stats["counters"]["mixture.synthetic.over_budget_tokens"] == per["left_out_tokens"]
+    # fractions of a target after up-sampling: 0.5 of 4 * unique_all with factor 4 = unique_all / 2 unique
+    out2 = run_tokens(tmp_path / "frac", [synth], seq_len=256, window=8, target_tokens=float(4 * unique_all),
+                      mixture={"synthetic": {"fraction": 0.5, "upsample": 4}})
+    assert verify_manifest(out2)["per_source"]["synthetic"]["requested_tokens"] == unique_all * 4 * 0.5 / 4
