@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "decontam" and args.action == "build-index":
         return _build_index(args, console)
+    if args.command == "plan":
+        return _plan(args, console)
     if args.command == "inspect":
         from datakit.tokens.inspect import inspect_row
 
@@ -357,7 +359,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-    if args.command == "decontam" and args.action == "build-roots":
-        return _build_roots(args, console)
-    if args.command == "plan":
-        return _plan(args, console)
