@@ -136,13 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("--row", type=int, default=0, help="row number (default 0)")
     ins.add_argument("--tokenizer", help="tokenizer to decode with (default: the one in the folder's manifest)")
     ins.add_argument("--max-chars", type=int, default=4000, help="characters shown per document (default 4000)")
-    return parser
-
-
-def _recipe_from_args(args) -> "Recipe":  # noqa: F821
-    from datakit.recipe import RecipeError, load_recipe, parse_recipe
-
-    override = {"type": args.executor, "tasks": args.tasks, "workers": args.workers}
 
     pln = sub.add_parser("plan", help="what a recipe will make and cost: a sample run, scaled, with benchmark figures",
                          description="Runs the recipe on its first N repositories in a temporary folder, measures "
@@ -153,9 +146,9 @@ def _recipe_from_args(args) -> "Recipe":  # noqa: F821
     pln.add_argument("--nodes", type=int, default=1, help="nodes for the wall-time projection (default 1)")
     pln.add_argument("--cores", type=int, default=32, help="cores per node (default 32)")
     pln.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
-    if args.command == "run":
-        return load_recipe(args.recipe, base_output=args.output, executor_override=override)
-    output = args.output or f"out/{args.command}"
+    return parser
+
+
 def _plan(args, console) -> int:
     import dataclasses
 
@@ -179,6 +172,13 @@ def _plan(args, console) -> int:
     return 0
 
 
+def _recipe_from_args(args) -> "Recipe":  # noqa: F821
+    from datakit.recipe import RecipeError, load_recipe, parse_recipe
+
+    override = {"type": args.executor, "tasks": args.tasks, "workers": args.workers}
+    if args.command == "run":
+        return load_recipe(args.recipe, base_output=args.output, executor_override=override)
+    output = args.output or f"out/{args.command}"
     if args.command == "sources":
         stage = {"name": "pulls", "stage": "sources.git",
                  "options": {"repos": list(args.repos), "fetch": not args.no_fetch}}
