@@ -60,14 +60,14 @@ def _disk(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and ".datakit" not in p.parts)
 
 
-def _text_mb(folder: Path) -> float:
+def _text_mb(folder: Path, column: str = "text") -> float:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     total = 0
     for p in sorted(folder.glob("*.parquet")):
-        table = pq.read_table(p, columns=["text"])
-        total += pc.sum(pc.binary_length(table["text"])).as_py() or 0
+        table = pq.read_table(p, columns=[column])
+        total += pc.sum(pc.binary_length(table[column])).as_py() or 0
     return total / 1e6
 
 
@@ -99,7 +99,8 @@ def _work(spec_type: str, out: Path, stats: dict, tokens: dict[str, float]) -> t
     if spec_type == "sources.gharchive":
         return float(stats.get("counters", {}).get("lines.read", 0)), "events"
     if spec_type == "decontam":
-        return _text_mb(out) + _text_mb(out / "quarantine") if (out / "quarantine").is_dir() else _text_mb(out), "MB"
+        # the text it read: kept samples' text, plus the quarantined records (JSON: an upper bound)
+        return _text_mb(out) + _text_mb(out / "quarantine", "record"), "MB"
     if spec_type in ("tokens", "export.megatron"):
         return float(sum(tokens.values())), "tokens"
     if spec_type == "synth.ingest":
