@@ -33,3 +33,13 @@ def test_tasks_share_one_file_by_rows(tmp_path):
 def test_no_files_is_an_error(tmp_path):
     with pytest.raises(RuntimeError, match="No files"):
         list(RowShardedRecordReader(str(tmp_path)).run())
+
+
+def test_several_folders_read_as_one_sequence(tmp_path):
+    for k, folder in enumerate(("a", "b")):
+        (tmp_path / folder).mkdir()
+        pq.write_table(pa.Table.from_pylist([{"id": f"{folder}{i}", "text": ""} for i in range(5 + k)]),
+                       tmp_path / folder / "00000.parquet")
+    ids = [d.id for r in range(2) for d in RowShardedRecordReader(
+        str(tmp_path / "a"), extra_folders=[str(tmp_path / "b")]).run(rank=r, world_size=2)]
+    assert ids == [f"a{i}" for i in range(5)] + [f"b{i}" for i in range(6)]

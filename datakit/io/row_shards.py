@@ -18,31 +18,41 @@ def row_range(total: int, rank: int, world_size: int) -> tuple[int, int]:
 
 
 class RowShardedRecordReader(RecordReader):
+    """`extra_folders`: more input folders, read after the first as one sequence (a recipe's `inputs:` list)."""
+
     name = "📖 RecordReader (rows)"
+
+    def __init__(self, data_folder: str, text_field: str | None = None, limit: int = -1,
+                 extra_folders: list[str] = (), **kwargs):
+        super().__init__(data_folder, text_field=text_field, limit=limit, **kwargs)
+        from datatrove.io import get_datafolder
+
+        self.folders = [self.data_folder, *(get_datafolder(f) for f in extra_folders)]
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         import pyarrow.parquet as pq
 
         if data:
             yield from data
-        files = sorted(self.data_folder.list_files(glob_pattern=self.glob_pattern, recursive=self.recursive))
+        files = [(folder, path) for folder in self.folders
+                 for path in sorted(folder.list_files(glob_pattern=self.glob_pattern, recursive=self.recursive))]
         if not files:
-            raise RuntimeError(f"No files found on {self.data_folder.path}!")
-        groups = []  # (file, row group index, first global row, rows)
+            raise RuntimeError(f"No files found on {', '.join(f.path for f in self.folders)}!")
+        groups = []  # (folder, file, row group index, first global row, rows)
         offset = 0
-        for path in files:
-            with self.data_folder.open(path, "rb") as f:
+        for folder, path in files:
+            with folder.open(path, "rb") as f:
                 meta = pq.ParquetFile(f).metadata
             for g in range(meta.num_row_groups):
                 n = meta.row_group(g).num_rows
-                groups.append((path, g, offset, n))
+                groups.append((folder, path, g, offset, n))
                 offset += n
         start, stop = row_range(offset, rank, world_size)
         emitted = 0
-        for path, g, first, n in groups:
+        for folder, path, g, first, n in groups:
             if first + n <= start or first >= stop:
                 continue
-            with self.data_folder.open(path, "rb") as f:
+            with folder.open(path, "rb") as f:
                 table = pq.ParquetFile(f).read_row_group(g)
             lo, hi = max(start - first, 0), min(stop - first, n)
             for i, row in enumerate(table.slice(lo, hi - lo).to_pylist(), start=lo):

@@ -254,6 +254,7 @@ class AgentlessSamplesStage(StageType):
     type_name = "samples.agentless"
     summary = "PullRecords + git mirrors → Agentless BugFixer/TestWriter localize and edit samples"
     units = ("bugfixer", "testwriter")
+    multi_input = True  # `inputs: [github, gharchive]`: PullRecord folders read as one sequence
 
     @dataclass
     class Options:
@@ -274,7 +275,8 @@ class AgentlessSamplesStage(StageType):
             raise ValueError(f"roles: unknown {sorted(unknown)} (have {list(ROLES)})")
         limits = Limits(self.options.max_files, self.options.max_file_bytes, self.options.max_prompt_bytes)
         return [
-            RowShardedRecordReader(str(ctx.input), limit=ctx.limit),  # N tasks share even one repository
+            RowShardedRecordReader(str(ctx.input), limit=ctx.limit,  # N tasks share even one repository
+                                   extra_folders=[str(p) for p in ctx.inputs[1:]]),
             AgentlessSamples(str(ctx.mirrors), ctx.quarantine, limits, tuple(self.options.roles),
                              self.options.structure_cache_mb),
             RecordWriter(str(ctx.output), "sample"),
@@ -285,6 +287,7 @@ class CommitBundlesStage(StageType):
     type_name = "bundles.commits"
     summary = "PullRecords + git mirrors → one curated commit-bundle document per PR (diffs verified with unidiff)"
     units = ("pulls",)
+    multi_input = True
 
     @dataclass
     class Options:
@@ -304,7 +307,7 @@ class CommitBundlesStage(StageType):
             if getattr(o, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(o, name)}")
         return [
-            RowShardedRecordReader(str(ctx.input), limit=ctx.limit),
+            RowShardedRecordReader(str(ctx.input), limit=ctx.limit, extra_folders=[str(p) for p in ctx.inputs[1:]]),
             CommitBundles(str(ctx.mirrors), ctx.quarantine, BundleLimits(o.max_commits, o.max_files, o.max_lines,
                                                                          o.max_bytes)),
             RecordWriter(str(ctx.output), "sample"),
