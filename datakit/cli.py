@@ -110,20 +110,27 @@ def build_parser() -> argparse.ArgumentParser:
     meg.add_argument("--input", required=True, help="folder of token shards with their manifest.json")
     _common(meg)
 
-    dec = sub.add_parser("decontam", help="remove SWE-bench Verified leakage; or rebuild the fingerprint index",
+    dec = sub.add_parser("decontam", help="remove SWE-bench Verified leakage; rebuild the fingerprint index or roots",
                          description="run (default): keep or quarantine each sample by the repository, fork, mirror, "
-                                     "commit and text-overlap rules. build-index: rebuild the fingerprint index "
-                                     "from SWE-bench files or the Hugging Face hub.")
-    dec.add_argument("action", nargs="?", default="run", choices=("run", "build-index"))
+                                     "commit, instance-id and text-overlap rules. The mirror rules are on: samples "
+                                     "from git mirrors need --mirrors (default <output>/mirrors), or "
+                                     "--no-mirror-rules, which stats.json and the audit record. build-index: rebuild "
+                                     "the fingerprint index from SWE-bench files or the Hugging Face hub. "
+                                     "build-roots: root commits of the SWE-bench repositories in --mirrors DIR.")
+    dec.add_argument("action", nargs="?", default="run", choices=("run", "build-index", "build-roots"))
     dec.add_argument("--input", help="run: folder of Sample Parquet files")
-    dec.add_argument("--mirrors", help="run: folder of git mirrors to check for SWE-bench history")
+    dec.add_argument("--mirrors", help="run: folder of git mirrors (owner__name.git) to check for SWE-bench history; "
+                                       "build-roots: the mirrors to compute root commits from")
+    dec.add_argument("--no-mirror-rules", action="store_true",
+                     help="run: do not check git histories (recorded in stats.json and the audit)")
+    dec.add_argument("--roots", default="", help="run: extra root commits (a build-roots file)")
     dec.add_argument("--index", default="", help="a fingerprint index file (default: the one shipped, Verified)")
     dec.add_argument("--threshold", type=float, default=-1.0, help="text rule: share of a reference item's n-grams")
     dec.add_argument("--min-matched", type=int, default=-1, help="text rule: n-grams that suffice on their own")
     dec.add_argument("--from-files", help="build-index: a folder with verified.jsonl (+ verified_test_patches.jsonl)")
     dec.add_argument("--from-hub", action="store_true", help="build-index: princeton-nlp/SWE-bench_Verified")
     dec.add_argument("--full", action="store_true", help="build-index: the full SWE-bench test set (hub only)")
-    dec.add_argument("--out", help="build-index: where to write the index")
+    dec.add_argument("--out", help="build-index / build-roots: where to write the index / the roots JSON")
     _common(dec)
 
     aud = sub.add_parser("audit", help="write the decontamination audit report (Markdown + self-contained HTML)")
@@ -198,8 +205,15 @@ def _recipe_from_args(args) -> "Recipe":  # noqa: F821
     elif args.command == "decontam":
         if not args.input:
             raise RecipeError("datakit decontam: --input is required")
+        if args.mirrors and not args.no_mirror_rules:
+            from datakit.decontam.steps import mirror_status
+
+            problem = mirror_status(args.mirrors)
+            if problem is not None:  # before any work: a typo must not turn the mirror rules off
+                raise RecipeError(f"datakit decontam --mirrors: {problem}; give the folder of owner__name.git "
+                                  "mirrors, or --no-mirror-rules")
         options = {"index": args.index, "threshold": args.threshold, "min_matched": args.min_matched,
-                   "mirrors": bool(args.mirrors)}
+                   "mirrors": not args.no_mirror_rules, "roots": str(Path(args.roots).resolve()) if args.roots else ""}
         data = {"name": "decontam", "output": output, "stages": [
             {"name": "decontam", "stage": "decontam", "input": args.input, "options": options}]}
         if args.mirrors:
@@ -291,6 +305,24 @@ def _build_index(args, console) -> int:
     return 0
 
 
+def _build_roots(args, console) -> int:
+    from datakit.decontam.repos import build_root_commits
+
+    if not args.mirrors or not args.out:
+        console.print("[bold red]error:[/] build-roots needs --mirrors DIR (owner__name.git mirrors) and --out FILE")
+        return 2
+    try:
+        data = build_root_commits(args.mirrors)
+    except ValueError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        return 2
+    Path(args.out).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    found = {r: len(e["roots"]) for r, e in data["repos"].items()}
+    console.print(f"roots: {sum(found.values())} root commits of {len(found)} SWE-bench repositories → {args.out}"
+                  f"{'; none for ' + ', '.join(data['not_computed']) if data['not_computed'] else ''}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
@@ -325,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "decontam" and args.action == "build-index":
         return _build_index(args, console)
+    if args.command == "decontam" and args.action == "build-roots":
+        return _build_roots(args, console)
     if args.command == "plan":
         return _plan(args, console)
     if args.command == "inspect":

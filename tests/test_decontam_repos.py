@@ -420,3 +420,28 @@ def test_mirror_rules_cache_hits_and_misses_alike(tmp_path, reference):
     m1 = rules.check(a.repo)
     m2 = rules.check(pygit2.Repository(str(a.path)))
     assert m1 is m2 and m1.rule == "mirror_root_commit" and rules.walks == 1
+
+
+@pytest.mark.parametrize("meta,expected,via", [
+    # the crawler's repo_meta: parent and source as plain strings; the parent is itself a fork
+    ({"repo_meta": {"fork": True, "parent": "alice/linter", "source": "pylint-dev/pylint"}}, "pylint-dev/pylint",
+     "repo_meta.source"),
+    # a parent chain three deep (GraphQL parent { parent { parent } }), no source given
+    (_meta("c/x", parent={"full_name": "b/x", "parent": {"full_name": "a/x", "parent": {"full_name": "sympy/sympy"}}}),
+     "sympy/sympy", "parent.parent.parent"),
+    # fork_of as a list (the chain, nearest first) and as a dict
+    ({"fork_of": ["b/x", "a/x", "django/django"]}, "django/django", "fork_of[2]"),
+    ({"fork_of": {"full_name": "b/x", "source": "pallets/flask"}}, "pallets/flask", "fork_of.source"),
+    # nulls everywhere but one field
+    ({"fork_of": None, "repo_meta": {"parent": None, "source": "astropy/astropy", "fork": None}}, "astropy/astropy",
+     "repo_meta.source"),
+])
+def test_fork_rule_walks_the_fork_network(meta, expected, via):
+    match = fork_rule(meta)
+    assert match is not None and match.matched_repo == expected and f"({via})" in match.detail
+
+
+def test_fork_rule_cycle_is_cut():
+    a = {"full_name": "a/x"}
+    a["parent"] = a  # a malformed, cyclic record
+    assert fork_rule({"fork": True, "parent": a}) is None

@@ -41,9 +41,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from .index import FIELDS, FingerprintIndex
-from .ngrams import text_words, to_chars, window_hashes
+from .ngrams import _IS_WORD, _word_hashes_spans, text_words, to_chars, window_hashes
+from .normalize import canonical, line_number_words
 
-__all__ = ["TextMatch", "content_matches", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
+__all__ = ["TextMatch", "content_matches", "batch_flags", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_MATCHED = 6
@@ -117,3 +118,70 @@ def content_matches(text: str, index: FingerprintIndex, threshold: float = DEFAU
     starts, ends = to_chars(bmap, [f[4] for f in found], [f[5] for f in found])
     return [TextMatch(index.instance_ids[o], index.repos[o], FIELDS[f], s, m, int(a), int(e))
             for (s, m, o, f, _, _), a, e in zip(found, starts, ends)]
+
+
+# -- the batch path: many samples in one vectorised pass ----------------------------------------------------------
+
+def _fast(text: str) -> bool:
+    return text.isascii() and "&" not in text and "\\_" not in text and "\x00" not in text
+
+
+def batch_flags(texts: list[str], index: FingerprintIndex, threshold: float = DEFAULT_THRESHOLD,
+                min_matched: int = DEFAULT_MIN_MATCHED) -> np.ndarray:
+    """Per text: whether `content_matches(text, index, …)` would find anything, decided for the whole list in one
+    pass (one buffer, one hashing, one look-up): the per-call numpy overhead, not the bytes, dominates a few-KB
+    sample. Exact: same normalisation, hashing and decision rule; the caller asks `content_matches` for the spans
+    of the (rare) flagged texts. Indexes with short items (fewer than n words) are decided per text."""
+    out = np.zeros(len(texts), dtype=bool)
+    if not texts or not len(index.hashes):
+        return out
+    if len(index.short_items):
+        return np.array([bool(content_matches(t, index, threshold, min_matched)) for t in texts])
+    parts = []
+    for t in texts:
+        parts.append(t.encode("ascii") if _fast(t) else canonical(t)[0].tobytes())
+    lens = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+    doc_start = np.zeros(len(parts) + 1, dtype=np.int64)
+    np.cumsum(lens, out=doc_start[1:])
+    b = np.frombuffer(b"".join(parts).lower(), dtype=np.uint8)
+    if len(b) == 0:
+        return out
+    w = np.take(_IS_WORD, b)
+    first, last = doc_start[:-1][lens > 0], doc_start[1:][lens > 0] - 1
+    prev = np.zeros(len(b), dtype=bool)
+    prev[1:] = w[:-1]
+    prev[first] = False  # documents never share a word
+    nxt = np.zeros(len(b), dtype=bool)
+    nxt[:-1] = w[1:]
+    nxt[last] = False
+    starts = np.flatnonzero(w & ~prev)
+    ends = np.flatnonzero(w & ~nxt) + 1
+    if len(starts) == 0:
+        return out
+    wh = _word_hashes_spans(b, starts, ends)
+    doc = np.searchsorted(doc_start, starts, side="right") - 1
+    drop = line_number_words(b, starts, ends, doc_start[doc])
+    if len(drop):
+        keep = np.ones(len(wh), dtype=bool)
+        keep[drop] = False
+        wh, doc = wh[keep], doc[keep]
+    n = index.n
+    if len(wh) < n:
+        return out
+    h = window_hashes(wh, n)
+    same = doc[: len(h)] == doc[n - 1:]
+    at, pos_ = _lookup(index, h)
+    ok = same[at]
+    at, pos_ = at[ok], pos_[ok]
+    if not len(at):
+        return out
+    d = doc[at]
+    pair = np.unique(np.stack([d, h[at].view(np.int64)]), axis=1, return_index=True)[1]  # distinct (doc, n-gram)
+    d_u, pos_u = d[pair], pos_[pair]
+    n_items = index.item_sizes.size
+    key = d_u * n_items + index.owner[pos_u].astype(np.int64) * 3 + index.field[pos_u]
+    keys, matched = np.unique(key, return_counts=True)
+    sizes = index.item_sizes.reshape(-1)[keys % n_items]
+    hit = ((matched / np.maximum(sizes, 1)) >= threshold) | (matched >= min_matched)
+    out[np.unique(keys[hit] // n_items)] = True
+    return out

@@ -131,8 +131,13 @@ def word_spans(text: str) -> tuple[np.ndarray, np.ndarray]:
 
 def _word_hashes_bytes(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     starts, ends = _spans(b)
+    return _word_hashes_spans(b, starts, ends), starts, ends
+
+
+def _word_hashes_spans(b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """uint64 hash per word [starts[i], ends[i]) of the bytes `b`."""
     if len(starts) == 0:
-        return np.empty(0, np.uint64), starts, ends
+        return np.empty(0, np.uint64)
     L = int(ends[-1])
     pw, ipw = _BYTE_POW.get(L + 1)
     s = np.zeros(L + 1, dtype=np.uint64)
@@ -143,7 +148,7 @@ def _word_hashes_bytes(b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
         h -= np.take(s, starts)
         h *= np.take(ipw, starts)
         h += np.uint64(1)  # so that no word maps to 0 before mixing
-    return splitmix64(h), starts, ends
+    return splitmix64(h)
 
 
 def text_words(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:

@@ -141,9 +141,11 @@ def canonical(text: str) -> tuple[np.ndarray, np.ndarray | None]:
     return b, bmap
 
 
-def line_number_words(b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def line_number_words(b: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                      floor: np.ndarray | None = None) -> np.ndarray:
     """Indices of the words that are line-number prefixes: all digits (≤ 7), followed by ``:``, a tab or ``|``
-    (optionally after one space), preceded on their line only by indentation or a ``+``/``-``/``>`` marker."""
+    (optionally after one space), preceded on their line only by indentation or a ``+``/``-``/``>`` marker.
+    `floor` (per word, optional): where the word's document starts in `b` (a document start is a line start)."""
     if len(starts) == 0:
         return np.empty(0, np.int64)
     first = b[starts]
@@ -162,11 +164,12 @@ def line_number_words(b: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np
         inside = k < (e - s)
         ok &= ~inside | _DIGIT[pad[np.minimum(s + k, len(b))]]
     cand, s = cand[ok], s[ok]
+    lo = floor[cand] if floor is not None else np.zeros(len(cand), dtype=np.int64)
     at_line_start = np.zeros(len(cand), dtype=bool)
     pos = s - 1
     alive = np.ones(len(cand), dtype=bool)
     for _ in range(MAX_INDENT + 1):
-        before = np.where(pos >= 0, pad[np.maximum(pos, 0)], 0x0A)
+        before = np.where(pos >= lo, pad[np.maximum(pos, 0)], 0x0A)
         newline = alive & (before == 0x0A)
         at_line_start |= newline
         alive &= ~newline & _INDENT[before]

@@ -99,7 +99,48 @@ def _owner_name(parts: list[str]) -> str | None:
 _REF = load_reference_repos()
 REFERENCE_REPOS: frozenset[str] = frozenset(_REF["repos"])
 FORMER_NAMES: dict[str, str] = dict(_REF["former_names"])
-REFERENCE_ROOT_COMMITS: dict[str, str] = dict(_REF["root_commits"])
+ROOTS_FILE = ("decontam", "data", "root_commits.json")
+
+
+def load_root_commits(path: str | os.PathLike | None = None) -> dict[str, dict]:
+    """sha -> {repo, subject, author_date} from a root-commits file (`datakit/decontam/data/root_commits.json` by
+    default; `datakit decontam build-roots` writes the same format). Bad entries raise ValueError naming the file."""
+    where = str(path) if path is not None else "/".join(ROOTS_FILE)
+    try:
+        text = (open(path, encoding="utf-8").read() if path is not None
+                else resources.files("datakit").joinpath(*ROOTS_FILE).read_text(encoding="utf-8"))
+        data = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{where}: cannot read root commits ({exc}); rebuild it with datakit decontam build-roots") \
+            from None
+    out = {}
+    for repo, entry in (data.get("repos") or {}).items():
+        ref = normalize_repo(repo)
+        if ref not in REFERENCE_REPOS:
+            raise ValueError(f"{where}: {repo!r} is not a SWE-bench repository")
+        for root in entry.get("roots") or ():
+            sha = str(root.get("sha", "")).lower()
+            if not _SHA.match(sha):
+                raise ValueError(f"{where}: bad root commit {root.get('sha')!r} of {repo}")
+            out[sha] = {"repo": ref, "subject": root.get("subject", ""), "author_date": root.get("author_date")}
+    return out
+
+
+def reference_root_commits(extra: str | os.PathLike | None = None) -> dict[str, str]:
+    """sha -> reference repo: the shipped root commits, reference_repos.json's, and those of an `extra` file."""
+    roots = {sha: info["repo"] for sha, info in load_root_commits().items()}
+    roots.update(_REF["root_commits"])
+    if extra:
+        roots.update({sha: info["repo"] for sha, info in load_root_commits(extra).items()})
+    return roots
+
+
+def repos_without_roots(roots: Mapping[str, str]) -> list[str]:
+    """The reference repositories no root commit is known for (their copies are still caught by base commits)."""
+    return sorted(REFERENCE_REPOS - set(roots.values()))
+
+
+REFERENCE_ROOT_COMMITS: dict[str, str] = reference_root_commits()
 
 
 @dataclass(frozen=True)
@@ -145,27 +186,53 @@ def _full_name(value) -> str | None:
     return None
 
 
-def fork_rule(metadata: Mapping | None) -> RepoMatch | None:
-    """repo_fork: GitHub repository metadata says the repository is a fork of a SWE-bench repository.
+_CHAIN_KEYS = ("parent", "source", "fork_of", "parents", "fork_chain", "repo_meta")
+MAX_CHAIN = 32
 
-    Looks at `parent` (the repository forked from) and `source` (the root of the fork network), dicts with
-    `full_name` (or a URL) or plain strings, unless `fork` is explicitly false; and at a plain `fork_of` string
-    (the PullRecord field). A former name counts as the repository it became.
+
+def _chain(value, path: str, depth: int = 0):
+    """(field path, name) for every repository named in a fork chain: a string, a dict with a name (`full_name`,
+    a URL, …) and its own `parent`/`source`, or a list of those. Cycles are cut at MAX_CHAIN levels."""
+    if depth > MAX_CHAIN or value is None:
+        return
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, Mapping):
+        name = _full_name(value)
+        if name is not None:
+            yield path, name
+        for key in _CHAIN_KEYS:
+            if value.get(key) is not None:
+                yield from _chain(value[key], f"{path}.{key}", depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _chain(v, f"{path}[{i}]", depth + 1)
+
+
+def fork_rule(metadata: Mapping | None) -> RepoMatch | None:
+    """repo_fork: GitHub repository metadata says the repository is in the fork network of a SWE-bench repository.
+
+    Looks at `source` (the root of the fork network) and the whole `parent` chain (a fork of a fork of a fork …:
+    a parent given as a dict may carry its own `parent`/`source`), at `fork_of` (the PullRecord and Sample field;
+    a string, a dict or a list), `parents` / `fork_chain` lists, and the same fields inside a nested `repo_meta`.
+    Strings and dicts with `full_name` (or a URL) are accepted, any of them may be null. `fork: false` at the top
+    level turns off `parent`/`source` there (GitHub sends `parent` only for forks). A former name counts as the
+    repository it became.
     """
     if not isinstance(metadata, Mapping):
         return None
-    candidates = []
-    if metadata.get("fork", True) is not False:
-        candidates += [("parent", metadata.get("parent")), ("source", metadata.get("source"))]
-    candidates.append(("fork_of", metadata.get("fork_of")))
     own = _full_name(metadata) or "the repository"
-    for field, value in candidates:
-        name = _full_name(value)
+    candidates = []
+    for key in _CHAIN_KEYS:
+        if key in ("parent", "source") and metadata.get("fork") is False:
+            continue
+        candidates += list(_chain(metadata.get(key), key))
+    for field, name in candidates:
         hit = _reference_of(name)
         if hit is not None:
             ref, via = hit
             renamed = f" (former name of {ref})" if via != ref else ""
-            return RepoMatch("repo_fork", ref, f"{own} is a fork of {via}{renamed} ({field})")
+            return RepoMatch("repo_fork", ref, f"{own} is in the fork network of {via}{renamed} ({field})")
     return None
 
 
@@ -271,3 +338,75 @@ class MirrorRules:
         except pygit2.GitError:
             pass  # a missing parent (shallow or damaged mirror): keep the roots found so far
         return frozenset(roots)
+
+
+def _branch_tag_tips(repo: pygit2.Repository) -> list:
+    tips = set()
+    for name in repo.references:
+        if not name.startswith(("refs/heads/", "refs/tags/")):
+            continue  # refs/pull/*: other people's histories; refs/notes/*: not code
+        try:
+            tips.add(repo.references[name].peel(pygit2.Commit).id)
+        except (pygit2.GitError, KeyError, ValueError, pygit2.InvalidSpecError):
+            continue
+    return sorted(tips, key=str)
+
+
+def _roots_from(repo: pygit2.Repository, tips: list) -> dict[str, pygit2.Commit]:
+    if not tips:
+        return {}
+    walker = repo.walk(tips[0], pygit2.enums.SortMode.NONE)
+    for tip in tips[1:]:
+        walker.push(tip)
+    roots = {}
+    try:
+        for commit in walker:
+            if not commit.parent_ids:
+                roots[str(commit.id)] = commit
+    except pygit2.GitError:
+        pass  # a shallow or damaged mirror: the roots found so far
+    return roots
+
+
+def build_root_commits(mirrors_dir: str | os.PathLike) -> dict:
+    """Root commits of the reference repositories found in a folder of git mirrors (``owner__name.git``, the
+    current or a former name), in the format of ``datakit/decontam/data/root_commits.json``. Roots are those
+    reachable from branches and tags (``git rev-list --max-parents=0 --branches --tags``); `on_head` marks those
+    reachable from HEAD."""
+    from datetime import datetime, timedelta, timezone
+    from pathlib import Path
+
+    folder = Path(mirrors_dir)
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: not a folder (give --mirrors the folder holding owner__name.git mirrors)")
+    repos: dict = {}
+    for path in sorted(folder.glob("*.git")):
+        owner, _, name = path.name[: -len(".git")].partition("__")
+        hit = _reference_of(f"{owner}/{name}") if name else None
+        if hit is None:
+            continue
+        try:
+            repo = pygit2.Repository(str(path))
+        except (pygit2.GitError, KeyError):
+            continue
+        roots = _roots_from(repo, _branch_tag_tips(repo))
+        try:
+            head = repo.head.peel(pygit2.Commit)
+            on_head = set(_roots_from(repo, [head.id]))
+        except pygit2.GitError:
+            head, on_head = None, set()
+
+        def when(c: pygit2.Commit) -> str:
+            tz = timezone(timedelta(minutes=c.author.offset))
+            return datetime.fromtimestamp(c.author.time, tz).isoformat()
+
+        entry = repos.setdefault(hit[0], {"roots": [], "mirrors": []})
+        entry["mirrors"].append(path.name)
+        known = {r["sha"] for r in entry["roots"]}
+        entry["roots"] += [{"sha": sha, "author_date": when(c), "subject": c.message.split("\n", 1)[0][:80],
+                            "on_head": sha in on_head} for sha, c in sorted(roots.items()) if sha not in known]
+        entry["head"] = str(head.id) if head is not None else None
+    return {"description": "Root commits of SWE-bench Verified repositories, computed by datakit decontam build-roots",
+            "provenance": {"source": f"git mirrors in {folder.resolve()}",
+                           "method": "roots reachable from refs/heads/* and refs/tags/* (pygit2 walk)"},
+            "repos": repos, "not_computed": {r: "no mirror in the folder" for r in sorted(REFERENCE_REPOS - set(repos))}}

@@ -1,111 +1,261 @@
 """Pipeline step of the `decontam` stage: keep a sample, or quarantine it with the rule that caught it.
 
-Rules run cheapest first and the first that fires decides: repository name / former name, fork metadata, commit
-(the sample's base or head is a Verified base commit), mirror (the repository's git history holds a Verified base
-commit or a reference root commit), then text overlap with the problem statements, gold patches and test patches.
-Repository-level verdicts are computed once per repository. Nothing is deleted: a quarantined sample is kept whole
-in `quarantine/`, and its match (rule, instance, score, span) is written to `matches/`.
+Rules run cheapest first and the first that fires decides: repository name / former name, fork network (the
+`source` root and the whole parent chain), commit (the sample's base or head is a Verified base commit), mirror
+(the repository's git history holds a Verified base commit or a reference root commit), then the text rules: a
+Verified instance id anywhere in the text, and n-gram overlap with the problem statements, gold patches and test
+patches. A chat sample (`messages`) is checked on its messages' contents, concatenated. Nothing is deleted: a
+quarantined sample is kept whole in `quarantine/`, and its match (rule, instance, score, span, the sample's role)
+is written to `matches/`.
+
+Fail closed: with the mirror rules on, a sample that came from a git mirror (its `source.kind` is git, github or
+gharchive and it names a repository) whose mirror is missing is quarantined as `mirror_unavailable`, never kept
+unchecked. With the rules off (`mirror_rules=False`) the step counts `decontam.mirror_rules_off` per such sample,
+so stats.json and the audit say what was not checked.
+
+Speed: the step reads its Parquet files itself in Arrow batches and decides a whole batch at once (one hashing
+pass, `datakit.decontam.content.batch_flags`); kept rows are written back as Arrow slices of the input, never as
+Python dicts, so a few-KB sample costs a few microseconds of Python. Reads only `id, kind, role, text, messages,
+meta, source` (and a PullRecord-style `fork_of` / `repo_meta` where present).
 """
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 from datatrove.data import Document
 
-from datakit.io.records import RecordWriter
 from datakit.pipeline.step import CountingStep
 
 SPAN_CHARS = 2000
+MIRROR_KINDS = ("git", "github", "gharchive")  # source kinds whose code came from a git mirror
+BATCH_ROWS = 2048
+INSTANCE_ID = re.compile(r"[a-z0-9][a-z0-9_.\-]*__[a-z0-9_.\-]+-[0-9]+")
+READ_COLUMNS = ("id", "kind", "role", "text", "messages", "meta", "source", "fork_of", "repo_meta")
 
 
 def sample_text(sample: dict) -> str:
+    """What the text rules read: the messages' contents for a chat sample, else `text`."""
     if sample.get("messages"):
-        return "\n".join(m.get("content") or "" for m in sample["messages"])
+        return "\n".join((m or {}).get("content") or "" for m in sample["messages"])
     return sample.get("text") or ""
 
 
+def came_from_mirror(sample: dict) -> bool:
+    source = sample.get("source") or {}
+    return bool((sample.get("meta") or {}).get("repo")) and source.get("kind") in MIRROR_KINDS
+
+
+def fork_metadata(sample: dict) -> dict:
+    """Everything that can name the sample repository's fork network (any of it may be null)."""
+    meta = sample.get("meta") or {}
+    out = {}
+    for key, value in (("fork_of", meta.get("fork_of")), ("repo_meta", meta.get("repo_meta")),
+                       ("parents", [sample.get("fork_of"), sample.get("repo_meta")])):
+        if value not in (None, [None, None]):
+            out[key] = value
+    return out
+
+
+def mirror_status(mirrors_dir: str | None) -> str | None:
+    """None when `mirrors_dir` is a folder holding git mirrors; otherwise what is wrong with it."""
+    if not mirrors_dir:
+        return "no mirrors folder given"
+    path = Path(mirrors_dir)
+    if not path.exists():
+        return f"{path} does not exist"
+    if not path.is_dir():
+        return f"{path} is not a folder"
+    for child in path.glob("*.git"):
+        if (child / "HEAD").is_file() and (child / "objects").is_dir():
+            return None
+    return f"{path} holds no git mirrors (owner__name.git)"
+
+
 class DecontamFilter(CountingStep):
-    """Unit `samples`: read = written (kept) + quarantined (per rule)."""
+    """Unit `samples`: read = written (kept) + quarantined (per rule). Reads `input_dir` itself (sharded by
+    file) and writes kept samples to `output_dir/{rank:05d}.parquet`."""
 
     name = "🧽 decontam"
     type = "🔻 - FILTER"
 
-    def __init__(self, quarantine_dir: str, matches_dir: str, index_path: str | None, mirrors_dir: str | None,
-                 threshold: float | None, min_matched: int | None, text_rules: bool = True):
+    def __init__(self, input_dir: str, output_dir: str, quarantine_dir: str, matches_dir: str,
+                 index_path: str | None, mirrors_dir: str | None, threshold: float | None, min_matched: int | None,
+                 text_rules: bool = True, mirror_rules: bool = True, roots_file: str | None = None,
+                 limit: int = -1):
         super().__init__("decontam", quarantine_dir)
-        self.matches_dir = matches_dir
+        self.input_dir, self.output_dir, self.matches_dir = input_dir, output_dir, matches_dir
         self.index_path = index_path
         self.mirrors_dir = mirrors_dir
         self.threshold = threshold
         self.min_matched = min_matched
         self.text_rules = text_rules
+        self.mirror_rules = mirror_rules
+        self.roots_file = roots_file
+        self.limit = limit
 
+    # -- set-up --------------------------------------------------------------------------------------------
     def _load(self):
         from datakit.decontam.index import FingerprintIndex, default_index
-        from datakit.decontam.repos import MirrorRules, load_reference_repos
+        from datakit.decontam.repos import MirrorRules, reference_root_commits
 
         index = FingerprintIndex.load(self.index_path) if self.index_path else default_index()
-        refs = load_reference_repos()
-        mirror_rules = MirrorRules(index.base_commits, refs.get("root_commits", {}))
+        mirror_rules = MirrorRules(index.base_commits, reference_root_commits(self.roots_file))
         return index, mirror_rules
 
-    def _repo_verdict(self, repo_name: str | None, fork_of: str | None, mirror_rules):
+    # -- repository-level verdicts (once per repository and fork metadata) -----------------------------------
+    def _repo_verdict(self, repo_name: str | None, forks: dict, from_mirror: bool, mirror_rules):
+        """A RepoMatch, "mirror_unavailable", "mirror_rules_off", or None."""
         from datakit.decontam.repos import fork_rule, name_rule
         from datakit.sources.git_mirror import MirrorError, mirror_path, open_mirror
 
-        match = name_rule(repo_name) or fork_rule({"fork_of": fork_of} if fork_of else None)
-        if match is None and self.mirrors_dir and repo_name and "/" in repo_name:
-            path = mirror_path(self.mirrors_dir, repo_name)
-            if path.exists():
-                try:
-                    match = mirror_rules.check(open_mirror(path))
-                except MirrorError:
-                    match = None
-        return match
+        match = name_rule(repo_name) or fork_rule(forks or None)
+        if match is not None or not from_mirror or not repo_name or "/" not in repo_name:
+            return match
+        if not self.mirror_rules:
+            return "mirror_rules_off"
+        path = mirror_path(self.mirrors_dir, repo_name) if self.mirrors_dir else None
+        if path is None or not path.exists():
+            return "mirror_unavailable"
+        try:
+            return mirror_rules.check(open_mirror(path))
+        except MirrorError:
+            return "mirror_unavailable"
+
+    # -- the batch -----------------------------------------------------------------------------------------
+    def _decide(self, rows: list[dict], index, mirror_rules, verdicts: dict, kwargs: dict) -> list[dict | None]:
+        """Per row: None (keep) or the match row (rule, detail, …)."""
+        from datakit.decontam.content import batch_flags, content_matches
+        from datakit.decontam.repos import RepoMatch, commit_rule
+
+        out: list[dict | None] = [None] * len(rows)
+        text_rows = []
+        for i, sample in enumerate(rows):
+            meta = sample.get("meta") or {}
+            forks = fork_metadata(sample)
+            from_mirror = came_from_mirror(sample)
+            key = (meta.get("repo"), json.dumps(forks, sort_keys=True, default=str) if forks else "", from_mirror)
+            if key not in verdicts:
+                verdicts[key] = self._repo_verdict(meta.get("repo"), forks, from_mirror, mirror_rules)
+            verdict = verdicts[key]
+            if verdict == "mirror_rules_off":
+                self.stat_update("decontam.mirror_rules_off")
+                verdict = None
+            if verdict == "mirror_unavailable":
+                out[i] = _row("mirror_unavailable", None, None, 1.0,
+                              f"the mirror of {meta.get('repo')} is not in {self.mirrors_dir}: its history cannot be "
+                              "checked (fetch it, or run with --no-mirror-rules)")
+                continue
+            match = verdict if isinstance(verdict, RepoMatch) else commit_rule(
+                [s for s in (meta.get("base_sha"), meta.get("head_sha")) if s], index.base_commits)
+            if match is not None:
+                out[i] = _row(match.rule, match.matched_instance_id, match.matched_repo, 1.0, match.detail)
+            elif self.text_rules:
+                text_rows.append(i)
+        if not text_rows:
+            return out
+        texts = [sample_text(rows[i]) for i in text_rows]
+        ids = set(index.instance_ids)
+        flags = batch_flags(texts, index, **kwargs)
+        for i, text, flagged in zip(text_rows, texts, flags):
+            if "__" in text:  # an instance id ("django__django-11099") names the task outright
+                low = text.lower()
+                for m in INSTANCE_ID.finditer(low):
+                    if m.group() in ids:
+                        iid = m.group()
+                        repo = index.repos[index.instance_ids.index(iid)]
+                        out[i] = _row("text_instance_id", iid, repo, 1.0, f"the text names the SWE-bench instance {iid}",
+                                      span=(m.start(), m.end(), text[m.start():m.end()]))
+                        break
+                if out[i] is not None:
+                    continue
+            if not flagged:
+                continue
+            found = content_matches(text, index, **kwargs)
+            best = max(found, key=lambda m: (m.score, m.matched_ngrams))
+            out[i] = _row(f"text_{best.field}", best.instance_id, best.repo, float(best.score),
+                          f"{best.matched_ngrams} n-grams of {best.instance_id} {best.field}, score {best.score:.3f}",
+                          ngrams=int(best.matched_ngrams),
+                          span=(int(best.span_start), int(best.span_end),
+                                text[best.span_start:best.span_end][:SPAN_CHARS]))
+        return out
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        from datakit.decontam.content import content_matches
-        from datakit.decontam.repos import commit_rule
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
+        from datakit.io.records import RecordWriter, dictionary_columns
+        from datakit.io.schemas import arrow_schema
+
+        if data:  # a terminal step that reads its own input; anything before it is passed through unread
+            yield from data
         index, mirror_rules = self._load()
         kwargs = {k: v for k, v in (("threshold", self.threshold), ("min_matched", self.min_matched)) if v is not None}
-        repo_verdicts: dict[tuple, object] = {}
+        verdicts: dict = {}
+        schema = arrow_schema("sample")
+        files = sorted(Path(self.input_dir).glob("*.parquet"))[rank::world_size]
         matches = RecordWriter(self.matches_dir, "decontam_match")
+        writer = None
+        left = self.limit
         try:
-            for doc in data:
-                sample = doc.metadata
-                meta = sample.get("meta") or {}
-                self.read("samples")
-                with self.track_time():
-                    key = (meta.get("repo"), meta.get("fork_of"))
-                    if key not in repo_verdicts:
-                        repo_verdicts[key] = self._repo_verdict(*key, mirror_rules)
-                    match = repo_verdicts[key] or commit_rule(
-                        [s for s in (meta.get("base_sha"), meta.get("head_sha")) if s], index.base_commits)
-                    row = None
-                    if match is not None:
-                        row = {"rule": match.rule, "matched_instance_id": match.matched_instance_id,
-                               "matched_repo": match.matched_repo, "score": 1.0, "matched_ngrams": 0,
-                               "span_start": None, "span_end": None, "span_text": None, "detail": match.detail}
-                    elif self.text_rules:
-                        text = sample_text(sample)
-                        found = content_matches(text, index, **kwargs)
-                        if found:
-                            best = max(found, key=lambda m: (m.score, m.matched_ngrams))
-                            row = {"rule": f"text_{best.field}", "matched_instance_id": best.instance_id,
-                                   "matched_repo": best.repo, "score": float(best.score),
-                                   "matched_ngrams": int(best.matched_ngrams), "span_start": int(best.span_start),
-                                   "span_end": int(best.span_end),
-                                   "span_text": text[best.span_start:best.span_end][:SPAN_CHARS],
-                                   "detail": f"{best.matched_ngrams} n-grams of {best.instance_id} {best.field}, "
-                                             f"score {best.score:.3f}"}
-                if row is None:
-                    self.written("samples")
-                    yield doc
-                    continue
-                detail = row.pop("detail")
-                self.reject("samples", sample, row["rule"], detail, rank)
-                row.update(sample_id=sample["id"], sample_repo=meta.get("repo"))
-                matches.write(Document(text="", id=sample["id"], metadata=row), rank)
+            for path in files:
+                pf = pq.ParquetFile(path)
+                have = [c for c in READ_COLUMNS if c in pf.schema_arrow.names]
+                for batch in pf.iter_batches(batch_size=BATCH_ROWS):
+                    if left == 0:
+                        break
+                    if 0 < left < batch.num_rows:
+                        batch = batch.slice(0, left)
+                    left -= batch.num_rows if left > 0 else 0
+                    rows = batch.select(have).to_pylist()
+                    verdict = self._decide(rows, index, mirror_rules, verdicts, kwargs)
+                    self.stat_update("samples.read", value=len(rows))
+                    keep = [v is None for v in verdict]
+                    n_keep = sum(keep)
+                    if n_keep:
+                        self.stat_update("samples.written", value=n_keep)
+                        kept = _conform_batch(batch.filter(pa.array(keep)), schema)
+                        if writer is None:
+                            Path(self.output_dir).mkdir(parents=True, exist_ok=True)
+                            writer = pq.ParquetWriter(Path(self.output_dir) / f"{rank:05d}.parquet", schema,
+                                                      compression="zstd", use_dictionary=dictionary_columns(schema),
+                                                      write_page_index=True)
+                        writer.write_batch(kept)
+                    for j, row in enumerate(verdict):
+                        if row is None:
+                            continue
+                        record = batch.slice(j, 1).to_pylist()[0]  # the whole sample, every column
+                        detail = row.pop("detail")
+                        self.reject("samples", record, row["rule"], detail, rank)
+                        row.update(sample_id=record["id"], sample_repo=(record.get("meta") or {}).get("repo"),
+                                   role=record.get("role"), kind=record.get("kind"))
+                        matches.write(Document(text="", id=record["id"], metadata=row), rank)
+                if left == 0:
+                    break
         finally:
+            if writer is not None:
+                writer.close()
             matches.close()
             self.quarantine.close()
+
+
+def _row(rule, instance, repo, score, detail, ngrams=0, span=(None, None, None)) -> dict:
+    return {"rule": rule, "matched_instance_id": instance, "matched_repo": repo, "score": score,
+            "matched_ngrams": ngrams, "span_start": span[0], "span_end": span[1], "span_text": span[2],
+            "detail": detail}
+
+
+def _conform_batch(batch, schema):
+    """The batch with the sample schema's columns, in its order (missing ones null; values cast, not rebuilt)."""
+    import pyarrow as pa
+
+    cols = []
+    for field in schema:
+        if field.name in batch.schema.names:
+            col = batch.column(field.name)
+            cols.append(col if col.type == field.type else col.cast(field.type))
+        else:
+            cols.append(pa.nulls(batch.num_rows, field.type))
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
