@@ -588,17 +588,29 @@ def run_variant(variant: str, mirrors_dir: Path, prs_file: Path, quarantine_dir:
     }
 
 
+# Measures a command from outside, children included. It runs in a fresh, small interpreter: a child's ru_maxrss
+# starts at its parent's RSS at fork, so forking from this (large) script would inflate the peak.
+_LAUNCHER = """
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+err = proc.stderr.read()
+_, status, usage = os.wait4(proc.pid, 0)
+wall = time.perf_counter() - t0
+code = os.waitstatus_to_exitcode(status)
+print(json.dumps({"code": code, "stderr": err[-2000:].decode(errors="replace"), "wall": wall,
+                  "cpu": usage.ru_utime + usage.ru_stime, "rss": usage.ru_maxrss}))
+"""
+
+
 def whole_process(cmd: list[str]) -> dict:
     """Runs `cmd` and measures it from outside, children included: wall, user + system CPU, peak RSS."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} exited with {proc.returncode}")
-    return {"process_wall_s": round(wall, 3), "process_cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
-            "process_peak_rss_mib": round(usage.ru_maxrss / 1024, 1)}
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], check=True, capture_output=True, text=True)
+    r = json.loads(done.stdout)
+    if r["code"] != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited with {r['code']}: {r['stderr']}")
+    return {"process_wall_s": round(r["wall"], 3), "process_cpu_s": round(r["cpu"], 3),
+            "process_peak_rss_mib": round(r["rss"] / 1024, 1)}
 
 
 def spawn_variant(variant: str, args: argparse.Namespace, prs_file: Path) -> dict:
@@ -636,9 +648,9 @@ def run_cli(out: Path) -> dict:
     figures = whole_process(cmd)
     digests = []
     for f in sorted((output / "samples").glob("*.parquet")):
-        table = pq.read_table(f, columns=["id", "text"])
-        for sample_id, text in zip(table.column("id").to_pylist(), table.column("text").to_pylist()):
-            digests.append((sample_id, hashlib.sha256(text.encode()).digest()))
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=64, columns=["id", "text"]):
+            for sample_id, text in zip(batch.column("id").to_pylist(), batch.column("text").to_pylist()):
+                digests.append((sample_id, hashlib.sha256(text.encode()).digest()))
     digest = hashlib.sha256()
     for sample_id, text_digest in sorted(digests):
         digest.update(sample_id.encode() + b"\0" + text_digest)

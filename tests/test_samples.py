@@ -225,6 +225,12 @@ def test_structure_rendering_format(tmp_path):
     ("logo.png", FileClass.BINARY), ("tests/data/img.png", FileClass.BINARY),
     ("vendor/lib.py", FileClass.VENDORED), ("a/third_party/x/tests/test_y.py", FileClass.VENDORED),
     ("proto/x_pb2.py", FileClass.VENDORED), ("static/app.min.js", FileClass.VENDORED),
+    # fixtures that are not code, CI folders (issue 9)
+    ("tests/certs/a.pem", FileClass.DATA), ("tests/ssl/a.key", FileClass.DATA), ("tests/ssl/openssl.cnf", FileClass.DATA),
+    ("x/server.crt", FileClass.DATA), (".github/workflows/test.yml", FileClass.CONFIG),
+    (".github/scripts/install.ps1", FileClass.CONFIG), (".circleci/run.sh", FileClass.CONFIG),
+    ("ci_tools/ci/runner.py", FileClass.CODE), ("scripts/build.bat", FileClass.CONFIG),
+    ("node_modules/a/index.js", FileClass.VENDORED), ("src/third_party/x.py", FileClass.VENDORED),
 ])
 def test_classify(path, cls):
     assert classify_path(path) is cls

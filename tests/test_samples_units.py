@@ -7,12 +7,11 @@ import dataclasses
 import json
 
 import pygit2
-import pytest
 
 from datakit.io.records import as_document, prompt_completion
 from datakit.samples import templates
 from datakit.samples.agentless import sample_id
-from datakit.samples.classify import FileClass, GitAttributes, classify_path, looks_encoded
+from datakit.samples.classify import GitAttributes, looks_encoded
 from datakit.samples.steps import AgentlessSamples
 from tests.gitrepo import RepoBuilder
 from tests.test_samples import PROBLEM, by, run_samples
@@ -106,17 +105,6 @@ def test_vendored_generated_and_fixture_files_are_no_targets(tmp_path):
     assert "packages/\n    app/\n        main.py\n" in structure and "pip/\n    __init__.py\n    _internal/" in structure
     for sample in by(samples, "edit", "bugfixer") + by(samples, "edit", "testwriter"):
         assert_both_parsers_reproduce(repo, sample)
-
-
-@pytest.mark.parametrize("path,cls", [
-    ("tests/certs/a.pem", FileClass.DATA), ("tests/ssl/a.key", FileClass.DATA), ("tests/ssl/openssl.cnf", FileClass.DATA),
-    ("x/server.crt", FileClass.DATA), (".github/workflows/test.yml", FileClass.CONFIG),
-    (".github/scripts/install.ps1", FileClass.CONFIG), (".circleci/run.sh", FileClass.CONFIG),
-    ("ci_tools/ci/runner.py", FileClass.CODE), ("scripts/build.bat", FileClass.CONFIG),
-    ("node_modules/a/index.js", FileClass.VENDORED), ("src/third_party/x.py", FileClass.VENDORED),
-])
-def test_classify_fixtures_and_ci(path, cls):
-    assert classify_path(path) is cls
 
 
 def test_gitattributes_rules_and_encoded_data():

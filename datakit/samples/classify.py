@@ -10,7 +10,7 @@ full paths, and the structure cache can key on (tree id, context).
 Vendored or generated (never a localisation target, left out of every structure): `vendor/`, `_vendor/`,
 `third_party/`, `node_modules/`, … anywhere; `<pkg>/packages/` where `<pkg>` is a Python package (it has an
 `__init__.py`: pip's and requests' bundled libraries), never a top-level `packages/`, where monorepos keep their
-real code (`is_package_vendor_dir`: it needs the tree); generated names (`_pb2.py`, `.min.js`, …); and what the
+real code (`PACKAGES`: the rule needs the tree); generated names (`_pb2.py`, `.min.js`, …); and what the
 repository's root `.gitattributes` marks `linguist-vendored` or `linguist-generated` (`GitAttributes`).
 Fixtures that are not code — keys and certificates (`.pem`, `.crt`, `.key`, `.cnf`, …) and encoded data — are
 `data`; CI folders (`.github/`, `.circleci/`, `.ci/`, …) hold `config`, scripts included (`.ps1`, `.bat`, `.sh`).
@@ -162,10 +162,10 @@ def looks_binary(data: bytes) -> bool:
     return b"\0" in data[:8000]
 
 
-def is_package_vendor_dir(name: str, depth: int, parent_has_init: bool) -> bool:
-    """`<pkg>/packages/` inside a Python package (its parent has `__init__.py`) is a bundled copy of other
-    libraries; a top-level `packages/` (depth 0) is where monorepos keep their real code."""
-    return name == "packages" and depth > 0 and parent_has_init
+# `<pkg>/packages/` inside a Python package (its parent has `__init__.py`) is a bundled copy of other libraries
+# (pip, requests); a top-level `packages/` is where monorepos keep their real code. The rule needs the tree:
+# datakit.samples.structure and datakit.samples.steps apply it.
+PACKAGES = "packages"
 
 
 def looks_encoded(data: bytes) -> bool:

@@ -8,7 +8,7 @@ from datakit.io.records import as_document
 from datakit.pipeline.step import CountingStep
 from datakit.samples.agentless import (ROLES, Filtered, Limits, Reject, base_path, build_unit, problem_statement,
                                        statement_strength, target_files)
-from datakit.samples.classify import FileClass, GitAttributes, classify_path
+from datakit.samples.classify import PACKAGES, FileClass, GitAttributes, classify_path
 from datakit.samples.structure import StructureRenderer
 from datakit.sources.git_mirror import MirrorError, mirror_path, open_mirror, read_blob
 
@@ -136,7 +136,7 @@ def _repo_classifier(base: pygit2.Tree, head: pygit2.Tree, attributes: GitAttrib
             return FileClass.VENDORED
         segments = path.split("/")[:-1]
         for i in range(1, len(segments)):
-            if segments[i] == "packages" and has_init("/".join(segments[:i])):
+            if segments[i] == PACKAGES and has_init("/".join(segments[:i])):
                 return FileClass.VENDORED
         return cls
 

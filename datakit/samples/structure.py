@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 import pygit2
 
-from datakit.samples.classify import DirContext, FileClass, GitAttributes, classify_name, dir_context, is_package_vendor_dir
+from datakit.samples.classify import PACKAGES, DirContext, FileClass, GitAttributes, classify_name, dir_context
 
 INDENT = "    "
 
@@ -54,13 +54,14 @@ class StructureRenderer:
         pad = INDENT * depth
         parts = []
         tree = self.repo[tree_id]
-        has_init = "__init__.py" in tree
         for entry in tree:
             kind = entry.type
             if kind == _TREE:
-                child_context = dir_context(entry.name, context)
-                if child_context is DirContext.VENDORED or is_package_vendor_dir(entry.name, depth, has_init):
+                child_context = _dir_context(entry.name, context)
+                if child_context is DirContext.VENDORED:
                     continue  # nothing below a vendored dir is a candidate
+                if entry.name == PACKAGES and depth and "__init__.py" in tree:
+                    continue  # <pkg>/packages/ inside a Python package: bundled libraries
                 sub = self._render(entry.id, depth + 1, child_context, wanted, attributes,
                                    f"{prefix}{entry.name}/" if attributes is not None else "")
                 if sub:
@@ -81,5 +82,6 @@ class StructureRenderer:
 
 _TREE = pygit2.enums.ObjectType.TREE
 _BLOB = pygit2.enums.ObjectType.BLOB
-# File names repeat across commits and directories: classify each (name, context) once.
+# Names repeat across commits and directories: classify each (name, context) once.
 _classify = functools.lru_cache(maxsize=1 << 16)(classify_name)
+_dir_context = functools.lru_cache(maxsize=1 << 16)(dir_context)
