@@ -167,7 +167,10 @@ def test_html_self_contained_and_escaped(decontam_dir: Path):
     for attr in re.findall(r'\b(?:src|href)\s*=\s*["\']?([^"\'\s>]+)', text, flags=re.IGNORECASE):
         assert attr.startswith("data:"), attr
     assert not re.search(r'(?:src|href)\s*=\s*["\']?(?:https?:)?//', text, flags=re.IGNORECASE)
-    assert "<script" not in text.lower() and "<link" not in text.lower() and "@import" not in text
+    # one inline script of the report's own (filter and page the removal list), no sample text inside it
+    scripts = re.findall(r"<script>(.*?)</script>", text, flags=re.DOTALL)
+    assert text.lower().count("<script") == 1 and XSS not in scripts[0] and "innerHTML" not in scripts[0]
+    assert "<link" not in text.lower() and "@import" not in text
     assert XSS not in text and html.escape(XSS) in text
 
 
@@ -184,7 +187,7 @@ def test_reference_shown_side_by_side(decontam_dir: Path, tmp_path: Path):
     assert "REFERENCE PATCH &lt;b&gt;11099&lt;/b&gt;" in text and "<b>11099</b>" not in text
     assert "separability_matrix REFERENCE" in text
     assert "sympy__sympy-20590" in text and "is not in the reference given" in text  # the test patch instance
-    assert text.count('class="ex"') == 8  # max_examples=1 per rule, 8 rules removed something
+    assert text.count('class="ex"') == 9  # every text match (4), max_examples=1 for the 5 other rules that removed
 
 
 def test_byte_identical(decontam_dir: Path, tmp_path: Path):

@@ -12,7 +12,7 @@ Reads a decontam stage's output folder (DESIGN §4)::
 a folder that does not add up raises `AuditError` saying which number disagrees.
 
 `write_audit(dir)` writes `<dir>/audit/audit.md` (with its charts as PNG files beside it) and `audit.html` (one
-self-contained file: inline CSS, charts as inline base64 PNG, no scripts, no external URL; all sample text is
+self-contained file: inline CSS, charts as inline base64 PNG, one inline script of its own (filters and pages the removal list; it never inserts text as HTML), no external URL; all sample text is
 HTML-escaped, samples are untrusted). The same input gives the same bytes: no timestamp unless `generated_at` is
 passed, and the PNGs carry no software/date metadata.
 
@@ -50,7 +50,11 @@ RULES: dict[str, tuple[str, str]] = {
         "repository", "a mirror or vendored copy: shares a git root commit with a SWE-bench repository"
     ),
     "mirror_base_commit": ("commit", "the sample's base commit is in a SWE-bench repository's history"),
+    "mirror_unavailable": (
+        "repository", "the sample came from a git mirror that is missing: its history could not be checked (fail closed)"
+    ),
     "commit_base": ("commit", "the sample's base commit is a SWE-bench instance's base commit"),
+    "text_instance_id": ("text", "the text names a SWE-bench instance id (e.g. django__django-11099)"),
     "text_problem_statement": ("text", "n-gram overlap with a SWE-bench problem statement"),
     "text_patch": ("text", "n-gram overlap with a SWE-bench gold patch"),
     "text_test_patch": ("text", "n-gram overlap with a SWE-bench test patch"),
@@ -67,7 +71,9 @@ REFERENCE_NOTE = (
     "princeton-nlp/SWE-bench_Verified) to show it beside the matched span."
 )
 MAX_REFERENCE_CHARS = 6000
-PLOT_FILES = {"rules": "audit_by_rule.png", "repos": "audit_by_repo.png", "scores": "audit_scores.png"}
+PLOT_FILES = {"rules": "audit_by_rule.png", "repos": "audit_by_repo.png", "scores": "audit_scores.png",
+              "decision": "audit_decision.png"}
+PAGE_ROWS = 50  # removals per page in the HTML list
 
 
 class AuditError(ValueError):
@@ -91,6 +97,7 @@ class AuditData:
     matches: pl.DataFrame
     stats: dict[str, Any]
     unit: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # decontam.json: decision rule, mirror rules, roots
 
     @property
     def read(self) -> int:
@@ -169,6 +176,7 @@ def load_audit(dir: str | Path) -> AuditData:
             pl.col("record").str.json_path_match("$.id").alias("_rid"),
             pl.col("record").str.json_path_match("$.kind").alias("kind"),
             pl.col("record").str.json_path_match("$.meta.repo").alias("repo"),
+            pl.coalesce(pl.col("role"), pl.col("record").str.json_path_match("$.role")).alias("role"),
         )
         .with_columns(pl.coalesce("_rid", "id").alias("sample_id"))
         .select("id", "sample_id", "stage", "role", "kind", "repo", "reason", "detail")
@@ -179,7 +187,13 @@ def load_audit(dir: str | Path) -> AuditData:
     matches = pl.from_arrow(_read_parquet(root / "matches", "decontam_match", m_cols))
     matches = matches.sort("sample_id", "rule", maintain_order=True)
 
-    data = AuditData(dir=root, kept=kept, quarantine=quarantine, matches=matches, stats=stats, unit=unit)
+    settings_path = root / "decontam.json"
+    try:
+        settings = json.loads(settings_path.read_text(encoding="utf-8")) if settings_path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise AuditError(f"{settings_path}: not valid JSON ({exc})") from exc
+    data = AuditData(dir=root, kept=kept, quarantine=quarantine, matches=matches, stats=stats, unit=unit,
+                     settings=settings)
     check(data)
     return data
 
@@ -375,27 +389,70 @@ def thresholds(data: AuditData) -> dict[str, float]:
     return out
 
 
+def removals(data: AuditData) -> pl.DataFrame:
+    """Every quarantined sample, one row each: sample, repository, kind, role, rule, what it matched, score,
+    matched n-grams, detail; sorted by rule (report order), then score (strongest first), repository, id."""
+    q = data.quarantine.select("sample_id", "role", "kind", "detail").unique("sample_id", keep="first")
+    m = data.matches.drop([c for c in ("role", "kind") if c in data.matches.columns])
+    m = m.join(q, on="sample_id", how="left")
+    if "role" in data.matches.columns:  # the match row carries the role too; the quarantine's wins when set
+        m = m.join(data.matches.select("sample_id", pl.col("role").alias("_mrole")), on="sample_id", how="left")
+        m = m.with_columns(pl.coalesce("role", "_mrole").alias("role")).drop("_mrole")
+    order = {r: i for i, r in enumerate(rule_order(data))}
+    m = m.with_columns(pl.col("rule").replace_strict(order, default=len(order), return_dtype=pl.Int64).alias("_o"))
+    return m.sort(["_o", "score", "sample_repo", "sample_id"], descending=[False, True, False, False],
+                  nulls_last=True).drop("_o")
+
+
+def decision_rule(data: AuditData) -> tuple[float | None, int | None, str | None]:
+    """(score threshold, minimum matched n-grams, the rule in words) from decontam.json (None when unknown)."""
+    st = data.settings
+    th, mm = st.get("threshold"), st.get("min_matched")
+    text = st.get("decision_rule")
+    if text is None and th is not None and mm is not None:
+        text = f"a text matches a reference item when score >= {th} OR matched distinct n-grams >= {mm}"
+    return th, mm, text
+
+
+def reference_span(span_text: str | None, ref_text: str | None, n: int = 13) -> tuple[int, int] | None:
+    """(start, end) in `ref_text` of the part the matched span quotes: from its first to its last n-gram that
+    also occurs in the span (same normalisation and hashing as the index). None when nothing is shared."""
+    from datakit.decontam.ngrams import ngram_hashes
+
+    if not span_text or not ref_text:
+        return None
+    sh = ngram_hashes(span_text, n)[0]
+    rh, rs, re_ = ngram_hashes(ref_text, n)
+    if not len(sh) or not len(rh):
+        return None
+    import numpy as np
+
+    hit = np.flatnonzero(np.isin(rh, sh))
+    if not len(hit):
+        return None
+    return int(rs[hit.min()]), int(re_[hit.max()])
+
+
 def examples(
     data: AuditData,
     reference: Mapping[str, Mapping[str, str]] | None = None,
-    max_examples: int = 20,
+    max_examples: int | None = 20,
 ) -> list[dict[str, Any]]:
-    """Up to `max_examples` examples per rule (strongest score first, then repository and id): the match row,
-    the quarantine's role/kind/detail, and the reference text (or None with `reference_note`)."""
-    if data.matches.height == 0 or max_examples <= 0:
+    """Every text-rule match, and up to `max_examples` examples per other rule (None: all), strongest score
+    first: the match row, the quarantine's role/kind/detail, and the reference span the sample quotes (the
+    reference text from its first to its last shared n-gram), or None with `reference_note`."""
+    if data.matches.height == 0 or (max_examples is not None and max_examples <= 0):
         return []
-    q = data.quarantine.select("sample_id", "role", "kind", "detail").unique("sample_id", keep="first")
-    m = data.matches.join(q, on="sample_id", how="left")
+    m = removals(data)
+    n = int(data.settings.get("n") or 13)
     out = []
     for rule in rule_order(data):
-        rows = (
-            m.filter(pl.col("rule") == rule)
-            .sort(["score", "sample_repo", "sample_id"], descending=[True, False, False], nulls_last=True)
-            .head(max_examples)
-        )
+        rows = m.filter(pl.col("rule") == rule)
+        if rule not in REFERENCE_FIELD and max_examples is not None:
+            rows = rows.head(max_examples)
         for row in rows.iter_rows(named=True):
             ref_field = REFERENCE_FIELD.get(rule)
-            ref_text, note = None, None
+            ref_text, note, span = None, None, None
             if ref_field is None:
                 note = "repository/commit rule: the whole sample was removed, there is no text span to compare"
             elif reference is None:
@@ -405,10 +462,15 @@ def examples(
                 if inst is None:
                     note = f"instance {row['matched_instance_id']!r} is not in the reference given"
                 else:
-                    ref_text = inst.get(ref_field)
-                    if ref_text is None:
+                    full = inst.get(ref_field)
+                    if full is None:
                         note = f"the reference given has no {ref_field!r} for this instance"
-            out.append({**row, "reference_field": ref_field, "reference_text": ref_text, "reference_note": note})
+                    else:
+                        span = reference_span(row.get("span_text"), full, n)
+                        ref_text = full[span[0]:span[1]] if span else full
+                        note = None if span else "no n-gram of the span was found in the reference text shown"
+            out.append({**row, "reference_field": ref_field, "reference_text": ref_text, "reference_note": note,
+                        "reference_span": span})
     return out
 
 
@@ -544,6 +606,42 @@ def plot_scores(data: AuditData, threshold: float | Mapping[str, float] | None =
     return fig
 
 
+def plot_decision(data: AuditData):
+    """Every text-rule match as a point (score, matched n-grams) with the decision rule drawn: a match needs
+    score >= threshold (vertical line) OR matched n-grams >= min_matched (horizontal line); the shaded region is
+    what the rule removes. None when there are no text-rule matches."""
+    import matplotlib
+
+    scores = text_scores(data).filter(pl.col("rule") != "text_instance_id")
+    if scores.height == 0:
+        return None
+    th, mm, _ = decision_rule(data)
+    rules = [r for r in rule_order(data) if r in set(scores["rule"].to_list())]
+    palette = ["#55a868", "#8172b3", "#c44e52", "#937860", "#da8bc3", "#64b5cd"]
+    with matplotlib.rc_context(_RC):
+        fig = _figure(10, min_h=3.4)
+        ax = fig.add_subplot()
+        top = max(float(scores["matched_ngrams"].max() or 1), float(mm or 1)) * 1.6
+        if th is not None and mm is not None:
+            ax.axvspan(th, 1.05, color="#eeeeee", zorder=0)
+            ax.axhspan(mm, top, color="#eeeeee", zorder=0, label=f"removed: score ≥ {th:g} OR n-grams ≥ {mm}")
+            ax.axvline(th, color="black", linestyle="--", linewidth=1.1)
+            ax.axhline(mm, color="black", linestyle=":", linewidth=1.1)
+        for i, rule in enumerate(rules):
+            sub = scores.filter(pl.col("rule") == rule)
+            ax.scatter(sub["score"].to_list(), [max(v, 1) for v in sub["matched_ngrams"].to_list()], s=10,
+                       color=palette[i % len(palette)], label=rule, zorder=2)
+        ax.set_yscale("log")
+        ax.set_xlim(0, 1.05)
+        ax.set_ylim(0.8, top)
+        ax.set_xlabel("score (fraction of the reference item's n-grams found in the sample)")
+        ax.set_ylabel("matched distinct n-grams (log)")
+        ax.set_title("Decision rule and every text-rule match")
+        ax.legend(frameon=False, fontsize=8, loc="lower right")
+        ax.spines[["top", "right"]].set_visible(False)
+    return fig
+
+
 def figure_png(fig) -> bytes:
     """The figure as PNG bytes, without metadata (no software version, no date), so the bytes are stable."""
     import matplotlib
@@ -630,6 +728,9 @@ class _Report:
     max_examples: int
     has_scores: bool
     generated_at: str | None
+    removals: pl.DataFrame = None
+    settings: dict = field(default_factory=dict)
+    decision: tuple = (None, None, None)
 
 
 def _rule_rows(rules: pl.DataFrame) -> list[list[Any]]:
@@ -644,6 +745,35 @@ _RULE_HEADER = ["rule", "level", "removed", "% of read", "SWE-bench repos", "ins
                 "max"]
 
 
+def _settings_lines(rep: _Report) -> list[str]:
+    """The run's settings in words (plain text; the writers escape it)."""
+    st, (th, mm, rule) = rep.settings, rep.decision
+    out = [f"Decision rule (text overlap): {rule}." if rule else
+           "Decision rule: not recorded (no decontam.json in the folder)."]
+    off = rep.counters.get("decontam.mirror_rules_off", 0)
+    if st.get("mirror_rules") is False:
+        out.append(f"WARNING: the mirror rules were OFF (--no-mirror-rules): {int(off):,} samples from git mirrors "
+                   "were kept without their git history being checked for SWE-bench base or root commits.")
+    elif st.get("mirror_rules"):
+        out.append(f"Mirror rules: on (mirrors in {st.get('mirrors_dir')}); a sample whose mirror is missing is "
+                   "quarantined as mirror_unavailable.")
+    missing = st.get("repos_without_roots")
+    if missing:
+        out.append("No root commits are known for: " + ", ".join(missing) + " (their full-history copies are still "
+                   "caught by mirror_base_commit, the Verified base commits; an early-history copy is not; add "
+                   "roots with datakit decontam build-roots).")
+    return out
+
+
+_REMOVAL_HEADER = ["sample", "repo", "kind", "role", "rule", "matched", "score", "n-grams", "detail"]
+
+
+def _removal_rows(frame: pl.DataFrame) -> list[list[Any]]:
+    return [[r["sample_id"], r["sample_repo"], r.get("kind"), r.get("role"), r["rule"],
+             r["matched_instance_id"] or r["matched_repo"], r["score"], r["matched_ngrams"], r.get("detail")]
+            for r in frame.iter_rows(named=True)]
+
+
 def _markdown(rep: _Report, plots: dict[str, str]) -> str:
     t = rep.totals
     L = [f"# {rep.title}", ""]
@@ -654,6 +784,8 @@ def _markdown(rep: _Report, plots: dict[str, str]) -> str:
                    + ([["filtered", t["filtered"]]] if t["filtered"] else []), {1})
     L += ["", (f"**Invariant:** {invariant_text(t)}. Every quarantined sample is kept whole in `quarantine/` with "
                "one match row in `matches/` saying which rule removed it and what it matched."), ""]
+    L += ["## Settings", ""] + [f"- {'**' if x.startswith('WARNING') else ''}{_md_cell(x)}"
+                                f"{'**' if x.startswith('WARNING') else ''}" for x in _settings_lines(rep)] + [""]
     L += ["## Removals per rule", ""]
     L += _md_table(_RULE_HEADER, _rule_rows(rep.rules), {2, 3, 4, 5, 6, 7, 8})
     L += [""] + [f"- {_md_name(r['rule'])} ({r['level']}): {_md_cell(r['description'])}"
@@ -676,13 +808,21 @@ def _markdown(rep: _Report, plots: dict[str, str]) -> str:
         th = ", ".join(f"{'all text rules' if k == '*' else k}: {v:g}" for k, v in sorted(rep.th.items()))
         L += [f"Threshold — {th}." if th else "The stats do not record a threshold, so no threshold line is drawn.",
               "", f"![Overlap scores]({plots['scores']})", ""]
+        if rep.decision[2]:
+            L += [f"**{_md_cell(rep.decision[2])}.** A match below the score threshold is removed by its n-gram "
+                  "count alone (a verbatim passage of a long item); the chart shows both.", ""]
+        if "decision" in plots and rep.decision[0] is not None:
+            L += [f"![Decision rule]({plots['decision']})", ""]
     else:
         L += ["No text-rule matches.", ""]
     if rep.counters:
         L += ["### Counters (stats.json)", ""]
         L += _md_table(["counter", "value"], [[k, _counter(v)] for k, v in sorted(rep.counters.items())], {1}) + [""]
-    L += ["## Examples", "", (f"Up to {rep.max_examples} per rule, strongest score first. The sample's matched span "
-                              "(left) beside the SWE-bench reference text (right)."), ""]
+    L += ["## Every removal", "", f"{rep.removals.height:,} quarantined samples, by rule, strongest first.", ""]
+    if rep.removals.height:
+        L += _md_table(_REMOVAL_HEADER, _removal_rows(rep.removals), {6, 7}) + [""]
+    L += ["## Examples", "", (f"Every text-rule match and up to {rep.max_examples} per other rule, strongest score "
+                              "first. The sample's matched span beside the SWE-bench reference span it quotes."), ""]
     if not rep.examples:
         L += ["No examples: nothing was removed.", ""]
     current = None
@@ -722,7 +862,7 @@ img{max-width:100%;height:auto}code{background:#f5f5f5;padding:0 .2em}
 .sbs{display:grid;grid-template-columns:1fr 1fr;gap:1em}.sbs>div{min-width:0}
 pre{background:#f8f8f8;border:1px solid #eee;padding:.5em;overflow:auto;max-height:28em;white-space:pre-wrap;
 word-break:break-all;font-size:.8em}
-.note{color:#666;font-style:italic}
+.note{color:#666;font-style:italic}.warn{color:#a00;font-weight:600}.filters input,.filters select{font-size:.9em}
 """
 
 
@@ -743,6 +883,36 @@ def _img(png: bytes, alt: str) -> str:
     return f'<img alt="{_h(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">'
 
 
+# filter by rule / repository / minimum score and page through the removal list; the data is the table itself
+# (escaped cells), so the script never touches sample text as HTML
+_SCRIPT = """
+(function(){var t=document.getElementById('rm');if(!t)return;var rows=[].slice.call(t.tBodies[0].rows);
+var f={rule:document.getElementById('f-rule'),repo:document.getElementById('f-repo'),score:document.getElementById('f-score')};
+var page=0,per=%d,info=document.getElementById('f-info');
+function match(r){var s=parseFloat(r.cells[6].textContent);return(!f.rule.value||r.cells[4].textContent===f.rule.value)&&
+(!f.repo.value||r.cells[1].textContent.toLowerCase().indexOf(f.repo.value.toLowerCase())>=0)&&
+(!f.score.value||(!isNaN(s)&&s>=parseFloat(f.score.value)));}
+function draw(){var m=rows.filter(match),n=Math.max(1,Math.ceil(m.length/per));page=Math.min(page,n-1);
+rows.forEach(function(r){r.style.display='none';});m.slice(page*per,(page+1)*per).forEach(function(r){r.style.display='';});
+info.textContent=m.length+' of '+rows.length+' removals; page '+(page+1)+' of '+n;}
+['rule','repo','score'].forEach(function(k){f[k].addEventListener('input',function(){page=0;draw();});});
+document.getElementById('f-prev').onclick=function(){page=Math.max(0,page-1);draw();};
+document.getElementById('f-next').onclick=function(){page+=1;draw();};draw();})();
+""" % PAGE_ROWS
+
+
+def _removal_list(frame: pl.DataFrame) -> str:
+    if frame.height == 0:
+        return "<p>Nothing was removed.</p>"
+    rules = sorted(set(frame["rule"].to_list()))
+    controls = ('<p class="filters">rule <select id="f-rule"><option value="">(all)</option>' +
+                "".join(f"<option>{_h(r)}</option>" for r in rules) + '</select> repository <input id="f-repo" '
+                'size="24" placeholder="contains…"> score ≥ <input id="f-score" size="5" placeholder="0.0"> '
+                '<button id="f-prev">◀</button> <button id="f-next">▶</button> <span id="f-info"></span></p>')
+    table = _html_table(_REMOVAL_HEADER, _removal_rows(frame), {6, 7}).replace("<table>", '<table id="rm">', 1)
+    return controls + table + f"<script>{_SCRIPT}</script>"
+
+
 def _html(rep: _Report, pngs: dict[str, bytes]) -> str:
     t = rep.totals
     P = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -756,6 +926,8 @@ def _html(rep: _Report, pngs: dict[str, bytes]) -> str:
     P.append(f'<p class="inv{"" if t["invariant_holds"] else " bad"}"><b>Invariant:</b> {_h(invariant_text(t))}. '
              "Every quarantined sample is kept whole in <code>quarantine/</code> with one match row in "
              "<code>matches/</code> saying which rule removed it and what it matched.</p>")
+    P.append("<h2>Settings</h2><ul>" + "".join(
+        f'<li{" class=warn" if x.startswith("WARNING") else ""}>{_h(x)}</li>' for x in _settings_lines(rep)) + "</ul>")
     P.append("<h2>Removals per rule</h2>")
     P.append(_html_table(_RULE_HEADER, _rule_rows(rep.rules), {2, 3, 4, 5, 6, 7, 8}))
     P.append("<ul>" + "".join(f"<li><code>{_h(r['rule'])}</code> ({_h(r['level'])}): {_h(r['description'])}</li>"
@@ -777,14 +949,21 @@ def _html(rep: _Report, pngs: dict[str, bytes]) -> str:
         P.append(f"<p>Threshold — {_h(th)}.</p>" if th else
                  "<p>The stats do not record a threshold, so no threshold line is drawn.</p>")
         P.append(_img(pngs["scores"], "Overlap scores of text-rule matches"))
+        if rep.decision[2]:
+            P.append(f"<p><b>{_h(rep.decision[2])}.</b> A match below the score threshold is removed by its n-gram "
+                     "count alone (a verbatim passage of a long item); the chart shows both.</p>")
+        if "decision" in pngs:
+            P.append(_img(pngs["decision"], "Decision rule and every text-rule match"))
     else:
         P.append("<p>No text-rule matches.</p>")
     if rep.counters:
         P.append("<h3>Counters (stats.json)</h3>")
         P.append(_html_table(["counter", "value"], [[k, _counter(v)] for k, v in sorted(rep.counters.items())], {1}))
+    P.append("<h2>Every removal</h2>")
+    P.append(_removal_list(rep.removals))
     P.append("<h2>Examples</h2>")
-    P.append(f"<p>Up to {rep.max_examples} per rule, strongest score first. The sample's matched span (left) beside "
-             "the SWE-bench reference text (right).</p>")
+    P.append(f"<p>Every text-rule match and up to {rep.max_examples} per other rule, strongest score first. The "
+             "sample's matched span (left) beside the SWE-bench reference span it quotes (right).</p>")
     if not rep.examples:
         P.append("<p>No examples: nothing was removed.</p>")
     current = None
@@ -815,7 +994,7 @@ def write_audit(
     dir: str | Path,
     out_dir: str | Path | None = None,
     reference: Mapping[str, Mapping[str, str]] | None = None,
-    max_examples: int = 20,
+    max_examples: int | None = 20,
     *,
     threshold: float | Mapping[str, float] | None = None,
     generated_at: str | None = None,
@@ -828,6 +1007,8 @@ def write_audit(
     data = load_audit(dir)
     out = Path(out_dir) if out_dir is not None else data.dir / "audit"
     out.mkdir(parents=True, exist_ok=True)
+    if threshold is None and data.settings.get("threshold") is not None:
+        threshold = data.settings["threshold"]
     th = thresholds(data) if threshold is None else (
         dict(threshold) if isinstance(threshold, Mapping) else {"*": float(threshold)})
     stage = data.stats.get("stage") or data.dir.name
@@ -843,6 +1024,9 @@ def write_audit(
         max_examples=max_examples,
         has_scores=text_scores(data).height > 0,
         generated_at=generated_at,
+        removals=removals(data),
+        settings=data.settings,
+        decision=decision_rule(data),
     )
     pngs = {"rules": figure_png(plot_by_rule(data))}
     if rep.repos.height:
@@ -850,6 +1034,9 @@ def write_audit(
     scores_fig = plot_scores(data, th) if rep.has_scores else None
     if scores_fig is not None:
         pngs["scores"] = figure_png(scores_fig)
+    decision_fig = plot_decision(data) if rep.has_scores and rep.decision[0] is not None else None
+    if decision_fig is not None:
+        pngs["decision"] = figure_png(decision_fig)
     for key, name in PLOT_FILES.items():
         path = out / name
         if key in pngs:
@@ -863,7 +1050,8 @@ def write_audit(
 
 
 __all__ = [
-    "RULES", "AuditData", "AuditError", "by_matched_repo", "by_repo", "by_rule", "check", "examples", "figure_png",
+    "RULES", "AuditData", "AuditError", "by_matched_repo", "by_repo", "by_rule", "check", "decision_rule",
+    "examples", "figure_png", "plot_decision", "reference_span", "removals",
     "invariant_text", "load_audit", "plot_by_repo", "plot_by_rule", "plot_scores", "text_scores", "thresholds",
     "totals", "write_audit",
 ]
