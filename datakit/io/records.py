@@ -60,7 +60,8 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
 class RecordWriter(ParquetWriter):
     """Writes records of one schema (`pull_record`, `sample`, `quarantine`) to `{folder}/{rank:05d}.parquet`.
 
-    zstd; no dictionary on the large text columns (`PLAIN_COLUMNS`); no content-defined chunking (datatrove's
+    zstd; no dictionary and no min/max statistics on the large text columns (`PLAIN_COLUMNS`: every value differs,
+    and a reader never filters on them); no content-defined chunking (datatrove's
     default, for Hugging Face Hub deduplication: it costs a quarter of the write CPU here and, with its small
     pages, a third more bytes); batches of 64 records, so a task holds a few MiB of rows, not a few hundred."""
 
@@ -85,7 +86,8 @@ class RecordWriter(ParquetWriter):
     def _write(self, document: dict, file_handler, filename: str) -> None:
         if filename not in self._writers:  # datatrove's own writer, with our column encodings
             self._writers[filename] = pq.ParquetWriter(file_handler, schema=self.schema, compression=self.compression,
-                                                       use_dictionary=self.use_dictionary, write_page_index=True)
+                                                       use_dictionary=self.use_dictionary,
+                                                       write_statistics=self.use_dictionary, write_page_index=True)
         super()._write(document, file_handler, filename)
 
 
