@@ -255,7 +255,9 @@ class _FastokensImpl:
         except (TypeError, UnicodeEncodeError):
             ids, offsets = self.tok.encode_batch_flat([_fix_surrogates(t) for t in texts], split_special_tokens=True)
         # little-endian uint32 ids < 2**31: the same bytes as int32; offsets are uint64 counts
-        return np.frombuffer(ids, dtype="<u4").view(np.int32), np.frombuffer(offsets, dtype="<u8").astype(np.int64)
+        # (copied: a writable array, like the other engines'; a memcpy, negligible beside encoding)
+        return (np.frombuffer(ids, dtype="<u4").view(np.int32).copy(),
+                np.frombuffer(offsets, dtype="<u8").astype(np.int64))
 
     def encode_flat(self, texts: list[str], num_threads: int):
         import numpy as np
