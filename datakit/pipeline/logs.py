@@ -1,7 +1,8 @@
 """Quieter task logs: datatrove logs every task at INFO to stderr, which buries the progress bar and summary.
 
 Full DEBUG logs still go to `logging_dir/logs/task_*.log`; stderr gets warnings and errors only, unless
-DATAKIT_VERBOSE=1. Patched where the executors look the function up, in the parent and in every worker (the
+DATAKIT_VERBOSE=1 (INFO). Tracebacks never show local variables' values (loguru's `diagnose`, on by default,
+would print them, and a local can hold a GitHub token). Patched where the executors look the function up, in the parent and in every worker (the
 steps import this module, so a forkserver child applies it when it unpickles the pipeline).
 """
 
@@ -14,25 +15,28 @@ import datatrove.executor.base as executor_base
 from datatrove.utils import logging as dt_logging
 from loguru import logger
 
+_STDERR_LEVEL = "INFO" if os.environ.get("DATAKIT_VERBOSE") == "1" else "WARNING"
+_SAFE = {"diagnose": False, "backtrace": False}  # no variable values in tracebacks: secrets stay out of logs
+
+
 def _quiet_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
     """datatrove's add_task_logger with stderr at WARNING (the task log file keeps everything)."""
     logger.remove()
     logfile = logging_dir.open(f"logs/task_{rank:05d}.log", "w")
     prefix = f"[NODE {node_rank}] " if node_rank != -1 else ""
-    logger.add(logfile, level="DEBUG", format=prefix + "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}")
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(logfile, level="DEBUG", format=prefix + "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}",
+               **_SAFE)
+    logger.add(sys.stderr, level=_STDERR_LEVEL, **_SAFE)
     logger.info(f"Launching pipeline for {rank=}")
     return logfile
 
 
 def _quiet_default_logger() -> None:
     logger.remove()
-    logger.add(sys.stderr, level="WARNING")
+    logger.add(sys.stderr, level=_STDERR_LEVEL, **_SAFE)
 
 
 def install() -> None:
-    if os.environ.get("DATAKIT_VERBOSE") == "1":
-        return
     executor_base.add_task_logger = _quiet_task_logger
     dt_logging.setup_default_logger = _quiet_default_logger  # called when a task's logger is closed
     _quiet_default_logger()
