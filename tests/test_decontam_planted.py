@@ -462,3 +462,93 @@ def _rates(samples: list[dict], caught: set[str]) -> dict[str, tuple[int, int]]:
         c[0] += s["id"] in caught
         c[1] += 1
     return {k: (a, b) for k, (a, b) in sorted(by.items())}
+
+
+def repository_cases(instances: list[Instance]) -> tuple[list[dict], list[dict]]:
+    """(contaminated, clean) repository-level samples, PullRecord-style metadata included (written with an
+    inferred schema, one file per shape): names, former names, forks, forks of forks, commits; look-alikes."""
+    base = instances[0].base_commit
+    dirty = [
+        {"variant": "repo/name", "meta": {"repo": "Django/Django"}},
+        {"variant": "repo/former_name", "meta": {"repo": "kennethreitz/requests"}},
+        {"variant": "repo/fork", "meta": {"repo": "alice/linter", "fork_of": "PyCQA/pylint"}},
+        {"variant": "repo/fork_of_fork", "meta": {"repo": "bob/linter", "fork_of": "alice/linter",
+                                                  "repo_meta": {"fork": True, "parent": "alice/linter",
+                                                                "source": "pylint-dev/pylint"}}},
+        {"variant": "repo/fork_of_fork", "meta": {"repo": "carol/sym", "fork_of": "bob/sym",
+                                                  "repo_meta": {"fork": True, "parent": "bob/sym",
+                                                                "source": "sympy/sympy"}}},
+        {"variant": "repo/commit_base", "meta": {"repo": "acme/x", "base_sha": base}},
+    ]
+    clean_ = [
+        {"variant": "repo/look_alike", "meta": {"repo": "someone/django-fork", "fork_of": "someone/django-base",
+                                                "repo_meta": {"fork": True, "parent": "someone/django-base",
+                                                              "source": "someone/django-base"}}},
+        {"variant": "repo/look_alike", "meta": {"repo": "psf/requests-html"}},
+        {"variant": "repo/look_alike", "meta": {"repo": "pytest-dev/pytest-xdist", "fork_of": None}},
+    ]
+    for i, s in enumerate(dirty):
+        s["id"] = f"repo_dirty{i}"
+    for i, s in enumerate(clean_):
+        s["id"] = f"repo_clean{i}"
+    return dirty, clean_
+
+
+def write_planted(folder: Path, samples: list[dict], extra: list[dict]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datakit.io.schemas import arrow_schema, conform
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [conform({"kind": "edit", "role": ("testwriter", "bugfixer")[i % 2], "text": s.get("text") or "",
+                     "messages": s.get("messages"), "meta": {"repo": f"planted/repo{i % 97}"}, "source": None,
+                     "id": s["id"]}, "sample") for i, s in enumerate(samples)]
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema("sample")), folder / "00000.parquet")
+    for i, s in enumerate(extra):  # PullRecord-style metadata: beyond the sample schema, read defensively
+        row = {"id": s["id"], "kind": "edit", "role": "bugfixer", "text": "x = 1\n", "meta": s["meta"]}
+        pq.write_table(pa.Table.from_pylist([row]), folder / f"{i + 1:05d}.parquet")
+    return folder
+
+
+@needs_data
+def test_planted_set_through_the_cli(instances, tmp_path, capsys):
+    """The whole planted set through `datakit decontam` as a new user runs it: 100 % recall on every variant,
+    FPR < 0.1 % on ≥ 5,000 clean samples (≥ 600 boilerplate traps), every removal in the audit."""
+    from datakit.cli import main
+
+    dirty, clean_ = contaminated(instances), clean()
+    rdirty, rclean = repository_cases(instances)
+    inp = write_planted(tmp_path / "in", dirty + clean_, rdirty + rclean)
+    assert main(["decontam", "--input", str(inp), "--output", str(tmp_path / "o"), "--tasks", "1", "--workers",
+                 "1", "--quiet"]) == 0
+    out = tmp_path / "o" / "decontam"
+    matches = {r["sample_id"]: r for r in pl.read_parquet(out / "matches" / "*.parquet").to_dicts()}
+    caught = set(matches)
+    rec = _rates(dirty + rdirty, caught)
+    fp = _rates(clean_ + rclean, caught)
+    n_clean = sum(b for _, b in fp.values())
+    n_fp = sum(a for a, _ in fp.values())
+    n_traps = sum(b for k, (_, b) in fp.items() if k.startswith("boilerplate/"))
+    lines = ["", "[planted decontamination set through the CLI]", "  recall per variant:"]
+    lines += [f"    {k:40s} {a:5d}/{b:5d} = {100 * a / b:6.2f}%" for k, (a, b) in rec.items()]
+    lines += ["  false positives per family:"]
+    lines += [f"    {k:40s} {a:5d}/{b:5d} = {100 * a / b:6.3f}%" for k, (a, b) in fp.items()]
+    total_dirty = sum(b for _, b in rec.values())
+    lines += [f"  recall {sum(a for a, _ in rec.values())}/{total_dirty}; FPR {n_fp}/{n_clean} = "
+              f"{100 * n_fp / n_clean:.3f}% ({n_traps} boilerplate traps)"]
+    with capsys.disabled():
+        print("\n".join(lines))
+    missed = [s["id"] for s in dirty + rdirty if s["id"] not in caught]
+    assert not missed, [(s["variant"], s.get("instance_id")) for s in dirty + rdirty if s["id"] in missed[:10]]
+    assert n_clean >= 5000 and n_traps >= 600
+    assert n_fp / n_clean < 0.001, [(s["variant"], matches[s["id"]]) for s in clean_ if s["id"] in caught][:5]
+    rules = {s["variant"]: matches[s["id"]]["rule"] for s in rdirty}
+    assert rules["repo/fork_of_fork"] == "repo_fork" and rules["repo/former_name"] == "repo_renamed"
+    assert {matches[s["id"]]["rule"] for s in dirty if s["variant"] == "chat/instance_id"} == {"text_instance_id"}
+    # the audit lists every removal and states the decision rule
+    assert main(["audit", str(out)]) == 0
+    md = (out / "audit" / "audit.md").read_text(encoding="utf-8")
+    assert all(f"| {sid.replace('_', chr(92) + '_')} |" in md for sid in list(caught)[:200])
+    assert "13-grams &gt;= 0.5 OR matched distinct 13-grams &gt;= 6" in md  # (markdown cells are HTML-escaped)
+    assert (out / "audit" / "audit_decision.png").is_file()
