@@ -20,6 +20,7 @@ def test_exception_logs_show_no_local_values(tmp_path, capsys):
         logger.exception("task failed")
     logfile.close()
     logger.remove()
-    text = (tmp_path / "logs" / "task_00000.log").read_text() + capsys.readouterr().err
-    assert "task failed" in text and "boom" in text
-    assert "ghp_" not in text
+    log, err = (tmp_path / "logs" / "task_00000.log").read_text(), capsys.readouterr().err
+    assert "task failed" in log and "KeyError: 'boom'" in log  # the file keeps the traceback
+    assert err.strip() == "ERROR: task failed"  # stderr: one line, no traceback
+    assert "ghp_" not in log + err

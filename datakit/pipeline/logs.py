@@ -19,6 +19,12 @@ _STDERR_LEVEL = "INFO" if os.environ.get("DATAKIT_VERBOSE") == "1" else "WARNING
 _SAFE = {"diagnose": False, "backtrace": False}  # no variable values in tracebacks: secrets stay out of logs
 
 
+def _stderr_format(record) -> str:
+    """One line per message on stderr; the traceback goes to the task's log file (and to stderr when verbose)."""
+    tail = "\n{exception}" if _STDERR_LEVEL == "INFO" else "\n"
+    return "{level}: {message}" + tail
+
+
 def _quiet_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
     """datatrove's add_task_logger with stderr at WARNING (the task log file keeps everything)."""
     logger.remove()
@@ -26,14 +32,14 @@ def _quiet_task_logger(logging_dir, rank, local_rank=0, node_rank=-1):
     prefix = f"[NODE {node_rank}] " if node_rank != -1 else ""
     logger.add(logfile, level="DEBUG", format=prefix + "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {name}:{function}:{line} - {message}",
                **_SAFE)
-    logger.add(sys.stderr, level=_STDERR_LEVEL, **_SAFE)
+    logger.add(sys.stderr, level=_STDERR_LEVEL, format=_stderr_format, **_SAFE)
     logger.info(f"Launching pipeline for {rank=}")
     return logfile
 
 
 def _quiet_default_logger() -> None:
     logger.remove()
-    logger.add(sys.stderr, level=_STDERR_LEVEL, **_SAFE)
+    logger.add(sys.stderr, level=_STDERR_LEVEL, format=_stderr_format, **_SAFE)
 
 
 def install() -> None:
