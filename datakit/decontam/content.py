@@ -26,25 +26,31 @@ Why these defaults:
   and site-packages without SWE-bench projects) 4 documents reach 6 or more, all genuine copies (pydantic's copy of Django's
   duration regex that an issue quotes, numpy's ATLAS message that an issue quotes, matplotlib code in
   contourpy); 10 would drop two of them and miss 41 hunks.
-- boilerplate never counts: the index leaves out n-grams found in the standard library and n-grams shared
-  by 3 or more reference instances (issue templates, common traceback frames), see `datakit.decontam.index`.
+- boilerplate never counts: the index leaves out n-grams of the background (standard library, site-packages
+  without the Verified projects, project templates, licences, issue forms, environment reports), n-grams mostly
+  on environment-report or template lines, and n-grams shared by 3 or more reference instances (issue templates,
+  common traceback frames), see `datakit.decontam.index`.
+- an instance id (``django__django-11099``) in a text is its own rule (`text_instance_id`, in the stage): public
+  trajectory sets name their SWE-bench task that way.
 
-Hot path (no per-n-gram Python): hash every 13-gram (numpy), test membership with a bit table over the hashes'
+Hot path (no per-n-gram Python; `batch_scan` does it for a whole batch of samples in one buffer, so the per-call
+numpy overhead is paid once per ~1 MB, not per sample): hash every 13-gram (numpy), test membership with a bit table over the hashes'
 top bits, binary-search the few candidates in the sorted index, count distinct hits per item with
 ``np.unique``/``np.bincount``; Python only loops over the (rare) matched items to build `TextMatch` records.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from .index import FIELDS, FingerprintIndex
 from .ngrams import _IS_WORD, _word_hashes_spans, text_words, to_chars, window_hashes
-from .normalize import canonical, line_number_words
+from .normalize import canonical, is_plain, line_number_words
 
-__all__ = ["TextMatch", "content_matches", "batch_flags", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
+__all__ = ["TextMatch", "content_matches", "batch_flags", "batch_scan", "instance_ids_in", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_MATCHED = 6
@@ -122,30 +128,74 @@ def content_matches(text: str, index: FingerprintIndex, threshold: float = DEFAU
 
 # -- the batch path: many samples in one vectorised pass ----------------------------------------------------------
 
-def _fast(text: str) -> bool:
-    return text.isascii() and "&" not in text and "\\_" not in text and "\x00" not in text
+_INSTANCE_TAIL = re.compile(rb"__[a-z0-9_.\-]+?-[0-9]+(?![0-9])")  # literal prefix: sre scans for "__" fast
+_INSTANCE_HEAD = re.compile(rb"[a-z0-9][a-z0-9_.\-]*$")
+CHUNK_BYTES = 1 << 20  # bytes hashed in one pass (the power tables stay at a few MB)
+
+
+def instance_ids_in(buf: bytes, doc_start: np.ndarray, ids: frozenset[str]) -> dict[int, tuple[str, int, int]]:
+    """{document: (instance id, start, end)} for the first Verified instance id (``django__django-11099``) in
+    each document of the lowered buffer `buf` (documents at `doc_start` offsets; positions are buffer offsets)."""
+    out: dict[int, tuple[str, int, int]] = {}
+    for m in _INSTANCE_TAIL.finditer(buf):
+        d = int(np.searchsorted(doc_start, m.start(), side="right")) - 1
+        if d in out:
+            continue
+        lo = max(int(doc_start[d]), m.start() - 64)
+        head = _INSTANCE_HEAD.search(buf, lo, m.start())
+        if head is None:
+            continue
+        cand = (head.group() + m.group()).decode("ascii")
+        for k in range(len(head.group())):  # the owner may be glued to a word before it ("see:django__…")
+            if cand[k:] in ids:
+                out[d] = (cand[k:], head.start() + k, m.end())
+                break
+    return out
+
+
+def batch_scan(texts: list[str], index: FingerprintIndex, threshold: float = DEFAULT_THRESHOLD,
+               min_matched: int = DEFAULT_MIN_MATCHED) -> tuple[np.ndarray, dict[int, str]]:
+    """(per text: whether `content_matches` would find anything, {text: Verified instance id it names}), for
+    the whole list at once (one buffer per ~1 MB, one hashing pass, one look-up): the per-call numpy overhead,
+    not the bytes, dominates a few-KB sample. Exact: the same normalisation, hashing and decision rule as
+    `content_matches` (tested on the planted set); ask it for the spans of the (rare) flagged texts."""
+    flags = np.zeros(len(texts), dtype=bool)
+    named: dict[int, str] = {}
+    ids = frozenset(index.instance_ids)
+    lo = 0
+    while lo < len(texts):
+        hi, size = lo, 0
+        while hi < len(texts) and (size < CHUNK_BYTES or hi == lo):
+            size += len(texts[hi])
+            hi += 1
+        f, n = _scan_chunk(texts[lo:hi], index, threshold, min_matched, ids)
+        flags[lo:hi] = f
+        named.update({lo + d: v for d, v in n.items()})
+        lo = hi
+    return flags, named
 
 
 def batch_flags(texts: list[str], index: FingerprintIndex, threshold: float = DEFAULT_THRESHOLD,
                 min_matched: int = DEFAULT_MIN_MATCHED) -> np.ndarray:
-    """Per text: whether `content_matches(text, index, …)` would find anything, decided for the whole list in one
-    pass (one buffer, one hashing, one look-up): the per-call numpy overhead, not the bytes, dominates a few-KB
-    sample. Exact: same normalisation, hashing and decision rule; the caller asks `content_matches` for the spans
-    of the (rare) flagged texts. Indexes with short items (fewer than n words) are decided per text."""
+    """Per text: whether `content_matches(text, index, …)` finds anything (see `batch_scan`)."""
+    return batch_scan(texts, index, threshold, min_matched)[0]
+
+
+def _scan_chunk(texts, index, threshold, min_matched, ids) -> tuple[np.ndarray, dict[int, str]]:
     out = np.zeros(len(texts), dtype=bool)
-    if not texts or not len(index.hashes):
-        return out
-    if len(index.short_items):
-        return np.array([bool(content_matches(t, index, threshold, min_matched)) for t in texts])
-    parts = []
-    for t in texts:
-        parts.append(t.encode("ascii") if _fast(t) else canonical(t)[0].tobytes())
+    parts = [t.encode("ascii") if is_plain(t) else canonical(t)[0].tobytes() for t in texts]
     lens = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
     doc_start = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(lens, out=doc_start[1:])
-    b = np.frombuffer(b"".join(parts).lower(), dtype=np.uint8)
+    buf = b"".join(parts).lower()
+    named = {d: v[0] for d, v in instance_ids_in(buf, doc_start, ids).items()} if b"__" in buf else {}
+    if not len(index.hashes):
+        return out, named
+    if len(index.short_items):  # (none in Verified) decided per text
+        return np.array([bool(content_matches(t, index, threshold, min_matched)) for t in texts]), named
+    b = np.frombuffer(buf, dtype=np.uint8)
     if len(b) == 0:
-        return out
+        return out, named
     w = np.take(_IS_WORD, b)
     first, last = doc_start[:-1][lens > 0], doc_start[1:][lens > 0] - 1
     prev = np.zeros(len(b), dtype=bool)
@@ -157,7 +207,7 @@ def batch_flags(texts: list[str], index: FingerprintIndex, threshold: float = DE
     starts = np.flatnonzero(w & ~prev)
     ends = np.flatnonzero(w & ~nxt) + 1
     if len(starts) == 0:
-        return out
+        return out, named
     wh = _word_hashes_spans(b, starts, ends)
     doc = np.searchsorted(doc_start, starts, side="right") - 1
     drop = line_number_words(b, starts, ends, doc_start[doc])
@@ -167,14 +217,14 @@ def batch_flags(texts: list[str], index: FingerprintIndex, threshold: float = DE
         wh, doc = wh[keep], doc[keep]
     n = index.n
     if len(wh) < n:
-        return out
+        return out, named
     h = window_hashes(wh, n)
     same = doc[: len(h)] == doc[n - 1:]
     at, pos_ = _lookup(index, h)
     ok = same[at]
     at, pos_ = at[ok], pos_[ok]
     if not len(at):
-        return out
+        return out, named
     d = doc[at]
     pair = np.unique(np.stack([d, h[at].view(np.int64)]), axis=1, return_index=True)[1]  # distinct (doc, n-gram)
     d_u, pos_u = d[pair], pos_[pair]
@@ -184,4 +234,4 @@ def batch_flags(texts: list[str], index: FingerprintIndex, threshold: float = DE
     sizes = index.item_sizes.reshape(-1)[keys % n_items]
     hit = ((matched / np.maximum(sizes, 1)) >= threshold) | (matched >= min_matched)
     out[np.unique(keys[hit] // n_items)] = True
-    return out
+    return out, named

@@ -74,7 +74,8 @@ class _Powers:
 
     @staticmethod
     def _table(base: int, length: int) -> np.ndarray:
-        t = np.full(length, base, dtype=np.uint64)
+        t = np.empty(length, dtype=np.uint64)
+        t.fill(np.uint64(base))  # (np.full with a Python int above 2**63 converts element by element)
         t[0] = 1
         return np.cumprod(t, out=t)  # wraps mod 2^64
 

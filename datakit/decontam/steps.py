@@ -22,7 +22,6 @@ meta, source` (and a PullRecord-style `fork_of` / `repo_meta` where present).
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from datatrove.data import Document
@@ -32,7 +31,6 @@ from datakit.pipeline.step import CountingStep
 SPAN_CHARS = 2000
 MIRROR_KINDS = ("git", "github", "gharchive")  # source kinds whose code came from a git mirror
 BATCH_ROWS = 2048
-INSTANCE_ID = re.compile(r"[a-z0-9][a-z0-9_.\-]*__[a-z0-9_.\-]+-[0-9]+")
 READ_COLUMNS = ("id", "kind", "role", "text", "messages", "meta", "source", "fork_of", "repo_meta")
 
 
@@ -41,22 +39,6 @@ def sample_text(sample: dict) -> str:
     if sample.get("messages"):
         return "\n".join((m or {}).get("content") or "" for m in sample["messages"])
     return sample.get("text") or ""
-
-
-def came_from_mirror(sample: dict) -> bool:
-    source = sample.get("source") or {}
-    return bool((sample.get("meta") or {}).get("repo")) and source.get("kind") in MIRROR_KINDS
-
-
-def fork_metadata(sample: dict) -> dict:
-    """Everything that can name the sample repository's fork network (any of it may be null)."""
-    meta = sample.get("meta") or {}
-    out = {}
-    for key, value in (("fork_of", meta.get("fork_of")), ("repo_meta", meta.get("repo_meta")),
-                       ("parents", [sample.get("fork_of"), sample.get("repo_meta")])):
-        if value not in (None, [None, None]):
-            out[key] = value
-    return out
 
 
 def mirror_status(mirrors_dir: str | None) -> str | None:
@@ -125,52 +107,66 @@ class DecontamFilter(CountingStep):
             return "mirror_unavailable"
 
     # -- the batch -----------------------------------------------------------------------------------------
-    def _decide(self, rows: list[dict], index, mirror_rules, verdicts: dict, kwargs: dict) -> list[dict | None]:
-        """Per row: None (keep) or the match row (rule, detail, …)."""
-        from datakit.decontam.content import batch_flags, content_matches
+    def _decide(self, batch, index, mirror_rules, verdicts: dict, kwargs: dict) -> list[dict | None]:
+        """Per row of an Arrow batch: None (keep) or the match row (rule, detail, …). Reads columns, not rows."""
+        from datakit.decontam.content import batch_scan, content_matches
         from datakit.decontam.repos import RepoMatch, commit_rule
 
-        out: list[dict | None] = [None] * len(rows)
+        n = batch.num_rows
+        col = {name: batch.column(name) for name in batch.schema.names}
+
+        def field(struct_name: str, name: str) -> list:
+            arr = col.get(struct_name)
+            if arr is None or not hasattr(arr.type, "get_field_index") or arr.type.get_field_index(name) < 0:
+                return [None] * n
+            return arr.field(name).to_pylist()
+
+        repos, bases, heads = field("meta", "repo"), field("meta", "base_sha"), field("meta", "head_sha")
+        fork_cols = [field("meta", "fork_of"), field("meta", "repo_meta"),
+                     col["fork_of"].to_pylist() if "fork_of" in col else [None] * n,
+                     col["repo_meta"].to_pylist() if "repo_meta" in col else [None] * n]
+        kinds = field("source", "kind")
+        out: list[dict | None] = [None] * n
         text_rows = []
-        for i, sample in enumerate(rows):
-            meta = sample.get("meta") or {}
-            forks = fork_metadata(sample)
-            from_mirror = came_from_mirror(sample)
-            key = (meta.get("repo"), json.dumps(forks, sort_keys=True, default=str) if forks else "", from_mirror)
-            if key not in verdicts:
-                verdicts[key] = self._repo_verdict(meta.get("repo"), forks, from_mirror, mirror_rules)
-            verdict = verdicts[key]
+        for i in range(n):
+            repo = repos[i]
+            forks = [c[i] for c in fork_cols]
+            from_mirror = bool(repo) and kinds[i] in MIRROR_KINDS
+            key = (repo, json.dumps(forks, sort_keys=True, default=str) if any(forks) else "", from_mirror)
+            verdict = verdicts.get(key, verdicts)
+            if verdict is verdicts:
+                meta = {"fork_of": forks[0], "repo_meta": forks[1], "parents": forks[2:]}
+                verdict = verdicts[key] = self._repo_verdict(repo, {k: v for k, v in meta.items() if v}, from_mirror,
+                                                             mirror_rules)
             if verdict == "mirror_rules_off":
                 self.stat_update("decontam.mirror_rules_off")
                 verdict = None
             if verdict == "mirror_unavailable":
                 out[i] = _row("mirror_unavailable", None, None, 1.0,
-                              f"the mirror of {meta.get('repo')} is not in {self.mirrors_dir}: its history cannot be "
+                              f"the mirror of {repo} is not in {self.mirrors_dir}: its history cannot be "
                               "checked (fetch it, or run with --no-mirror-rules)")
                 continue
-            match = verdict if isinstance(verdict, RepoMatch) else commit_rule(
-                [s for s in (meta.get("base_sha"), meta.get("head_sha")) if s], index.base_commits)
+            match = verdict if isinstance(verdict, RepoMatch) else (
+                commit_rule([bases[i], heads[i]], index.base_commits) if bases[i] or heads[i] else None)
             if match is not None:
                 out[i] = _row(match.rule, match.matched_instance_id, match.matched_repo, 1.0, match.detail)
             elif self.text_rules:
                 text_rows.append(i)
         if not text_rows:
             return out
-        texts = [sample_text(rows[i]) for i in text_rows]
-        ids = set(index.instance_ids)
-        flags = batch_flags(texts, index, **kwargs)
-        for i, text, flagged in zip(text_rows, texts, flags):
-            if "__" in text:  # an instance id ("django__django-11099") names the task outright
-                low = text.lower()
-                for m in INSTANCE_ID.finditer(low):
-                    if m.group() in ids:
-                        iid = m.group()
-                        repo = index.repos[index.instance_ids.index(iid)]
-                        out[i] = _row("text_instance_id", iid, repo, 1.0, f"the text names the SWE-bench instance {iid}",
-                                      span=(m.start(), m.end(), text[m.start():m.end()]))
-                        break
-                if out[i] is not None:
-                    continue
+        texts_all = col["text"].to_pylist() if "text" in col else [""] * n
+        messages = col["messages"].to_pylist() if "messages" in col and col["messages"].null_count < n else None
+        texts = [sample_text({"text": texts_all[i], "messages": messages[i] if messages else None})
+                 for i in text_rows]
+        flags, named = batch_scan(texts, index, **kwargs)
+        for k, (i, text, flagged) in enumerate(zip(text_rows, texts, flags)):
+            if k in named:  # an instance id ("django__django-11099") names the task outright
+                iid = named[k]
+                at = text.lower().find(iid)
+                span = (at, at + len(iid), text[at:at + len(iid)]) if at >= 0 else (None, None, None)
+                out[i] = _row("text_instance_id", iid, index.repos[index.instance_ids.index(iid)], 1.0,
+                              f"the text names the SWE-bench instance {iid}", span=span)
+                continue
             if not flagged:
                 continue
             found = content_matches(text, index, **kwargs)
@@ -191,6 +187,7 @@ class DecontamFilter(CountingStep):
 
         if data:  # a terminal step that reads its own input; anything before it is passed through unread
             yield from data
+        _pyarrow_without_pandas()
         index, mirror_rules = self._load()
         kwargs = {k: v for k, v in (("threshold", self.threshold), ("min_matched", self.min_matched)) if v is not None}
         verdicts: dict = {}
@@ -209,9 +206,8 @@ class DecontamFilter(CountingStep):
                     if 0 < left < batch.num_rows:
                         batch = batch.slice(0, left)
                     left -= batch.num_rows if left > 0 else 0
-                    rows = batch.select(have).to_pylist()
-                    verdict = self._decide(rows, index, mirror_rules, verdicts, kwargs)
-                    self.stat_update("samples.read", value=len(rows))
+                    verdict = self._decide(batch.select(have), index, mirror_rules, verdicts, kwargs)
+                    self.stat_update("samples.read", value=batch.num_rows)
                     keep = [v is None for v in verdict]
                     n_keep = sum(keep)
                     if n_keep:
@@ -239,6 +235,30 @@ class DecontamFilter(CountingStep):
                 writer.close()
             matches.close()
             self.quarantine.close()
+
+
+def _pyarrow_without_pandas() -> None:
+    """pyarrow imports pandas (0.5-0.6 s) on its first Python-object conversion only to ask whether an object is a
+    DataFrame; this step never hands it one. When nothing has imported pandas yet, let that first check find it
+    missing (pyarrow remembers "no pandas" for those checks, and still imports it for an explicit to_pandas())."""
+    import sys
+
+    if "pandas" in sys.modules:
+        return
+    import pyarrow as pa
+
+    class _NoPandas:  # a meta-path finder that refuses `pandas` for this one call
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name == "pandas" or name.startswith("pandas."):
+                raise ImportError("pandas is not needed by the decontam step")
+            return None
+
+    sys.meta_path.insert(0, _NoPandas)
+    try:
+        pa.array([0])
+    finally:
+        sys.meta_path.remove(_NoPandas)
 
 
 def _row(rule, instance, repo, score, detail, ngrams=0, span=(None, None, None)) -> dict:
