@@ -7,7 +7,9 @@ consume it downstream — written here from their published source, independent 
   the file name as the text before `<<<<<<< SEARCH` (`lstrip("#").strip()`), drops duplicate commands, and the
   applier (`parse_diff_edit_commands`) keeps the lines between the markers, splits them on `\\n=======\\n` (exactly
   two parts, else the command is skipped) and replaces every `"\\n" + search + "\\n"` of the file's
-  `"\\n" + "\\n".join(lines) + "\\n"`. Two readings differ from the original on purpose, because a byte-exact
+  `"\\n" + "\\n".join(lines) + "\\n"`, command after command in the order written (Agentless's applier checks them all
+  against the localised interval first and then applies them from the last). Two readings differ from the
+  original on purpose, because a byte-exact
   consumer needs them: lines are split on "\\n" only (Agentless's `splitlines()` also splits on "\\r", so it turns
   CRLF into LF), and the rebuilt file keeps its final-newline state (Agentless's reassembly adds or drops it
   depending on the localised interval, and prepends "\\n" when the interval starts at line 1).
