@@ -71,13 +71,13 @@ def _text_mb(folder: Path, column: str = "text") -> float:
     return total / 1e6
 
 
-def _total_repos(recipe: Recipe, sample_root: Path) -> int:
+def _total_repos(recipe: Recipe, sample_root: Path, failed: dict[str, str]) -> int:
     """How many repositories the recipe's repo-list sources read (their inputs as the sample run made them)."""
     from datakit.pipeline.stages import StageContext, repo_specs
 
     total = 0
     for spec in recipe.stages:
-        if spec.type.type_name not in REPO_SOURCES:
+        if spec.type.type_name not in REPO_SOURCES or any(i in failed for i in spec.inputs):
             continue
         inp = None
         if spec.input is not None:
@@ -119,12 +119,26 @@ def plan_recipe(recipe: Recipe, sample_repos: int = 20, nodes: int = 1, cores: i
     try:
         sample = parse_recipe(_sample_data(recipe, tmp), f"plan sample of {recipe.name}", base_output=str(tmp))
         sample.sample_repos = sample_repos
-        run_recipe(sample, console=None)
-        total = _total_repos(recipe, tmp)
+        failed: dict[str, str] = {}  # stage → why it has no sample (it failed, or an input of it did)
+        for sspec in sample.stages:
+            broken = [i for i in sspec.inputs if i in failed]
+            if broken:
+                failed[sspec.name] = f"input {broken[0]} has no sample"
+                continue
+            try:
+                run_recipe(sample, only=[sspec.name], console=None)
+            except Exception as exc:  # a source that needs the network or a path of another machine
+                failed[sspec.name] = " ".join(str(exc).split())[:200]
+        total = _total_repos(recipe, tmp, failed)
         sampled = min(sample_repos, total)
         plans = []
         for spec, sspec in zip(recipe.stages, sample.stages):
             out = sspec.output
+            if spec.name in failed:
+                plans.append(StagePlan(spec.name, spec.type.type_name, list(spec.inputs), str(spec.output),
+                                       provenance=f"not sampled: {failed[spec.name]}",
+                                       figure=(figures.get(spec.type.type_name) or {}).get("what", "")))
+                continue
             stats = json.loads((out / "stats.json").read_text()) if (out / "stats.json").is_file() else {}
             reads_repos = spec.type.type_name not in ("sources.gharchive", "synth.ingest", "demo.repo")
             scale = total / sampled if reads_repos and sampled else 1.0
