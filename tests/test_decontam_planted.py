@@ -552,3 +552,29 @@ def test_planted_set_through_the_cli(instances, tmp_path, capsys):
     assert all(f"| {sid.replace('_', chr(92) + '_')} |" in md for sid in list(caught)[:200])
     assert "13-grams &gt;= 0.5 OR matched distinct 13-grams &gt;= 6" in md  # (markdown cells are HTML-escaped)
     assert (out / "audit" / "audit_decision.png").is_file()
+
+
+@needs_data
+def test_batch_scan_decides_exactly_like_content_matches(instances):
+    """The stage's batch path (one buffer for many samples) gives the per-text verdict for every sample,
+    instance ids included, across chunk boundaries (small chunks forced)."""
+    import datakit.decontam.content as content
+    from datakit.decontam.index import default_index
+
+    index = default_index()
+    rng = random.Random(3)
+    samples = rng.sample(contaminated(instances), 300) + rng.sample(clean(n_code=400, n_issues=100, n_per_trap=20),
+                                                                    400)
+    texts = [s.get("text") or "\n".join(m["content"] for m in s["messages"]) for s in samples]
+    texts += ["", "x", "django__django-11099", "see:astropy__astropy-12907.", "__init__-1 a__b-2"]
+    per_text = [bool(content.content_matches(t, index)) for t in texts]
+    old = content.CHUNK_BYTES
+    try:
+        for chunk in (old, 50_000):
+            content.CHUNK_BYTES = chunk
+            flags, named = content.batch_scan(texts, index)
+            assert flags.tolist() == per_text
+            assert named[len(texts) - 3] == "django__django-11099" and named[len(texts) - 2] == "astropy__astropy-12907"
+            assert len(texts) - 1 not in named and len(texts) - 5 not in named
+    finally:
+        content.CHUNK_BYTES = old

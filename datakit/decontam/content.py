@@ -130,6 +130,7 @@ def content_matches(text: str, index: FingerprintIndex, threshold: float = DEFAU
 
 _INSTANCE_TAIL = re.compile(rb"__[a-z0-9_.\-]+?-[0-9]+(?![0-9])")  # literal prefix: sre scans for "__" fast
 _INSTANCE_HEAD = re.compile(rb"[a-z0-9][a-z0-9_.\-]*$")
+_WORD_TABLE = bytes(int(v) for v in _IS_WORD)  # byte -> 1 for word bytes, 0 for separators
 CHUNK_BYTES = 1 << 20  # bytes hashed in one pass (the power tables stay at a few MB)
 
 
@@ -186,8 +187,8 @@ def _scan_chunk(texts, index, threshold, min_matched, ids) -> tuple[np.ndarray, 
     parts = [t.encode("ascii") if is_plain(t) else canonical(t)[0].tobytes() for t in texts]
     lens = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
     doc_start = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(lens, out=doc_start[1:])
-    buf = b"".join(parts).lower()
+    np.cumsum(lens + 1, out=doc_start[1:])  # documents joined by one newline: no word, no line spans two
+    buf = b"\n".join(parts).lower()
     named = {d: v[0] for d, v in instance_ids_in(buf, doc_start, ids).items()} if b"__" in buf else {}
     if not len(index.hashes):
         return out, named
@@ -196,16 +197,10 @@ def _scan_chunk(texts, index, threshold, min_matched, ids) -> tuple[np.ndarray, 
     b = np.frombuffer(buf, dtype=np.uint8)
     if len(b) == 0:
         return out, named
-    w = np.take(_IS_WORD, b)
-    first, last = doc_start[:-1][lens > 0], doc_start[1:][lens > 0] - 1
-    prev = np.zeros(len(b), dtype=bool)
-    prev[1:] = w[:-1]
-    prev[first] = False  # documents never share a word
-    nxt = np.zeros(len(b), dtype=bool)
-    nxt[:-1] = w[1:]
-    nxt[last] = False
-    starts = np.flatnonzero(w & ~prev)
-    ends = np.flatnonzero(w & ~nxt) + 1
+    w = np.zeros(len(b) + 2, dtype=np.int8)
+    w[1:-1] = np.frombuffer(buf.translate(_WORD_TABLE), dtype=np.int8)  # bytes.translate: a C loop, no numpy take
+    edges = np.flatnonzero(np.diff(w))
+    starts, ends = edges[0::2], edges[1::2]
     if len(starts) == 0:
         return out, named
     wh = _word_hashes_spans(b, starts, ends)
