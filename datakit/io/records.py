@@ -8,6 +8,7 @@ from the first document, and name files `{rank:05d}.parquet`, so no two tasks wr
 from __future__ import annotations
 
 import json
+import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,6 +31,30 @@ def prompt_completion(row: dict) -> tuple[str, str]:
 
 def as_document(record: dict, text_field: str | None = None) -> Document:
     return Document(text=(record.get(text_field) or "") if text_field else "", id=record["id"], metadata=record)
+
+
+class _RefusePandas:
+    """A meta-path finder under which `import pandas` fails."""
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.partition(".")[0] == "pandas":
+            raise ImportError("pandas is not needed to write records")
+        return None
+
+
+def skip_pyarrow_pandas_probe() -> None:
+    """pyarrow imports pandas (~0.4 s and ~40 MiB per process) on its first Python-object conversion, only to ask
+    whether the object is a pandas one; records never are. When nothing has imported pandas yet, let that first
+    probe find none: pyarrow remembers the answer for its probes and still imports pandas for an explicit
+    `to_pandas()`. (datakit.decontam.steps does the same for its own step.)"""
+    if "pandas" in sys.modules:
+        return
+    sys.meta_path.insert(0, _RefusePandas)
+    try:
+        pa.array([None])
+    finally:
+        sys.meta_path.remove(_RefusePandas)
 
 
 # Large free-text columns: dictionary encoding costs a third of the write CPU on them and never pays (every value
@@ -85,6 +110,7 @@ class RecordWriter(ParquetWriter):
 
     def _write(self, document: dict, file_handler, filename: str) -> None:
         if filename not in self._writers:  # datatrove's own writer, with our column encodings
+            skip_pyarrow_pandas_probe()  # here, in the process that writes (the step may be pickled to another)
             self._writers[filename] = pq.ParquetWriter(file_handler, schema=self.schema, compression=self.compression,
                                                        use_dictionary=self.use_dictionary,
                                                        write_statistics=self.use_dictionary, write_page_index=True)

@@ -1,4 +1,4 @@
-"""SEARCH/REPLACE edit blocks in the exact format Agentless and SWE-RL read (and Kimi-Dev trains on).
+r"""SEARCH/REPLACE edit blocks in the exact format Agentless and SWE-RL read (and Kimi-Dev trains on).
 
 Pure functions on ``str``; no I/O; standard library only.
 
