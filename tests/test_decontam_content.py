@@ -24,6 +24,7 @@ from datakit.decontam.background import held_out
 from datakit.decontam.content import content_matches
 from datakit.decontam.index import FingerprintIndex, boilerplate_words, build_index, default_index, patch_views
 from datakit.decontam.reference import Instance, ReferenceUnavailable, full_test_ids, load_reference
+from tests.test_decontam_planted import hunks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SWEBENCH = SHARED / "data" / "swebench"
@@ -51,22 +52,7 @@ def _paragraphs(t: str) -> list[str]:
     return [p for p in re.split(r"\r?\n[ \t]*\r?\n", t) if p.strip()]
 
 
-def _hunks(patch: str) -> list[str]:
-    out, cur = [], None
-    for line in patch.splitlines(keepends=True):
-        if line.startswith("@@"):
-            if cur:
-                out.append("".join(cur))
-            cur = [line]
-        elif line.startswith("diff --git"):
-            if cur:
-                out.append("".join(cur))
-            cur = None
-        elif cur is not None:
-            cur.append(line)
-    if cur:
-        out.append("".join(cur))
-    return out
+_hunks = hunks  # one hunk splitter for the decontam tests (tests/test_decontam_planted.py)
 
 
 @pytest.fixture(scope="module")

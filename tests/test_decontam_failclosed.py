@@ -19,6 +19,7 @@ from datakit.cli import main
 from datakit.decontam.index import build_index
 from datakit.decontam.reference import Instance
 from tests.gitrepo import RepoBuilder
+from tests.test_decontam_repos import _copy_objects
 from tests.test_tokens_stage import write_samples
 
 GIT = {"kind": "git", "method": "merge_commit", "repo": None, "pr": 1, "commit": None, "crawled_at": None,
@@ -54,22 +55,6 @@ def _history(path: Path, n: int = 4, label: str = "a") -> tuple[RepoBuilder, lis
     shas = [str(b.commit({f"{label}.py": f"{label} = {i}\n"}, f"commit {i}", parent="main" if i else None))
             for i in range(n)]
     return b, shas
-
-
-def _copy_objects(src: pygit2.Repository, dst: pygit2.Repository, sha: str) -> None:
-    """One commit object and its whole tree (not its parents), byte for byte: the same sha."""
-    todo = [pygit2.Oid(hex=sha)]
-    while todo:
-        oid = todo.pop()
-        if oid in dst:
-            continue
-        kind, data = src.odb.read(oid)
-        dst.odb.write(kind, data)
-        obj = src[oid]
-        if isinstance(obj, pygit2.Commit):
-            todo.append(obj.tree_id)
-        elif isinstance(obj, pygit2.Tree):
-            todo += [entry.id for entry in obj]
 
 
 def _index(tmp_path, base_sha: str, repo="django/django") -> Path:
