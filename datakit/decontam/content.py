@@ -48,7 +48,7 @@ import numpy as np
 
 from .index import FIELDS, FingerprintIndex
 from .ngrams import _IS_WORD, _word_hashes_spans, text_words, to_chars, window_hashes
-from .normalize import canonical, is_plain, line_number_words
+from .normalize import canonical_bytes, line_number_words
 
 __all__ = ["TextMatch", "content_matches", "batch_flags", "batch_scan", "instance_ids_in", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
 
@@ -184,7 +184,7 @@ def batch_flags(texts: list[str], index: FingerprintIndex, threshold: float = DE
 
 def _scan_chunk(texts, index, threshold, min_matched, ids) -> tuple[np.ndarray, dict[int, str]]:
     out = np.zeros(len(texts), dtype=bool)
-    parts = [t.encode("ascii") if is_plain(t) else canonical(t)[0].tobytes() for t in texts]
+    parts = [canonical_bytes(t) for t in texts]
     lens = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
     doc_start = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(lens + 1, out=doc_start[1:])  # documents joined by one newline: no word, no line spans two

@@ -30,7 +30,7 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["canonical", "canonical_text", "is_plain", "line_number_words", "FOLD"]
+__all__ = ["canonical", "canonical_bytes", "canonical_text", "is_plain", "line_number_words", "FOLD"]
 
 # typographic punctuation → ASCII; invisible characters → NUL (deleted after encoding)
 FOLD = {
@@ -77,6 +77,9 @@ def _nfkc(s: str) -> tuple[str, np.ndarray | None]:
     """NFKC by non-ASCII runs, with the map output char → input char (None when the length did not change)."""
     if unicodedata.is_normalized("NFKC", s):
         return s, None
+    whole = unicodedata.normalize("NFKC", s)
+    if len(whole) == len(s):  # character for character (no-break spaces, full-width letters, µ): no map needed
+        return whole, None
     parts, cmap, last = [], [], 0
     for m in _NON_ASCII_RUN.finditer(s):
         a, e = m.span()
@@ -145,6 +148,17 @@ def canonical(text: str) -> tuple[np.ndarray, np.ndarray | None]:
         bmap = np.append(bmap[keep], bmap[-1])
         b = b[keep]
     return b, bmap
+
+
+def canonical_bytes(text: str) -> bytes:
+    """`canonical(text)[0]` as bytes, without the offset map (what the batch path hashes)."""
+    if is_plain(text):
+        return text.encode("ascii").lower()
+    s, _ = canonical_text(text)
+    raw = s.encode("utf-8", "surrogatepass").lower()
+    if b"\\_" in raw:
+        raw = raw.replace(b"\\_", b"_")
+    return raw.replace(b"\x00", b"") if b"\x00" in raw else raw
 
 
 def line_number_words(b: np.ndarray, starts: np.ndarray, ends: np.ndarray,
