@@ -113,7 +113,8 @@ def test_demo_writes_samples_for_both_roles_and_counts_add_up(demo_run):
     validate(stats, "stage_stats")
     for role in ("bugfixer", "testwriter"):
         u = stats["units"][role]
-        assert u["read"] == u["written"] + sum(u["quarantined"].values()) and u["written"] > 0
+        assert u["read"] == u["written"] + sum(u["quarantined"].values()) + sum(u["filtered"].values())
+        assert u["written"] > 0
     pulls = json.loads((out / "pulls" / "stats.json").read_text())["units"]["pulls"]
     assert pulls["read"] == pulls["written"] + sum(pulls["quarantined"].values())
     assert stats["units"]["bugfixer"]["read"] == pulls["written"]
@@ -141,7 +142,7 @@ def test_demo_edits_reapply_byte_for_byte(demo_run):
             assert new[e.path].encode() == read_blob(repo, head, e.path)
         assert_both_parsers_reproduce(repo, row)  # Agentless-like and SWE-RL-like readers
     statuses = {e.status for row in rows for e in parse_edits(prompt_completion(row)[1])}
-    assert statuses == {"modified", "added"}  # deleted and renamed files are quarantined (no SEARCH/REPLACE form)
+    assert "modified" in statuses and statuses <= {"modified", "added"}  # deleted/renamed files are quarantined
 
 
 def test_demo_outputs_read_with_pyarrow_polars_datasets(demo_run):
