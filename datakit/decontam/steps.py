@@ -57,8 +57,9 @@ def mirror_status(mirrors_dir: str | None) -> str | None:
 
 
 class DecontamFilter(CountingStep):
-    """Unit `samples`: read = written (kept) + quarantined (per rule). Reads `input_dir` itself (sharded by
-    file) and writes kept samples to `output_dir/{rank:05d}.parquet`."""
+    """Unit `samples`: read = written (kept) + quarantined (per rule). Reads `input_dir` itself — one folder, or a
+    list (a recipe's `inputs:`: Agentless samples, bundles, synthetic data) — sharded by file, and writes kept
+    samples to `output_dir/{rank:05d}.parquet`."""
 
     name = "🧽 decontam"
     type = "🔻 - FILTER"
@@ -192,7 +193,8 @@ class DecontamFilter(CountingStep):
         kwargs = {k: v for k, v in (("threshold", self.threshold), ("min_matched", self.min_matched)) if v is not None}
         verdicts: dict = {}
         schema = arrow_schema("sample")
-        files = sorted(Path(self.input_dir).glob("*.parquet"))[rank::world_size]
+        dirs = [self.input_dir] if isinstance(self.input_dir, str) else list(self.input_dir)
+        files = [p for d in dirs for p in sorted(Path(d).glob("*.parquet"))][rank::world_size]
         matches = RecordWriter(self.matches_dir, "decontam_match")
         writer = None
         left = self.limit

@@ -447,6 +447,7 @@ class DecontamStage(StageType):
     type_name = "decontam"
     summary = "drop SWE-bench Verified leakage (repos, renames, forks, mirrors, commits, text overlap) into a quarantine"
     units = ("samples",)
+    multi_input = True  # `inputs: [samples, bundles, synth]`: every kind of sample is decontaminated
 
     @dataclass
     class Options:
@@ -466,7 +467,7 @@ class DecontamStage(StageType):
         problem = mirror_status(str(ctx.mirrors))
         if problem is None:
             return
-        for path in sorted(Path(ctx.input).glob("*.parquet")):
+        for path in [p for folder in (ctx.inputs or [ctx.input]) for p in sorted(Path(folder).glob("*.parquet"))]:
             names = pq.read_schema(path).names
             if "source" not in names:
                 continue
@@ -487,7 +488,8 @@ class DecontamStage(StageType):
         if o.mirrors:
             self._check_mirrors(ctx)
         return [
-            DecontamFilter(str(ctx.input), str(ctx.output), ctx.quarantine, str(ctx.output / "matches"),
+            DecontamFilter([str(p) for p in ctx.inputs or [ctx.input]], str(ctx.output), ctx.quarantine,
+                           str(ctx.output / "matches"),
                            o.index or None, str(ctx.mirrors) if o.mirrors else None,
                            o.threshold if o.threshold >= 0 else None, o.min_matched if o.min_matched >= 0 else None,
                            o.text_rules, mirror_rules=o.mirrors, roots_file=o.roots or None, limit=ctx.limit),
