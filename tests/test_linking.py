@@ -84,3 +84,18 @@ def test_bots(login, bot):
 def test_licence_allow_list():
     assert license_allowed("MIT", ["mit", "Apache-2.0"]) and not license_allowed("GPL-3.0", ["MIT"])
     assert not license_allowed(None, ["MIT"]) and license_allowed(None, [])
+
+
+def test_fork_of_names_the_network_root():
+    """A fork of a fork: `parent` is the intermediate fork, `source` the network's root (GitHub's REST fields)."""
+    from datakit.pulls.records import new_pull_record
+
+    meta = {"fork": True, "parent": "someone/django-fork", "source": "django/django"}
+    rec = new_pull_record(repo="x/y", number=1, title="t", body="", author="a", created_at=None, updated_at=None,
+                          merged_at=None, base_sha="", head_sha="", merge_sha=None, kind="github", method="graphql",
+                          repo_meta=meta)
+    assert rec["fork_of"] == "django/django"
+    meta = {"fork": True, "parent": "pallets/flask", "source": None}
+    assert new_pull_record(repo="x/y", number=1, title="t", body="", author="a", created_at=None, updated_at=None,
+                           merged_at=None, base_sha="", head_sha="", merge_sha=None, kind="github",
+                           method="graphql", repo_meta=meta)["fork_of"] == "pallets/flask"

@@ -41,7 +41,9 @@ def new_pull_record(*, repo: str, number: int, title: str | None, body: str | No
         "linked_issues": [],
         "review_comments": review_comments or [],
         "labels": labels or [],
-        "fork_of": (repo_meta or {}).get("parent"),
+        # the fork network's root (GitHub's `source`) before the direct parent: a fork of a fork of a SWE-bench
+        # repository names that repository, so decontamination catches it by name
+        "fork_of": (repo_meta or {}).get("source") or (repo_meta or {}).get("parent"),
         "flags": [],
         "repo_meta": repo_meta,
         "source": {"kind": kind, "method": method, "repo": repo, "pr": number, "commit": merge_sha,
