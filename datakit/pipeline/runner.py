@@ -238,10 +238,8 @@ def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, f
         for name in spec.inputs or ([spec.input] if spec.input is not None else []):
             from_stage = name in fingerprints
             path = recipe.stage(name).output if from_stage else Path(name).resolve()
-            if not path.exists():
-                raise StageFailed(f"stage {spec.name}: input {path} does not exist")
             paths.append(path)
-            fps.append(fingerprints[name] if from_stage else _input_fingerprint(path))
+            fps.append(fingerprints[name] if from_stage or not path.exists() else _input_fingerprint(path))
         input_path = paths[0] if paths else None
         # one input: its fingerprint as before (unchanged recipes keep their folders); several: the list
         input_fp = None if not fps else fps[0] if len(fps) == 1 else fps
@@ -249,6 +247,9 @@ def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, f
         fingerprints[spec.name] = fingerprint
         if only and spec.name not in only:
             continue
+        for path in paths:  # checked only for the stages that run (`--stages b` after a run that made a)
+            if not path.exists():
+                raise StageFailed(f"stage {spec.name}: input {path} does not exist")
         if force and spec.output.exists():
             shutil.rmtree(spec.output)
         results.append(run_stage(spec, recipe, input_path, fingerprint, limit, console, inputs=paths))
