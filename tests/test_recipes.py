@@ -92,7 +92,9 @@ def test_help_explains_each_option():
 
 def test_demo_recipe_checks(tmp_path):
     recipe = load_recipe(DEMO, base_output=str(tmp_path / "o"), executor_override={"tasks": 3})
-    assert [s.name for s in recipe.stages] == ["repo", "pulls", "samples", "decontam", "tokens", "megatron"]
+    assert [s.name for s in recipe.stages] == ["repo", "pulls", "samples", "bundles", "synth", "decontam", "tokens",
+                                               "megatron"]
+    assert recipe.stage("decontam").inputs == ["samples", "bundles", "synth"]
     assert all(s.tasks == 3 for s in recipe.stages)  # the command line wins over the stage
 
 
@@ -167,7 +169,7 @@ def test_rerun_does_no_work_and_changes_no_byte(demo_run):
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
     proc = datakit("run", DEMO, "--output", out)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("resumed: nothing to do") == 6
+    assert proc.stderr.count("resumed: nothing to do") == 8
     assert tree_digest(out) == before
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == mtimes
 
@@ -194,7 +196,7 @@ def test_killed_task_resumes_without_loss_or_duplication(tmp_path):
     proc = datakit("run", DEMO, "--output", out)
     assert proc.returncode == 0, proc.stderr
     # only the samples stage ran again; what depends on it had nothing new to do (same fingerprint)
-    assert proc.stderr.count("resumed: nothing to do") == 5
+    assert proc.stderr.count("resumed: nothing to do") == 7
     assert tree_digest(out) == reference
 
 
