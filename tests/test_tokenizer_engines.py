@@ -133,3 +133,24 @@ def test_array_output_edge_cases():
         assert [a.tolist() for a in tok.encode_batch_arrays(["", "ab"])] == [[], tok.encode("ab")]
         with pytest.raises(TokenizerError):
             tok.encode_batch_arrays(["a", None])  # type: ignore[list-item]
+
+
+
+_FORKED_IMPL: list = [None]  # reached by the forked child through the fork (the engine is not picklable)
+
+
+def _encode_forked(text: str) -> list[int]:
+    return _FORKED_IMPL[0].encode(text)
+
+
+def test_fork_while_the_engine_builds():
+    """A process forked while the background build runs (datatrove's local pool forks) builds its own engine."""
+    import multiprocessing
+
+    _engine("fastokens")
+    _FORKED_IMPL[0] = tkmod._FastokensImpl(tkmod._qwen25_ranks_path(), tkmod.QWEN25_PATTERN,
+                                           tkmod._qwen25_specials())
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.apply(_encode_forked, ("Hello, world!",))
+    assert got == [9707, 11, 1879, 0]
+    assert _FORKED_IMPL[0].encode("Hello, world!") == got

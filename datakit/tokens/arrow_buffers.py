@@ -4,7 +4,8 @@
 is a pandas object), which costs ~1 s of start-up per process. These helpers build the same arrays with
 `pa.Array.from_buffers` for the types the token shards and the mixture ledger use: fixed-width integers and
 floats, booleans, strings, and lists of those (nested lists too), with nulls. Any other type falls back to
-`pa.array` (correct, only slower to import). `table(columns, schema)` replaces `pa.table(columns, schema=schema)`;
+`pa.array` (correct, only slower to import). `array(values, type=...)` replaces `pa.array(values, type=...)`,
+`table(columns, schema)` replaces `pa.table(columns, schema=schema)`;
 `read_table(path, columns)` replaces `pq.read_table`, whose `pyarrow.dataset` import pulls pandas in too.
 """
 
@@ -41,43 +42,43 @@ def _offsets(lengths: Sequence[int], large: bool = False) -> np.ndarray:
     return offsets
 
 
-def array(values: Sequence[Any] | np.ndarray, typ: pa.DataType) -> pa.Array:
-    """An Arrow array of `typ` holding `values` (a list, possibly with None, or a numpy array; an Arrow array is
+def array(values: Sequence[Any] | np.ndarray, type: pa.DataType) -> pa.Array:
+    """An Arrow array of `type` holding `values` (a list, possibly with None, or a numpy array; an Arrow array is
     cast if need be)."""
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
-        return values if values.type == typ else values.cast(typ)
+        return values if values.type == type else values.cast(type)
     n = len(values)
-    dtype = _np_dtype(typ)
+    dtype = _np_dtype(type)
     if dtype is not None:
         validity, nulls = _validity(values)
         if nulls:
             values = [0 if v is None else v for v in values]
         data = np.ascontiguousarray(values, dtype=dtype)
-        return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(data)], null_count=nulls)
-    if pa.types.is_boolean(typ):
+        return pa.Array.from_buffers(type, n, [validity, pa.py_buffer(data)], null_count=nulls)
+    if pa.types.is_boolean(type):
         validity, nulls = _validity(values)
         bits = np.fromiter((bool(v) for v in values), dtype=bool, count=n)
-        return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(np.packbits(bits, bitorder="little"))],
+        return pa.Array.from_buffers(type, n, [validity, pa.py_buffer(np.packbits(bits, bitorder="little"))],
                                      null_count=nulls)
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+    if pa.types.is_string(type) or pa.types.is_large_string(type):
         validity, nulls = _validity(values)
         encoded = [b"" if v is None else v.encode("utf-8") for v in values]
-        offsets = _offsets([len(b) for b in encoded], large=pa.types.is_large_string(typ))
-        return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
+        offsets = _offsets([len(b) for b in encoded], large=pa.types.is_large_string(type))
+        return pa.Array.from_buffers(type, n, [validity, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))],
                                      null_count=nulls)
-    if pa.types.is_list(typ) or pa.types.is_large_list(typ):
+    if pa.types.is_list(type) or pa.types.is_large_list(type):
         validity, nulls = _validity(values)
         rows = [() if v is None else v for v in values]
-        offsets = _offsets([len(r) for r in rows], large=pa.types.is_large_list(typ))
-        value_dtype = _np_dtype(typ.value_type)
+        offsets = _offsets([len(r) for r in rows], large=pa.types.is_large_list(type))
+        value_dtype = _np_dtype(type.value_type)
         if value_dtype is not None and all(isinstance(r, np.ndarray) for r in rows):
             flat = np.concatenate(rows).astype(value_dtype, copy=False) if rows else np.empty(0, value_dtype)
         else:
             flat = [x for r in rows for x in r]
-        child = array(flat, typ.value_type)
-        return pa.Array.from_buffers(typ, n, [validity, pa.py_buffer(offsets)], null_count=nulls,
+        child = array(flat, type.value_type)
+        return pa.Array.from_buffers(type, n, [validity, pa.py_buffer(offsets)], null_count=nulls,
                                      children=[child])
-    return pa.array(values, type=typ)  # other types: pyarrow's own conversion
+    return pa.array(values, type=type)  # other types: pyarrow's own conversion
 
 
 def table(columns: dict[str, Sequence[Any]], schema: pa.Schema) -> pa.Table:
@@ -85,7 +86,7 @@ def table(columns: dict[str, Sequence[Any]], schema: pa.Schema) -> pa.Table:
     missing = [f.name for f in schema if f.name not in columns]
     if missing:
         raise KeyError(f"columns missing for fields {missing}")
-    return pa.Table.from_arrays([array(columns[f.name], f.type) for f in schema], schema=schema)
+    return pa.Table.from_arrays([array(columns[f.name], type=f.type) for f in schema], schema=schema)
 
 
 def fixed_lists(arrays: Sequence[np.ndarray], typ: pa.DataType) -> pa.ListArray:

@@ -138,12 +138,10 @@ class Tokenizer:
         return self._impl.encode(text)
 
     def encode_batch(self, texts: Sequence[str], num_threads: int = 1) -> list[list[int]]:
-        """`encode` of each text. num_threads > 1: tiktoken uses that many threads; the hf engine uses the
-        backend's Rayon pool (its size is RAYON_NUM_THREADS, default all cores); 1 runs in the calling thread."""
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TokenizerError(f"encode_batch: texts[{i}] is {type(t).__name__}, not str")
+        """`encode` of each text. num_threads > 1: fastokens encodes that many slices in parallel threads (it
+        releases the GIL), tiktoken uses that many threads; the hf engine uses the backend's Rayon pool (its size
+        is RAYON_NUM_THREADS, default all cores); 1 runs in the calling thread."""
+        texts = _checked_texts(texts, "encode_batch")
         if not texts:
             return []
         return self._impl.encode_batch(texts, max(1, int(num_threads)))
@@ -153,10 +151,7 @@ class Tokenizer:
         `eod_id`). On fastokens this is the engine's flat output, with no per-token Python object."""
         import numpy as np
 
-        texts = list(texts)
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TokenizerError(f"encode_batch_arrays: texts[{i}] is {type(t).__name__}, not str")
+        texts = _checked_texts(texts, "encode_batch_arrays")
         if not texts:
             return []
         ids, offsets = self._impl.encode_flat(texts, max(1, int(num_threads)))
@@ -191,6 +186,14 @@ class Tokenizer:
         return (load_tokenizer, self._load_args)
 
 
+def _checked_texts(texts: Sequence[str], what: str) -> list[str]:
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TokenizerError(f"{what}: texts[{i}] is {type(t).__name__}, not str")
+    return texts
+
+
 def _nfc(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
@@ -216,6 +219,9 @@ class _FastokensImpl:
     not apply. The engine is built in a background thread (see the module docstring); `.tok` waits for it."""
 
     def __init__(self, path: str, pattern: str, specials: dict[str, int]):
+        # fastokens otherwise starts its own spinning BPE worker threads: more CPU per token, and not what
+        # num_threads=1 promises; parallelism is num_threads' slices instead (a user may still set it)
+        os.environ.setdefault("FASTOKENS_BPE_THREADS", "1")
         self._args = (path, pattern, dict(specials))
         self._tok = None
         self._error: BaseException | None = None
@@ -236,6 +242,8 @@ class _FastokensImpl:
     def tok(self):
         if self._tok is None:
             self._thread.join()
+            if self._tok is None and self._error is None:  # forked while building: the thread is not in this process
+                self._build()
             if self._error is not None:
                 raise TokenizerError(f"fastokens cannot load the {QWEN25} ranks: {self._error}") from None
         return self._tok
