@@ -135,9 +135,11 @@ def plan_recipe(recipe: Recipe, sample_repos: int = 20, nodes: int = 1, cores: i
         for spec, sspec in zip(recipe.stages, sample.stages):
             out = sspec.output
             if spec.name in failed:
-                plans.append(StagePlan(spec.name, spec.type.type_name, list(spec.inputs), str(spec.output),
-                                       provenance=f"not sampled: {failed[spec.name]}",
-                                       figure=(figures.get(spec.type.type_name) or {}).get("what", "")))
+                p = StagePlan(spec.name, spec.type.type_name, list(spec.inputs), str(spec.output),
+                              provenance=f"not sampled: {failed[spec.name]}",
+                              figure=(figures.get(spec.type.type_name) or {}).get("what", ""))
+                _from_budgets(p, spec, recipe, figures)
+                plans.append(p)
                 continue
             stats = json.loads((out / "stats.json").read_text()) if (out / "stats.json").is_file() else {}
             reads_repos = spec.type.type_name not in ("sources.gharchive", "synth.ingest", "demo.repo")
@@ -175,6 +177,31 @@ def plan_recipe(recipe: Recipe, sample_repos: int = 20, nodes: int = 1, cores: i
     finally:
         if keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _from_budgets(p: StagePlan, spec, recipe: Recipe, figures: dict) -> None:
+    """Without a sample, the token-bound stages still follow from the mixture's budgets: tokens per source as the
+    stream will hold them (unique budget × up-sampling), core-hours from the unique tokens the stage encodes."""
+    from datakit.tokens.mixture import parse_mixture
+
+    tokens_spec = spec if spec.type.type_name == "tokens" else next(
+        (s for s in recipe.stages if s.type.type_name == "tokens" and s.name in spec.inputs), None)
+    if tokens_spec is None:
+        return
+    o = tokens_spec.options
+    mix = parse_mixture(o.mixture, getattr(o, "target_tokens", 0) or 0)
+    budgets = {src: m for src, m in mix.items() if m.tokens is not None}
+    if not budgets:
+        return
+    p.tokens = {src: m.tokens * m.upsample for src, m in budgets.items()}
+    unique = sum(m.tokens for m in budgets.values())
+    p.provenance += f"; tokens from the recipe's budgets ({tokens_spec.name}.options.mixture, unique × upsample)"
+    p.work, p.work_unit = (unique, "tokens") if spec.type.type_name == "tokens" else (sum(p.tokens.values()),
+                                                                                       "tokens")
+    fig = figures.get(spec.type.type_name)
+    if fig and fig.get("value") and fig["unit"].startswith("tokens"):
+        p.core_hours = p.work / fig["value"] / 3600
+        p.figure = f"{fig['value']:,.4g} {fig['unit']} ({fig['file']}: {fig['key']})"
 
 
 def _upstream_tokens(plans: list[StagePlan], scale: float) -> dict[str, float]:

@@ -53,3 +53,19 @@ def test_plan_prints_a_table_with_sources(tmp_path):
     text = _cli("plan", str(RECIPE), cwd=tmp_path).stdout
     assert text.startswith("# plan: demo\n") and "| samples | samples.agentless |" in text
     assert "benchmarks/results/samples.json" in text and "sample×1 (2 of 2 repositories)" in text
+
+
+def test_plan_of_the_corpus_recipe_offline_says_what_it_cannot_sample(tmp_path):
+    """No token, no network, no /data here: every stage says why it has no sample, and the token-bound stages
+    still follow from the recipe's budgets (50 / 20 / 20×4 B)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "GITHUB_TOKENS"}
+    proc = subprocess.run([sys.executable, "-m", "datakit.cli", "plan", str(ROOT / "recipes" / "kimi_dev_midtrain.yaml"),
+                           "--json"], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert proc.returncode == 0, proc.stderr
+    stages = {s["name"]: s for s in json.loads(proc.stdout)["stages"]}
+    assert "no GitHub token" in stages["github"]["provenance"]
+    assert all(s["provenance"].startswith("not sampled") for s in stages.values())
+    assert stages["tokens"]["tokens"] == {"agentless": 5e10, "commit_bundles": 2e10, "synthetic": 8e10}
+    assert stages["tokens"]["core_hours"] > 0 and "benchmarks/results/tokens.json" in stages["tokens"]["figure"]
