@@ -32,12 +32,12 @@ Otherwise "hf". Asking for `engine="fastokens"`/`"tiktoken"` on anything else ra
 reason; asking for one that is not installed names the pip command. `Tokenizer.engine_version` is the installed
 version of the engine (the manifest records both).
 
-Start-up and threads. The fastokens engine derives its merges from the ranks when it is built (~1.6 CPU s, in
-Rust, without the GIL): it is built in a background thread as soon as the tokenizer is loaded, so reading and rendering the
-first batch overlap with it, and `vocab_hash`, `eod_id`, `special_tokens` never wait for it. `encode_batch_arrays`
-returns numpy arrays straight from the engine's flat output (no per-token Python objects). fastokens runs one BPE
-thread (FASTOKENS_BPE_THREADS=1 unless set: its own worker threads spin and cost CPU); `num_threads` > 1 encodes
-that many slices of a batch in parallel Python threads.
+Start-up and threads. The fastokens engine derives its merges from the ranks when it is built (~1.6 CPU s, in Rust,
+without the GIL): it is built in a background thread as soon as the tokenizer is loaded, so reading and rendering
+the first batch overlap with it, and `vocab_hash`, `eod_id`, `special_tokens` never wait for it.
+`encode_batch_arrays` returns numpy arrays straight from the engine's flat output (no per-token Python objects).
+fastokens runs one BPE thread (FASTOKENS_BPE_THREADS=1 unless set: its own worker threads spin and cost CPU);
+`num_threads` > 1 encodes that many slices of a batch in parallel Python threads.
 
 `vocab_hash`: sha256 over a canonical description of a byte-level BPE — normaliser, split regex, (rank, token bytes)
 in rank order, merges as byte pairs in order (for tiktoken ranks: the merges the ranks imply, recovered with `bpe()`
