@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(HERE / "work-discovery"))
     parser.add_argument("--results", default=str(HERE / "results" / "discovery.json"))
     parser.add_argument("--no-cli", action="store_true", help="skip the whole-process samples scaling runs")
+    parser.add_argument("--scaling-mirrors", help="run the samples scaling on this mirrors folder instead (e.g. "
+                        "benchmarks/work/mirrors from bench_samples.py, whose PRs carry more work each)")
+    parser.add_argument("--scaling-repo", default="bench/synthetic", help="the repository in --scaling-mirrors")
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     path, counts = ensure_repo(out, args.prs, args.seed)
@@ -246,9 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         work = out / "cli"
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir()
-        mirrors = out / "mirrors"
-        src = cli("sources", REPO_NAME, "--no-fetch", "--mirrors", str(mirrors), "--output", str(work / "s"),
-                  cwd=work)
+        mirrors = Path(args.scaling_mirrors).resolve() if args.scaling_mirrors else out / "mirrors"
+        name = args.scaling_repo if args.scaling_mirrors else REPO_NAME
+        src = cli("sources", name, "--no-fetch", "--mirrors", str(mirrors), "--output", str(work / "s"), cwd=work)
         runs = {}
         for tasks in (1, 2):
             runs[tasks] = cli("samples", "--input", str(work / "s" / "pulls"), "--mirrors", str(mirrors),
@@ -256,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                               cwd=work)
         stats = [json.loads((work / f"t{t}" / "samples" / "stats.json").read_text())["units"] for t in (1, 2)]
         assert stats[0] == stats[1], "1 and 2 tasks must write the same units"
-        report["cli"] = {"sources": src, "samples_tasks_1": runs[1], "samples_tasks_2": runs[2],
+        report["cli"] = {"repository": name, "mirrors": str(mirrors), "sources": src, "samples_tasks_1": runs[1], "samples_tasks_2": runs[2],
                          "speedup_2_tasks_wall": round(runs[1]["wall_s"] / runs[2]["wall_s"], 2),
                          "pull_record_files": len(list((work / "s" / "pulls").glob("*.parquet")))}
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))

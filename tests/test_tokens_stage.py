@@ -51,30 +51,37 @@ def test_demo_tokens_roundtrip_to_sample_texts(demo, qwen):
     validate(manifest, "token_manifest")
     assert manifest["tokenizer"]["name"] == "qwen2.5" and manifest["tokenizer"]["engine"] == qwen.engine
     assert manifest["eod_id"] == 151643 and manifest["seq_len"] == 4096 and manifest["truncated_tokens"] == 0
-    samples = {r["id"]: r for r in pl.read_parquet(demo / "decontam" / "*.parquet").to_dicts()}  # the kept ones
-    synth = {r["id"]: r for f in sorted((demo / "synth").glob("*.parquet")) for r in pq.read_table(f).to_pylist()}
+    kept = pl.read_parquet(demo / "decontam" / "*.parquet").to_dicts()  # every kind the demo decontaminated
+    factor = {"agentless": 2, "commit_bundles": 1, "synthetic": 4}  # the demo recipe's up-sampling
+    source_of = {"localize": "agentless", "edit": "agentless", "commit_bundle": "commit_bundles",
+                 "synthetic": "synthetic"}
+    samples = {r["id"]: r for r in kept}
+    synth = {r["id"]: r for r in kept if r["kind"] == "synthetic"}
+    assert synth and any(r["kind"] == "commit_bundle" for r in kept)
     docs = list(iter_documents(sorted((demo / "tokens").glob("*.parquet"))))
-    # agentless is up-sampled ×2 and synthetic ×4 in the demo recipe; copy k is named "{id}@{k}"
-    assert sorted(d[0] for d in docs) == sorted([i for i in samples] + [f"{i}@1" for i in samples]
-                                                + [f"{i}@{k}" if k else i for i in synth for k in range(4)])
-    total = {"agentless": 0, "synthetic": 0}
+    # copy k of a document is named "{id}@{k}"
+    assert sorted(d[0] for d in docs) == sorted(f"{i}@{k}" if k else i for i, r in samples.items()
+                                                for k in range(factor[source_of[r["kind"]]]))
+    total = {"agentless": 0, "commit_bundles": 0, "synthetic": 0}
     for sample_id, source, ids, mask in docs:
         base = sample_id.split("@")[0]
+        assert source == source_of[samples[base]["kind"]]
         if source == "synthetic":  # chat: rendered with Qwen2.5's template, the loss on assistant turns only
             want_ids, want_mask = render_chat(synth[base]["messages"], qwen)
             assert ids.tolist() == want_ids and mask.tolist() == want_mask
             assert qwen.decode(ids[:-1].tolist()) == unicodedata.normalize("NFC", synth[base]["text"])
         else:
             text = samples[base]["text"]
-            assert source == "agentless" and ids[-1] == qwen.eod_id and mask.all()
+            assert ids[-1] == qwen.eod_id and mask.all()
             assert ids.tolist() == qwen.encode(text) + [qwen.eod_id]  # the same ids as encoding the text directly
             assert qwen.decode(ids[:-1].tolist()) == unicodedata.normalize("NFC", text)
         total[source] += len(ids)
     per = manifest["per_source"]
     assert sum(total.values()) == manifest["tokens"]
-    for source, factor in (("agentless", 2), ("synthetic", 4)):
-        assert per[source]["tokens"] == total[source] == factor * per[source]["unique_tokens"]
-        assert per[source]["repeated_documents"] == per[source]["unique_documents"] and per[source]["upsample"] == factor
+    for source, f in factor.items():
+        assert per[source]["tokens"] == total[source] == f * per[source]["unique_tokens"]
+        assert per[source]["upsample"] == f
+        assert per[source]["repeated_documents"] == (per[source]["unique_documents"] if f > 1 else 0)
     assert per["synthetic"]["unique_documents"] == len(synth)
     # the stage's counters say the same before and after up-sampling
     counters = json.loads((demo / "tokens" / "stats.json").read_text())["counters"]

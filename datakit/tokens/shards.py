@@ -192,6 +192,7 @@ def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int
     manifest = {
         "format": fmt,
         "tokenizer": {"name": tokenizer.name, "vocab_hash": tokenizer.vocab_hash, "engine": tokenizer.engine,
+                      "engine_version": getattr(tokenizer, "engine_version", None),
                       "vocab_size": tokenizer.vocab_size},
         "seq_len": seq_len,
         "eod_id": tokenizer.eod_id,

@@ -103,10 +103,11 @@ class TokenizeSamples(CountingStep):
                         self.reject("documents", sample, reason, f"sample {sample.get('id')}: {reason}", rank)
                         continue
                     plain.append(sample)
-                encoded = tok.encode_batch([s["text"] for s in plain], num_threads=self.num_threads)
+                # int32 arrays straight from the engine's flat output, EOD appended: no per-token Python object
+                encoded = tok.encode_batch_arrays([s["text"] for s in plain], num_threads=self.num_threads,
+                                                  append_eod=True)
                 for sample, ids in zip(plain, encoded):
-                    ids.append(tok.eod_id)
-                    rendered.append((sample, np.asarray(ids, np.int32), np.ones(len(ids), np.uint8)))
+                    rendered.append((sample, ids, np.ones(len(ids), np.uint8)))
                 for sample, ids, mask in self._in_order(batch, rendered):
                     yield from self._mix(sample, ids, mask, mixer)
         finally:
