@@ -19,15 +19,16 @@ OUT = HERE.parent / "datakit" / "data" / "throughputs.json"
 FIGURES = {
     "sources.git": ("discovery.json", "discover.prs_per_s", "PRs per core-second",
                     "in-process discovery (one walk + the merged PRs' records), single thread"),
-    "samples.agentless": ("samples.json", "variants[-1].prs_per_s", "PRs per core-second",
+    "samples.agentless": ("samples.json", "variants[1].prs_per_s", "PRs per core-second",
                           "in-process AgentlessSamples with the structure cache, one core"),
     "bundles.commits": ("bundles.json", "bundles_cli.bundles_per_cpu_s", "PRs per core-second",
                         "whole `datakit run` process, per CPU second"),
     "sources.gharchive": ("gharchive.json", "variants.datakit.events_per_s", "events per core-second",
                           "GH Archive ingestion, one core"),
-    "decontam": ("decontam.json", "main.mb_per_s", "MB per core-second", "decontamination rules, one core"),
-    "tokens": ("tokens.json", "paths.datakit.tokens_per_s_per_core", "tokens per core-second",
-               "the tokens stage, per CPU second"),
+    "decontam": ("decontam.json", "e2e.e2e.runs.1 task(s).mb_per_cpu_s", "MB per core-second",
+                 "whole `datakit decontam` process on 512 MB of few-KB samples, per CPU second"),
+    "tokens": ("tokens.json", "sizes.200.paths.datakit_proposed.tokens_per_cpu_s", "tokens per core-second",
+               "the tokens stage as a whole process at 200 MB (fastokens, int32 arrays), per CPU second"),
 }
 NOTES = {
     "sources.github": "bound by GitHub's rate limits, not CPU: see benchmarks/results/crawl.json (requests per "
@@ -37,7 +38,7 @@ NOTES = {
 
 
 def _get(doc, path: str):
-    for part in path.replace("]", "").split("."):
+    for part in path.replace("]", "").split(".") if "[" in path else path.split("."):
         name, _, index = part.partition("[")
         doc = doc[name] if name else doc
         if index:
