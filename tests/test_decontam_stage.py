@@ -26,9 +26,12 @@ def test_demo_quarantines_the_renamed_swebench_mirror(tmp_path):
     assert proc.returncode == 0, proc.stderr
     stats = json.loads((out / "decontam" / "stats.json").read_text())["units"]["samples"]
     assert stats["read"] == stats["written"] + sum(stats["quarantined"].values())
-    assert set(stats["quarantined"]) == {"repo_renamed"} and stats["written"] == stats["quarantined"]["repo_renamed"]
     kept = pl.read_parquet(out / "decontam" / "*.parquet")
-    assert set(kept["meta"].struct.field("repo")) == {"acme/widgets"}
+    from_git = kept.filter(pl.col("kind") != "synthetic")  # Agentless samples and commit bundles of the mirrors
+    assert set(kept["kind"]) == {"localize", "edit", "commit_bundle", "synthetic"}
+    # the same repository under a former name of psf/requests: its every sample goes, the original's all stay
+    assert set(stats["quarantined"]) == {"repo_renamed"} and len(from_git) == stats["quarantined"]["repo_renamed"]
+    assert set(from_git["meta"].struct.field("repo")) == {"acme/widgets"}
     matches = pl.read_parquet(out / "decontam" / "matches" / "*.parquet")
     quarantine = pl.read_parquet(out / "decontam" / "quarantine" / "*.parquet")
     assert len(matches) == len(quarantine) == stats["quarantined"]["repo_renamed"]
@@ -37,7 +40,9 @@ def test_demo_quarantines_the_renamed_swebench_mirror(tmp_path):
         validate(row, "decontam_match")
     # the tokens stage saw only the kept samples
     manifest = json.loads((out / "tokens" / "manifest.json").read_text())
-    assert manifest["per_source"]["agentless"]["unique_documents"] == len(kept)  # (up-sampled ×2 in the demo)
+    agentless = kept.filter(pl.col("kind").is_in(["localize", "edit"]))
+    assert manifest["per_source"]["agentless"]["unique_documents"] == len(agentless)  # (up-sampled ×2 in the demo)
+    assert manifest["per_source"]["commit_bundles"]["unique_documents"] == len(from_git) - len(agentless)
     # and the audit renders offline
     assert main(["audit", str(out / "decontam")]) == 0
     md = (out / "decontam" / "audit" / "audit.md").read_text()
