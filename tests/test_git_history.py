@@ -256,3 +256,31 @@ def test_every_repository_failing_exits_non_zero(tmp_path):
                            "--output", str(tmp_path / "out"), "--quiet"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode != 0 and "every repository failed" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_merged_pr_with_a_missing_object_is_quarantined_not_fatal(tmp_path):
+    """A snapshot that lost a blob of one merged PR: that PR is `missing_object`, the others are kept."""
+    b = RepoBuilder(tmp_path / "s.git")
+    b.commit({"a.py": BODY}, "init", parent=None)
+    b.squash_pr(1, {"a.py": BODY.replace("line 1\n", "one\n")}, "Fix one")
+    b.squash_pr(2, {"b.py": "lost = True\n"}, "Add b")
+    blob = b.repo.create_blob(b"lost = True\n")
+    (b.path / "objects" / str(blob)[:2] / str(blob)[2:]).unlink()
+    found = _discover(b)
+    assert found[1].reason is None
+    assert found[2].reason == "missing_object" and "PR #2" in found[2].detail
+
+
+def test_a_cut_history_quarantines_the_repository(tmp_path):
+    b = RepoBuilder(tmp_path / "cut.git")
+    first = b.commit({"a.py": BODY}, "init", parent=None)
+    b.squash_pr(1, {"a.py": BODY.replace("line 1\n", "one\n")}, "Fix one")
+    (b.path / "objects" / str(first)[:2] / str(first)[2:]).unlink()  # the root commit is gone
+    shutil.copytree(b.path, tmp_path / "mirrors" / "acme__cut.git")
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "datakit.cli", "sources", "acme/cut", "--no-fetch", "--mirrors",
+                           str(tmp_path / "mirrors"), "--output", str(out), "--quiet"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode != 0 and "every repository failed" in proc.stderr
+    q = [r for f in sorted((out / "pulls" / "quarantine").glob("*.parquet")) for r in pq.read_table(f).to_pylist()]
+    assert [r["reason"] for r in q] == ["history_unreadable"]

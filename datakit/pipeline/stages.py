@@ -135,8 +135,8 @@ class GitSourceStage(StageType):
         if repos.get("read") and not repos.get("written"):  # nothing could be mirrored: not an empty success
             from datakit.pipeline.runner import StageFailed
 
-            raise StageFailed(f"stage {ctx.name}: every repository failed to mirror ({repos['read']}); the reasons "
-                              f"are in {ctx.quarantine}")
+            raise StageFailed(f"stage {ctx.name}: every repository failed ({repos['read']}: not mirrored, or its "
+                              f"history unreadable); the reasons are in {ctx.quarantine}")
 
 
 @dataclass

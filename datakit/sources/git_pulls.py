@@ -339,7 +339,12 @@ def discover(repo: pygit2.Repository, repo_name: str, full_unmerged: bool = Fals
     # earliest landing first; at one landing a PR its merge or squash names comes before refs it carried along
     landings.sort(key=lambda t: (t[0], t[2] not in ("merge_commit", "squash"), t[1]))
     for _, number, method, commit in landings:
-        found = _merged(repo, history, repo_name, number, method, commit, refs)
+        try:
+            found = _merged(repo, history, repo_name, number, method, commit, refs)
+        except (KeyError, ValueError, pygit2.GitError) as exc:  # an object of this PR is missing (a snapshot)
+            yield Discovered(_stub(repo_name, number, str(commit.id), method), "missing_object",
+                             f"PR #{number} ({method} {commit.id}): {type(exc).__name__}: {exc}")
+            continue
         pid = found.record.get("patch_id")
         if found.reason is None and pid is not None:
             if pid in seen:

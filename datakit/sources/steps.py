@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
+
+import pygit2
 
 from datakit.io.records import as_document
 from datakit.pipeline.step import CountingStep
@@ -46,8 +49,15 @@ class GitPullsSource(CountingStep):
                     self.reject("repos", {"id": spec.name, "name": spec.name, "url": spec.url}, "mirror_failed",
                                 str(exc), rank)
                     continue
+                found_prs = discover(repo, spec.name, full_unmerged=self.include_unmerged)
+                try:  # the first item walks the default branch: a cut history fails here, not the task
+                    first = next(found_prs, None)
+                except (KeyError, ValueError, pygit2.GitError, MirrorError) as exc:
+                    self.reject("repos", {"id": spec.name, "name": spec.name, "url": spec.url}, "history_unreadable",
+                                f"{type(exc).__name__}: {exc}", rank)
+                    continue
                 self.written("repos")
-                for found in discover(repo, spec.name, full_unmerged=self.include_unmerged):
+                for found in itertools.chain([first] if first is not None else [], found_prs):
                     if 0 <= self.limit <= emitted:
                         return
                     self.read("pulls")
