@@ -68,5 +68,5 @@ def train(batches, vocab: DenseVocab, steps: int, lr: float = 3e-3, seed: int = 
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
