@@ -234,3 +234,22 @@ def test_padding_ratio_below_one_percent_on_realistic_mix(window):
     assert rows == stats.rows and rows * seq_len == stats.tokens + stats.padding_tokens
     print(f"window={window}: {rows} rows, padding ratio {stats.padding_ratio:.6f}")
     assert stats.padding_ratio < 0.01
+
+
+def test_window_bounded_in_tokens():
+    """Long documents: a window closes at `window_tokens`, whatever its chunk count, so a task's memory is bounded
+    in tokens; every token is still packed, in the same rows as packing those windows one by one would give."""
+    docs = make_docs([3000 + 37 * (i % 11) for i in range(200)], seed=5)
+    total = sum(len(d.ids) for d in docs)
+    bounded = Packer(4096, EOD, window=100_000, window_tokens=40_000)
+    rows = list(bounded.pack(docs))
+    assert bounded.stats.tokens == total
+    assert sorted({sid for r in rows for sid, *_ in unpack_row(r)}) == sorted(d.sample_id for d in docs)
+    assert bounded.stats.max_window_tokens <= 40_000 + 4096  # closes at the first document past the bound
+    unbounded = Packer(4096, EOD, window=100_000)
+    list(unbounded.pack(docs))
+    assert unbounded.stats.max_window_tokens == total
+    # padding as low as with one big window: BFD still sees ~13 documents per window
+    assert bounded.stats.padding_ratio <= unbounded.stats.padding_ratio + 0.01
+    with pytest.raises(ValueError):
+        Packer(4096, EOD, window_tokens=0)

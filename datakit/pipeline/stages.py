@@ -360,6 +360,7 @@ class TokensStage(StageType):
         engine: str = "auto"  # auto: the fastest engine proven id-identical (tiktoken), else hf
         seq_len: int = 32768
         window: int = 100_000  # chunks packed together (best-fit-decreasing) per window
+        window_tokens: int = 256_000_000  # …and at most this many tokens (≈1.3 GB of ids + masks per task)
         mixture: dict = field(default_factory=dict)  # {source: {tokens | fraction: budget, upsample: factor}}
         target_tokens: float = 0.0  # the stream's size that mixture fractions refer to (after up-sampling)
         copy_gap: int = 0  # rows between copies of an up-sampled document (0 = window)
@@ -381,6 +382,8 @@ class TokensStage(StageType):
             raise ValueError(f"seq_len must be ≥ 1, got {o.seq_len}")
         if o.copy_gap < 0:
             raise ValueError(f"copy_gap must be ≥ 0 (0 = window), got {o.copy_gap}")
+        if o.window_tokens < o.seq_len:
+            raise ValueError(f"window_tokens must be ≥ seq_len ({o.seq_len}), got {o.window_tokens}")
         mixture = parse_mixture(o.mixture, o.target_tokens)
         tok = self._tokenizer()  # fails here, before any work, on an unknown tokenizer
         inputs = ctx.inputs or [ctx.input]
@@ -389,7 +392,7 @@ class TokensStage(StageType):
         return [
             reader,
             TokenizeSamples(o.tokenizer, o.engine, ctx.quarantine, mixture, o.seed, o.num_threads),
-            PackShards(str(ctx.output), o.seq_len, tok.eod_id, o.window, o.copy_gap or None),
+            PackShards(str(ctx.output), o.seq_len, tok.eod_id, o.window, o.copy_gap or None, o.window_tokens),
         ]
 
     def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:

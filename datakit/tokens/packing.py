@@ -110,6 +110,7 @@ class PackStats:
     per_source: dict[str, dict[str, int]] = field(default_factory=dict)
     copies_released_early: int = 0  # copies the stream's end released before copy_gap rows had passed
     min_copy_distance: int | None = None  # rows between consecutive copies of a document, the smallest seen
+    max_window_tokens: int = 0  # the most tokens one window held: what bounds a task's memory
 
     @property
     def padding_ratio(self) -> float:
@@ -128,6 +129,7 @@ class PackStats:
             "per_source": {k: dict(v) for k, v in sorted(self.per_source.items())},
             "copies_released_early": self.copies_released_early,
             "min_copy_distance": self.min_copy_distance,
+            "max_window_tokens": self.max_window_tokens,
         }
 
 
@@ -239,8 +241,13 @@ class Packer:
     """Streaming BFD packer that keeps `PackStats`; `pack(docs)` yields rows, `stats` counts what was packed.
     Up-sampled documents are spread as the module docstring says (`copy_gap` rows apart; default `window`)."""
 
-    def __init__(self, seq_len: int, eod_id: int, window: int = 100_000, copy_gap: int | None = None) -> None:
+    def __init__(self, seq_len: int, eod_id: int, window: int = 100_000, copy_gap: int | None = None,
+                 window_tokens: int | None = None) -> None:
         self.seq_len = _check_seq_len(seq_len)
+        if window_tokens is not None and (isinstance(window_tokens, bool) or window_tokens < 1):
+            raise ValueError(f"window_tokens must be an integer >= 1, got {window_tokens!r}")
+        # a window also closes at this many tokens: with 32k-token documents 100,000 chunks would be ~16 GB
+        self.window_tokens = int(window_tokens) if window_tokens is not None else None
         int_like = isinstance(eod_id, (int, np.integer)) and not isinstance(eod_id, bool)
         if not int_like or not 0 <= eod_id <= np.iinfo(np.int32).max:
             raise ValueError(f"eod_id must be an int32 token id >= 0, got {eod_id!r}")
@@ -261,12 +268,15 @@ class Packer:
         # heap of (release row, order, repeat, previous copy's last row, document)
         waiting: list[tuple[int, int, int, int, Document]] = []
         self._order = 0
+        held = 0  # tokens in `buffer`
         for doc in docs:
             self._count_document(doc)
             self._add(buffer, doc, 0, -1)
-            if len(buffer) >= self.window:
+            held += len(doc.ids)
+            if len(buffer) >= self.window or (self.window_tokens is not None and held >= self.window_tokens):
                 yield from self._flush(buffer, waiting)
                 buffer = self._released(waiting)
+                held = sum(len(c[1]) for c in buffer)
         while buffer or waiting:
             if not buffer:  # the stream has run dry: every waiting copy goes now (one per document: one window)
                 self.stats.copies_released_early += len(waiting)
@@ -313,6 +323,7 @@ class Packer:
 
     def _flush(self, buffer: list[tuple], waiting: list) -> Iterator[PackedRow]:
         seq_len = self.seq_len
+        self.stats.max_window_tokens = max(self.stats.max_window_tokens, sum(len(c[1]) for c in buffer))
         bins = best_fit_decreasing([len(c[1]) for c in buffer], seq_len)
         first_row = self.stats.rows
         last_row: dict[int, tuple[int, int, Document]] = {}  # id(doc) → (row of its copy's last chunk, repeat, doc)
@@ -359,13 +370,13 @@ class Packer:
 
 
 def pack(docs: Iterable[Document], seq_len: int, eod_id: int, window: int = 100_000,
-         copy_gap: int | None = None) -> Iterator[PackedRow]:
+         copy_gap: int | None = None, window_tokens: int | None = None) -> Iterator[PackedRow]:
     """Pack documents into rows of exactly `seq_len` tokens (BFD over windows of `window` chunks).
 
     Arguments are checked here, before any document is read (`seq_len < 1` → ValueError). Padding is `eod_id` with
     loss 0. Deterministic for the same input order. Use `Packer` to get `PackStats` as well.
     """
-    return Packer(seq_len, eod_id, window, copy_gap).pack(docs)
+    return Packer(seq_len, eod_id, window, copy_gap, window_tokens).pack(docs)
 
 
 def unpack_row(row: PackedRow | Mapping[str, Any]) -> list[tuple[str, str, int, np.ndarray, np.ndarray]]:

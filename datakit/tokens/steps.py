@@ -182,19 +182,21 @@ class PackShards(PipelineStep):
     type = "💽 - WRITER"
 
     def __init__(self, output_folder: str, seq_len: int, eod_id: int, window: int = 100_000,
-                 copy_gap: int | None = None):
+                 copy_gap: int | None = None, window_tokens: int | None = None):
         super().__init__()
         self.output_folder = Path(output_folder)
         self.seq_len = seq_len
         self.eod_id = eod_id
         self.window = window
         self.copy_gap = copy_gap
+        self.window_tokens = window_tokens
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         from datakit.tokens.packing import Document as PackDoc
         from datakit.tokens.packing import Packer
 
-        packer = Packer(self.seq_len, self.eod_id, window=self.window, copy_gap=self.copy_gap)
+        packer = Packer(self.seq_len, self.eod_id, window=self.window, copy_gap=self.copy_gap,
+                        window_tokens=self.window_tokens)
         docs = (PackDoc(d.metadata["ids"], d.metadata["mask"], d.metadata["source"], d.metadata["sample_id"],
                         d.metadata.get("copies", 1)) for d in data)
         with ShardWriter(self.output_folder / f"{rank:05d}.parquet") as writer:
@@ -204,7 +206,7 @@ class PackShards(PipelineStep):
         part = {"rows": stats.rows, "documents": stats.documents, "chunks": stats.chunks, "tokens": stats.tokens,
                 "padding_tokens": stats.padding_tokens, "per_source": stats.per_source,
                 "copy_gap": packer.copy_gap, "copies_released_early": stats.copies_released_early,
-                "min_copy_distance": stats.min_copy_distance}
+                "min_copy_distance": stats.min_copy_distance, "max_window_tokens": stats.max_window_tokens}
         (self.output_folder / f"{rank:05d}.pack.json").write_text(json.dumps(part, sort_keys=True) + "\n")
         self.stat_update("pack.rows", value=stats.rows)
         self.stat_update("pack.padding_tokens", value=stats.padding_tokens)
