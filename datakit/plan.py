@@ -15,6 +15,7 @@ benchmark figure.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -216,8 +217,6 @@ def _sample_data(recipe: Recipe, root: Path) -> dict:
     stages = []
     names = {s.name for s in recipe.stages}
     for spec in recipe.stages:
-        import dataclasses
-
         entry = {"name": spec.name, "stage": spec.type.type_name, "tasks": 1, "workers": 1,
                  "options": dataclasses.asdict(spec.options)}
         ins = [i if i in names else str(Path(i).resolve()) for i in spec.inputs]

@@ -53,9 +53,12 @@ def commit_changes(repo: pygit2.Repository, commit: pygit2.Commit) -> list[FileC
         added_file = delta.status == pygit2.GIT_DELTA_ADDED
         deleted_file = delta.status == pygit2.GIT_DELTA_DELETED
         path = delta.old_file.path if deleted_file else delta.new_file.path
-        old = None if added_file else repo[delta.old_file.id].data
-        new = None if deleted_file else repo[delta.new_file.id].data
-        verdict = "binary" if delta.is_binary else file_verdict(path, new if new is not None else old)
+        old = new = None
+        verdict = "binary" if delta.is_binary else file_verdict(path)  # by name first: no blob read for those
+        if verdict is None:
+            old = None if added_file else repo[delta.old_file.id].data
+            new = None if deleted_file else repo[delta.new_file.id].data
+            verdict = file_verdict(path, new if new is not None else old)  # binary or minified by content
         old_text = new_text = None
         if verdict is None:
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pygit2
 
 from datakit.bundles.build import BundleLimits, BundleOut, build_bundle
@@ -64,7 +66,7 @@ class CommitBundles(CountingStep):
             self.close_outputs()
             self._repos.clear()
 
-    def _bundle(self, pr: dict) -> tuple[dict, object]:
+    def _bundle(self, pr: dict) -> tuple[dict, Counter]:
         repo = self._mirror(pr["repo"])
         found = [lookup_commit(repo, c["sha"]) for c in pr.get("commits") or []]
         landed_only = not found or any(c is None for c in found)
