@@ -35,12 +35,14 @@ Every failure raises :class:`EditError`, a ``ValueError`` with a machine-usable 
     search_ambiguous        a SEARCH text occurs more than once (or cannot be made unique)
     empty_search            an empty SEARCH applied to a non-empty text
     ambiguous_markers       content has a marker line, a line starting with ``` or a path the parsers misread
+    unsafe_path             a path that leaves the repository or names git's own files (:func:`check_repo_path`)
     malformed_edit          the completion text cannot be parsed (message names the line number)
     invalid_edit            a FileEdit that cannot be rendered/applied (bad status, path or blocks)
     deleted_file            a deleted file: SEARCH/REPLACE cannot remove a file
     renamed_file            a renamed file: SEARCH/REPLACE cannot move a file
     crlf_line_endings       a REPLACE ends in "\r": Agentless strips it off
     trailing_whitespace     a REPLACE ends in whitespace or is empty at the end of a file: Agentless strips it
+    empty_replace           a REPLACE that is empty (Agentless drops the block)
     final_newline_change    the change adds or removes a file's final newline (Agentless's reading keeps it)
     file_not_found          apply_edits: a modified/deleted/renamed-from path is missing
     file_exists             apply_edits: an added/renamed-to path already exists with content
@@ -52,6 +54,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -67,6 +70,7 @@ __all__ = [
     "edits_for_files",
     "check_roundtrip",
     "check_portable",
+    "check_repo_path",
     "STATUSES",
 ]
 
@@ -441,6 +445,25 @@ def apply_blocks(text: str, blocks: Sequence[Block], path: str = "") -> str:
 _MARKER_LINES = frozenset({SEARCH_MARKER, DIVIDER_MARKER, REPLACE_MARKER})
 
 
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def check_repo_path(path: object) -> str:
+    """``path`` unchanged when it is a plain relative path inside a repository's work tree; else
+    EditError("unsafe_path"). Refused: an empty or non-string path, an absolute one (``/x``, ``C:x``), a ``..``,
+    ``.`` or empty component (``a/../../b``, ``./a``, ``a//b``, ``a/``), a component that is git's own
+    directory (``.git``, any case: case-insensitive file systems), a backslash (a separator on Windows) and NUL or
+    a line break. Call it on every path a diff header, an edit or a model's answer names before using it."""
+    if not isinstance(path, str) or path == "":
+        raise EditError("unsafe_path", f"a path must be a non-empty string, got {path!r:.200}")
+    parts = path.split("/")
+    if ("\\" in path or "\0" in path or "\n" in path or "\r" in path or path.startswith("/") or _DRIVE.match(path)
+            or any(part in ("", ".", "..") or part.casefold() == ".git" for part in parts)):
+        raise EditError("unsafe_path", f"{path!r:.200} is not a relative path inside the repository (no ../, "
+                                       "absolute path, .git/, backslash or NUL)")
+    return path
+
+
 def _check_path(path: str | None, what: str) -> str:
     if not isinstance(path, str) or path == "":
         raise EditError("invalid_edit", f"{what} must be a non-empty string, got {path!r}")
@@ -449,7 +472,7 @@ def _check_path(path: str | None, what: str) -> str:
     if path != path.strip() or SEARCH_MARKER in path or REPLACE_MARKER in path:
         # Agentless reads the name as `text.lstrip("#").strip()` before the SEARCH marker
         raise EditError("ambiguous_markers", f"{what} would be misread by Agentless: {path!r}")
-    return path
+    return check_repo_path(path)
 
 
 def _check_content(content: str, where: str) -> None:
@@ -510,7 +533,8 @@ def parse_edits(text: str) -> list[FileEdit]:
 
     Consecutive blocks of one path make one FileEdit; a file whose one block has an empty SEARCH is `added`.
     Raises EditError("ambiguous_markers") when a marker line shows up where block content should be,
-    and EditError("malformed_edit") (naming the line) for anything else that does not parse.
+    EditError("unsafe_path") for a `### path` outside the repository (:func:`check_repo_path`), and
+    EditError("malformed_edit") (naming the line) for anything else that does not parse.
     """
     lines = text.split("\n")
     n = len(lines)
@@ -558,7 +582,7 @@ def parse_edits(text: str) -> list[FileEdit]:
             expect(i, repr(FENCE_OPEN))
         if i + 1 >= n or not lines[i + 1].startswith(HEADER) or lines[i + 1] == HEADER:
             expect(i + 1, "'### path'")
-        path = lines[i + 1][len(HEADER):]
+        path = check_repo_path(lines[i + 1][len(HEADER):])
         start = i + 2
         if i + 2 >= n or lines[i + 2] != SEARCH_MARKER:
             expect(i + 2, repr(SEARCH_MARKER))
@@ -588,7 +612,9 @@ def apply_edits(files: Mapping[str, str], edits: Sequence[FileEdit]) -> dict[str
     their blocks applied to the old content).  Edits are applied in order."""
     result = dict(files)
     for edit in edits:
-        status, path = edit.status, edit.path
+        status, path = edit.status, check_repo_path(edit.path)
+        if edit.old_path is not None:
+            check_repo_path(edit.old_path)
         if status == "modified":
             if path not in result:
                 raise EditError("file_not_found", f"{path!r}: modified file does not exist")
