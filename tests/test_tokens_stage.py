@@ -299,3 +299,44 @@ def test_budget_counts_unique_tokens_and_the_ledger_names_what_was_left_out(tmp_
     out2 = run_tokens(tmp_path / "frac", [synth], seq_len=256, window=8, target_tokens=float(4 * unique_all),
                       mixture={"synthetic": {"fraction": 0.5, "upsample": 4}})
     assert verify_manifest(out2)["per_source"]["synthetic"]["requested_tokens"] == unique_all * 4 * 0.5 / 4
+
+
+def test_sft_conversations_longer_than_seq_len_are_left_out_not_split(tmp_path, qwen):
+    """never_split (default ["sft"]): an SFT conversation longer than seq_len would be chunked across rows by the
+    packer; it is left out (`too_long`), counted and listed in the ledger. Other kinds are still chunked."""
+    from datakit.tokens.chat import render_chat
+
+    def chat(i: int, turns: int) -> dict:
+        msgs = [{"role": "user", "content": f"fix bug {i}"}]
+        for t in range(turns):
+            msgs += [{"role": "assistant", "content": f"step {t}: edit file_{t}.py line {t * 7}"},
+                     {"role": "user", "content": f"observation {t}: ok"}]
+        return {**sample(i, "", kind="sft"), "role": "none", "messages": msgs + [{"role": "assistant", "content": "done"}]}
+
+    short, long_ = chat(1, 2), chat(2, 40)
+    n_long = len(render_chat(long_["messages"], qwen)[0])
+    assert n_long > 256 > len(render_chat(short["messages"], qwen)[0])
+    long_edit = sample(3, "".join(f"v{i} = {i}\n" for i in range(200)))
+    inp = write_samples(tmp_path / "in", [short, long_, long_edit])
+    out = run_tokens(tmp_path / "run", [inp], seq_len=256)
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["units"]["documents"] == {"read": 3, "written": 2, "quarantined": {}, "filtered": {"too_long": 1}}
+    assert stats["counters"]["mixture.sft.too_long_tokens"] == n_long
+    ledger = pq.read_table(out / "mixture").to_pylist()
+    assert ledger == [{"sample_id": "s0002", "source": "sft", "tokens": n_long, "copies": 0, "decision": "too_long"}]
+    m = verify_manifest(out)
+    validate(m, "token_manifest")
+    per = m["per_source"]["sft"]
+    assert (per["too_long_documents"], per["left_out_documents"], per["left_out_tokens"]) == (1, 1, n_long)
+    assert per["unique_documents"] == 1 and per["upsample"] == 1.0
+    docs = {d[0]: d for d in iter_documents(sorted(out.glob("*.parquet")))}
+    assert sorted(docs) == ["s0001", "s0003"]
+    assert m["per_source"]["agentless"]["chunks"] > 1  # a long mid-training document is still chunked
+    # the option off: the conversation is chunked like any document
+    out2 = run_tokens(tmp_path / "off", [inp], seq_len=256, never_split=[])
+    assert sorted(d[0] for d in iter_documents(sorted(out2.glob("*.parquet")))) == ["s0001", "s0002", "s0003"]
+    bad = {"name": "t", "output": str(tmp_path / "o3"), "stages": [
+        {"name": "tokens", "stage": "tokens", "input": str(inp), "options": {"never_split": ["chat"]}}]}
+    (tmp_path / "bad.yaml").write_text(json.dumps(bad))
+    proc = datakit("run", tmp_path / "bad.yaml", "--quiet")
+    assert proc.returncode != 0 and "never_split" in proc.stderr and "chat" in proc.stderr

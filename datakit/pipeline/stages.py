@@ -366,6 +366,8 @@ class TokensStage(StageType):
         copy_gap: int = 0  # rows between copies of an up-sampled document (0 = window)
         seed: int = 0
         num_threads: int = 1  # encoder threads per task
+        # sample kinds whose documents are never chunked across rows: longer than seq_len → left out (too_long)
+        never_split: list = field(default_factory=lambda: ["sft"])
 
     def _tokenizer(self):
         from datakit.tokens.tokenizer import load_tokenizer
@@ -374,7 +376,7 @@ class TokensStage(StageType):
 
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.io.records import RecordReader
-        from datakit.tokens.mixture import parse_mixture
+        from datakit.tokens.mixture import SOURCE_BY_KIND, parse_mixture
         from datakit.tokens.steps import InterleavedRecordReader, PackShards, TokenizeSamples
 
         o = self.options
@@ -385,13 +387,17 @@ class TokensStage(StageType):
         if o.window_tokens < o.seq_len:
             raise ValueError(f"window_tokens must be ≥ seq_len ({o.seq_len}), got {o.window_tokens}")
         mixture = parse_mixture(o.mixture, o.target_tokens)
+        unknown = set(o.never_split) - set(SOURCE_BY_KIND)
+        if unknown:
+            raise ValueError(f"never_split: unknown sample kinds {sorted(unknown)} (kinds: {sorted(SOURCE_BY_KIND)})")
         tok = self._tokenizer()  # fails here, before any work, on an unknown tokenizer
         inputs = ctx.inputs or [ctx.input]
         reader = (RecordReader(str(inputs[0]), text_field="text", limit=ctx.limit) if len(inputs) == 1 else
                   InterleavedRecordReader([str(p) for p in inputs], text_field="text", limit=ctx.limit))
         return [
             reader,
-            TokenizeSamples(o.tokenizer, o.engine, ctx.quarantine, mixture, o.seed, o.num_threads),
+            TokenizeSamples(o.tokenizer, o.engine, ctx.quarantine, mixture, o.seed, o.num_threads, o.seq_len,
+                            tuple(o.never_split)),
             PackShards(str(ctx.output), o.seq_len, tok.eod_id, o.window, o.copy_gap or None, o.window_tokens),
         ]
 

@@ -61,13 +61,15 @@ class TokenizeSamples(CountingStep):
     """Render each Sample (plain document + EOD, or ChatML with an assistant-only loss mask), apply the mixture
     (per-task budgets of unique tokens, up-sampling factors) and yield each token document once with its number
     of copies; the packer spreads the copies. Unit `documents` (unique documents: read = written + quarantined +
-    filtered). Documents repeated or left out are listed in `mixture/{rank:05d}.parquet` (the ledger)."""
+    filtered). A document of a `never_split` kind (SFT) longer than `seq_len` is left out (`too_long`) rather than
+    chunked across rows. Documents repeated or left out are listed in `mixture/{rank:05d}.parquet` (the ledger)."""
 
     name = "🔤 tokenize"
     type = "🔢 - TOKENIZER"
 
     def __init__(self, tokenizer: str, engine: str, quarantine_dir: str, mixture: dict[str, SourceMix],
-                 seed: int = 0, num_threads: int = 1):
+                 seed: int = 0, num_threads: int = 1, seq_len: int | None = None,
+                 never_split: tuple[str, ...] = ("sft",)):
         super().__init__("tokens", quarantine_dir)
         self.ledger_dir = Path(quarantine_dir).parent / LEDGER_DIR
         self.tokenizer_name = tokenizer
@@ -75,6 +77,8 @@ class TokenizeSamples(CountingStep):
         self.mixture = mixture
         self.seed = seed
         self.num_threads = num_threads
+        self.seq_len = seq_len
+        self.never_split = tuple(never_split)  # sample kinds a row must hold whole (SFT conversations)
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         from datakit.tokens.chat import render_chat
@@ -124,12 +128,14 @@ class TokenizeSamples(CountingStep):
         source = SOURCE_BY_KIND.get(sample["kind"], sample["kind"])
         n_tokens = len(ids)
         self.stat_update(f"mixture.{source}.read_tokens", value=n_tokens)
+        if self.seq_len is not None and n_tokens > self.seq_len and sample["kind"] in self.never_split:
+            # the packer would chunk it across rows: a conversation cut in two trains on half a dialogue
+            self._leave_out(sample["id"], source, n_tokens, "too_long")
+            return
         n = mixer.copies(source, sample["id"])
         decision = "downsampled" if n == 0 else None if mixer.admit(source, n_tokens) else "over_budget"
-        if decision:  # left out: counted (documents and tokens) and listed in the ledger
-            self.filter_out("documents", decision)
-            self.stat_update(f"mixture.{source}.{decision}_tokens", value=n_tokens)
-            self._ledger.add(sample["id"], source, n_tokens, 0, decision)
+        if decision:
+            self._leave_out(sample["id"], source, n_tokens, decision)
             return
         self.written("documents")
         # before and after up-sampling: unique documents / tokens, then what goes into the stream
@@ -141,6 +147,13 @@ class TokenizeSamples(CountingStep):
             self._ledger.add(sample["id"], source, n_tokens, n, "repeated")
         yield Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
                                                            "sample_id": sample["id"], "copies": n})
+
+
+    def _leave_out(self, sample_id: str, source: str, n_tokens: int, decision: str) -> None:
+        """Left out: counted (documents and tokens) and listed in the ledger."""
+        self.filter_out("documents", decision)
+        self.stat_update(f"mixture.{source}.{decision}_tokens", value=n_tokens)
+        self._ledger.add(sample_id, source, n_tokens, 0, decision)
 
 
 class _Ledger:
