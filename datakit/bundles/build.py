@@ -68,7 +68,7 @@ def build_bundle(pr: dict, commits: list[BundleCommit], limits: BundleLimits = B
             try:
                 verify_patch("".join(f.patch for f in changes), changes)
             except PatchMismatch as exc:
-                raise BundleOut("diff_roundtrip_failed", f"commit {c.sha}: {exc}", False) from None
+                raise BundleOut(exc.reason, f"commit {c.sha}: {exc}", False) from None
         kept.append(BundleCommit(c.sha, message, c.author, c.is_merge, changes))
     if not kept:
         raise BundleOut("no_commits", "every commit of the PR was a bot's", True)

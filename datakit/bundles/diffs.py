@@ -4,7 +4,8 @@
 changed file: its unified patch (git's file headers included), the text before and after, and the curation
 verdict (`datakit.bundles.curate.file_verdict`, or `non_utf8`). `verify_patch` parses the bundle's patch text
 back with `unidiff` and applies it to the parent's files with a strict applier of its own: every context and
-removed line must match where the hunk says, and the result must equal the commit's files byte for byte.
+removed line must match where the hunk says, the result must equal the commit's files byte for byte, and every
+path a header names must lie inside the repository (`datakit.samples.edits.check_repo_path`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 import pygit2
 
 from datakit.bundles.curate import file_verdict
+from datakit.samples.edits import EditError, check_repo_path
 
 _LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")  # lines split on "\n" only (a "\r" or "\f" is line content)
 
@@ -33,7 +35,49 @@ class FileChange:
 
 
 class PatchMismatch(ValueError):
-    """A bundled diff that does not reproduce the commit's files."""
+    """A bundled diff that does not reproduce the commit's files (`reason` diff_roundtrip_failed), or that names
+    a path outside the repository (`reason` unsafe_path)."""
+
+    def __init__(self, message: str, reason: str = "diff_roundtrip_failed"):
+        super().__init__(message)
+        self.reason = reason
+
+
+_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+
+
+def header_path(name: str) -> str | None:
+    """The repository path a `---`/`+++` header names (git's `a/`/`b/` prefix off, a C-quoted name unquoted, as
+    git writes names with special characters), or None for /dev/null."""
+    if name == "/dev/null":
+        return None
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        out, i, body = bytearray(), 0, name[1:-1]
+        while i < len(body):
+            octal = body[i + 1:i + 4]
+            if body[i] == "\\" and len(octal) == 3 and all(c in "01234567" for c in octal):
+                out.append(int(octal, 8) & 0xFF)  # a byte of a UTF-8 name (core.quotePath)
+                i += 4
+                continue
+            if body[i] == "\\" and body[i + 1:i + 2] in _ESCAPES:
+                out.append(_ESCAPES[body[i + 1]])
+                i += 2
+                continue
+            out += body[i].encode("utf-8", "surrogatepass")
+            i += 1
+        name = out.decode("utf-8", "replace")
+    return name[2:] if name.startswith(("a/", "b/")) else name
+
+
+def check_header_paths(patched_file) -> None:
+    """PatchMismatch(reason unsafe_path) unless both names of a parsed file diff lie inside the repository."""
+    for name in (patched_file.source_file, patched_file.target_file):
+        path = header_path(name or "")
+        if path is not None:
+            try:
+                check_repo_path(path)
+            except EditError as exc:
+                raise PatchMismatch(f"diff header {name!r}: {exc.message}", "unsafe_path") from None
 
 
 def _text(data: bytes | None) -> str | None:
@@ -131,6 +175,7 @@ def verify_patch(patch_text: str, changes: list[FileChange]) -> None:
     if len(parsed) != len(changes):
         raise PatchMismatch(f"unidiff read {len(parsed)} files, the commit changes {len(changes)}")
     for patched, change in zip(parsed, changes):
+        check_header_paths(patched)
         result = apply_hunks(change.old_text or "", patched)
         if result != (change.new_text or ""):
             raise PatchMismatch(f"{change.path}: the parsed diff applied to the parent does not give the commit's "
