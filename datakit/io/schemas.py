@@ -2,7 +2,9 @@
 
 Mapping (JSON Schema → Arrow): string → string, integer → int64, number → float64, boolean → bool,
 (or the width named by `"x-arrow": "int32" | "uint8"`), array → list<items>, object with properties → struct (fields in declaration order), a type list with "null" →
-nullable. Every field is nullable in Arrow (Parquet readers expect it); `required` is checked by `validate`.
+nullable; `"x-arrow": "json"` → Arrow's JSON extension type (any JSON value, stored as its text; `datasets` reads it
+as `Json()` and hands back the parsed value). `hf_features` derives the `datasets` Features of a schema, written as
+the Parquet file's `huggingface` metadata so `datasets.load_dataset("parquet", …)` decodes such columns. Every field is nullable in Arrow (Parquet readers expect it); `required` is checked by `validate`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 import pyarrow as pa
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
-RECORDS = ("pull_record", "sample", "quarantine", "stage_stats", "token_shard", "token_manifest", "decontam_match")
+RECORDS = ("pull_record", "sample", "quarantine", "stage_stats", "token_shard", "token_manifest", "decontam_match",
+           "sft_messages")
 
 
 @functools.cache
@@ -39,6 +42,8 @@ def _resolve(ref: str, current: dict) -> tuple[dict, dict]:
 def _arrow_type(node: dict, doc: dict) -> pa.DataType:
     if "$ref" in node:
         node, doc = _resolve(node["$ref"], doc)
+    if node.get("x-arrow") == "json":
+        return pa.json_()
     types = node.get("type")
     kinds = [t for t in (types if isinstance(types, list) else [types]) if t != "null"]
     if len(kinds) != 1:
@@ -60,6 +65,26 @@ def _arrow_type(node: dict, doc: dict) -> pa.DataType:
             raise TypeError("objects without declared properties have no Arrow form (store them as JSON strings)")
         return pa.struct([pa.field(k, _arrow_type(v, doc)) for k, v in props.items()])
     raise TypeError(f"unsupported JSON schema type {kind!r}")
+
+
+_HF_VALUE = {"string": "string", "int64": "int64", "int32": "int32", "uint8": "uint8", "double": "float64",
+             "bool": "bool"}
+
+
+def _hf_feature(kind: pa.DataType) -> dict:
+    """The `datasets` feature (its serialised form, as in a Parquet file's `huggingface` metadata) of an Arrow type."""
+    if isinstance(kind, pa.JsonType):
+        return {"_type": "Json"}
+    if pa.types.is_list(kind):
+        return {"feature": _hf_feature(kind.value_type), "_type": "List"}
+    if pa.types.is_struct(kind):
+        return {kind.field(i).name: _hf_feature(kind.field(i).type) for i in range(kind.num_fields)}
+    return {"dtype": _HF_VALUE[str(kind)], "_type": "Value"}
+
+
+def hf_features(name: str) -> dict:
+    """`datasets.Features(...).to_dict()` of schemas/{name}: what `datasets` reads from the `huggingface` metadata."""
+    return {f.name: _hf_feature(f.type) for f in arrow_schema(name)}
 
 
 @functools.cache

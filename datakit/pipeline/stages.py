@@ -7,6 +7,7 @@ steps (`build`) or, for the few local set-up stages, does its work directly (`ru
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -532,3 +533,18 @@ STAGES: dict[str, type[StageType]] = {
     for s in (DemoRepoStage, GitSourceStage, GitHubSourceStage, GHArchiveSourceStage, AgentlessSamplesStage,
               CommitBundlesStage, DecontamStage, SynthIngestStage, TokensStage, MegatronExportStage)
 }
+
+
+def register(cls: type[StageType]) -> type[StageType]:
+    """A stage package declares its stage types in its own `stages` module and registers each with this decorator,
+    so this module needs no import of the package (only its name in STAGE_MODULES)."""
+    if cls.type_name in STAGES and STAGES[cls.type_name] is not cls:
+        raise ValueError(f"two stage types named {cls.type_name!r}")
+    STAGES[cls.type_name] = cls
+    return cls
+
+
+STAGE_MODULES = ("datakit.sft.stages",)  # packages whose stage types register themselves
+
+for _module in STAGE_MODULES:
+    importlib.import_module(_module)

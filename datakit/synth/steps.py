@@ -47,21 +47,30 @@ def to_sample(row, fmt: str = "auto", max_turn_chars: int | None = None) -> tupl
     }, meta
 
 
-class SynthIngest(CountingStep):
-    name = "🧪 synth ingest"
+class ChatRows(CountingStep):
+    """The reader half of a chat-row stage: rows of `inputs` (files and saved datasets) sharded over the tasks,
+    each turned into a Sample by `convert` (FormatError / ChatError → quarantined with the reason), filtered by
+    `keep` (a reason → counted as filtered), deduplicated by id within the task (`duplicate`). Unit `rows`:
+    read = written + quarantined + filtered. Tasks take whole files when there are at least as many files as
+    tasks, else every task reads every file and keeps the rows i ≡ rank (mod tasks)."""
+
     type = "📖 - READER"
 
-    def __init__(self, inputs: list[str], quarantine_dir: str, fmt: str = "auto", max_turn_chars: int = 200_000,
-                 loader: str = "datakit", limit: int = -1, root: str | None = None,
-                 keep_exit_status: tuple[str, ...] = ()):
-        super().__init__("synth", quarantine_dir)
+    def __init__(self, stage: str, inputs: list[str], quarantine_dir: str, loader: str = "datakit", limit: int = -1,
+                 root: str | None = None):
+        super().__init__(stage, quarantine_dir)
         self.inputs = inputs
-        self.fmt = fmt
-        self.max_turn_chars = max_turn_chars
         self.loader = loader
         self.limit = limit
         self.root = root
-        self.keep_exit_status = tuple(keep_exit_status)
+
+    def convert(self, row) -> tuple[dict, dict]:
+        """(Sample, the format's meta) of a row."""
+        raise NotImplementedError
+
+    def keep(self, sample: dict, meta: dict) -> str | None:
+        """Why a valid sample is left out (its filter reason), or None."""
+        return None
 
     def _rows(self, rank: int, world_size: int):
         paths = [Path(p) for p in self.inputs]
@@ -87,7 +96,7 @@ class SynthIngest(CountingStep):
         n = 0
         try:
             for label, rows, size in self._rows(rank, world_size):
-                self.stat_update("synth.input_bytes", value=size)
+                self.stat_update(f"{self.stage}.input_bytes", value=size)
                 for index, row in rows:
                     if 0 <= self.limit <= n:
                         return
@@ -98,23 +107,43 @@ class SynthIngest(CountingStep):
                         self.reject("rows", {**where, "row": row.raw}, row.reason, f"{label}: {row.detail}", rank)
                         continue
                     try:
-                        sample, meta = to_sample(row, self.fmt, self.max_turn_chars)
+                        sample, meta = self.convert(row)
                     except (FormatError, ChatError) as exc:
                         self.reject("rows", {**where, "row": row}, exc.reason, f"{label}#{index}: {exc}", rank)
                         continue
-                    status = meta.get("exit_status")
-                    if self.keep_exit_status and status is not None and status not in self.keep_exit_status:
-                        self.filter_out("rows", "exit_status")  # an agent run that ended otherwise (e.g. a limit)
-                        continue
-                    if sample["id"] in seen:
-                        self.filter_out("rows", "duplicate")
+                    reason = self.keep(sample, meta)
+                    if reason is None and sample["id"] in seen:
+                        reason = "duplicate"
+                    if reason is not None:
+                        self.filter_out("rows", reason)
                         continue
                     seen.add(sample["id"])
                     self.written("rows")
-                    self.stat_update(f"synth.format.{sample['source']['method']}")
-                    self.stat_update("synth.messages", value=len(sample["messages"]))
-                    self.stat_update("synth.tool_calls", value=sum(len(m["tool_calls"] or ())
-                                                                   for m in sample["messages"]))
+                    self.stat_update(f"{self.stage}.format.{sample['source']['method']}")
+                    self.stat_update(f"{self.stage}.messages", value=len(sample["messages"]))
+                    self.stat_update(f"{self.stage}.tool_calls", value=sum(len(m["tool_calls"] or ())
+                                                                         for m in sample["messages"]))
                     yield Document(text=sample["text"], id=sample["id"], metadata=sample)
         finally:
             self.close_outputs()
+
+
+class SynthIngest(ChatRows):
+    name = "🧪 synth ingest"
+
+    def __init__(self, inputs: list[str], quarantine_dir: str, fmt: str = "auto", max_turn_chars: int = 200_000,
+                 loader: str = "datakit", limit: int = -1, root: str | None = None,
+                 keep_exit_status: tuple[str, ...] = ()):
+        super().__init__("synth", inputs, quarantine_dir, loader, limit, root)
+        self.fmt = fmt
+        self.max_turn_chars = max_turn_chars
+        self.keep_exit_status = tuple(keep_exit_status)
+
+    def convert(self, row) -> tuple[dict, dict]:
+        return to_sample(row, self.fmt, self.max_turn_chars)
+
+    def keep(self, sample: dict, meta: dict) -> str | None:
+        status = meta.get("exit_status")
+        if self.keep_exit_status and status is not None and status not in self.keep_exit_status:
+            return "exit_status"  # an agent run that ended otherwise (e.g. a limit)
+        return None
