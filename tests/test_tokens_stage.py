@@ -14,7 +14,7 @@ import pytest
 
 from datakit.cli import main
 from datakit.io.schemas import arrow_schema, conform, validate
-from datakit.tokens.shards import ManifestError, iter_documents, verify_manifest
+from datakit.tokens.shards import ManifestError, iter_documents, iter_rows, verify_manifest
 from datakit.tokens.tokenizer import load_tokenizer
 from tests.test_recipes import DEMO, datakit, tree_digest
 
@@ -340,3 +340,168 @@ def test_sft_conversations_longer_than_seq_len_are_left_out_not_split(tmp_path, 
     (tmp_path / "bad.yaml").write_text(json.dumps(bad))
     proc = datakit("run", tmp_path / "bad.yaml", "--quiet")
     assert proc.returncode != 0 and "never_split" in proc.stderr and "chat" in proc.stderr
+
+
+# ---------------------------------------------------------------------------------- the validation split by repo
+
+N_REPOS = 40
+VALIDATION = {"fraction": 0.25, "seed": 3, "repos": ["Org07/Repo07"]}  # listed names compare in lower case
+
+
+def repo_samples(folder: Path) -> dict[str, str | None]:
+    """Samples of 40 repositories (their names spelt in mixed case by some sources) and synthetic ones with none,
+    over 4 files (tasks shard by file); returns sample id → repository (lower case) or None."""
+    kinds = ["edit", "localize", "commit_bundle"]
+    rows, repo_of = [], {}
+    for i in range(N_REPOS * 5):
+        r = i % N_REPOS
+        name = f"org{r:02d}/repo{r:02d}" if i % 2 else f"Org{r:02d}/Repo{r:02d}"
+        where = {"meta": {"repo": name}} if i % 3 else {"source": {"kind": "git", "repo": name}}
+        rows.append({**sample(i, f"def f{i}(x):\n    return x * {i} + {r}\n" * (1 + i % 3), kinds[i % 3]), **where})
+        repo_of[rows[-1]["id"]] = name.lower()
+    for i in range(30):
+        rows.append(sample(5000 + i, f"# thought {i}\nanswer = {i}\n", kind="synthetic"))
+        repo_of[rows[-1]["id"]] = None
+    for k in range(4):
+        write_samples(folder, rows[k::4], f"{k:05d}.parquet")
+    return repo_of
+
+
+def expected_valid_repos() -> set[str]:
+    from datakit.tokens.mixture import unit_hash
+
+    return {f"org{r:02d}/repo{r:02d}" for r in range(N_REPOS)
+            if unit_hash(3, f"repo:org{r:02d}/repo{r:02d}") < 0.25} | {"org07/repo07"}
+
+
+def run_split(tmp_path: Path, inp: Path, tasks: int, validation: dict) -> Path:
+    recipe = {"name": "v", "output": str(tmp_path / "o"), "executor": {"type": "local", "tasks": tasks, "workers": 1},
+              "stages": [{"name": "tokens", "stage": "tokens", "inputs": [str(inp)],
+                          "options": {"seq_len": 128, "window": 8, "validation": validation,
+                                      "mixture": {"agentless": {"upsample": 2}}}},
+                         {"name": "megatron", "stage": "export.megatron", "input": "tokens", "tasks": 2}]}
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "r.yaml").write_text(json.dumps(recipe))
+    proc = datakit("run", tmp_path / "r.yaml", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return tmp_path / "o"
+
+
+@pytest.fixture(scope="module")
+def split_runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("split")
+    repo_of = repo_samples(tmp / "in")
+    return repo_of, {tasks: run_split(tmp / f"t{tasks}", tmp / "in", tasks, VALIDATION) for tasks in (1, 3)}
+
+
+def split_docs(out: Path) -> tuple[dict, dict]:
+    train = {d[0]: d for d in iter_documents(sorted((out / "tokens").glob("*.parquet")))}
+    valid = {d[0]: d for d in iter_documents(sorted((out / "tokens" / "valid").glob("*.parquet")))}
+    return train, valid
+
+
+def test_validation_split_holds_out_whole_repositories(split_runs):
+    repo_of, runs = split_runs
+    out = runs[1]
+    train, valid = split_docs(out)
+    train_repos = {repo_of[s.split("@")[0]] for s in train} - {None}
+    valid_repos = {repo_of[s] for s in valid}
+    assert valid_repos == expected_valid_repos() and 0 < len(valid_repos) < N_REPOS
+    assert not train_repos & valid_repos and train_repos | valid_repos == set(filter(None, repo_of.values()))
+    # every document in exactly one split; a validation document once (no up-sampled copy, in either split)
+    assert {s.split("@")[0] for s in train} | set(valid) == set(repo_of)
+    assert not {s.split("@")[0] for s in train} & set(valid) and all("@" not in s for s in valid)
+    assert all(repo_of[s] for s in valid)  # synthetic samples (no repository) stay in train by default
+    rows = [r for p in sorted((out / "tokens" / "valid").glob("*.parquet")) for r in iter_rows(p)]
+    assert all(k == 0 for r in rows for k in r["repeat"])
+    assert sum(len(r["sample_ids"]) for r in rows) == len(valid)  # short documents: one segment each
+    # the counts add up: units, manifests, counters
+    m = verify_manifest(out / "tokens")
+    vm = verify_manifest(out / "tokens" / "valid")
+    for manifest in (m, vm):
+        validate(manifest, "token_manifest")
+    stats = json.loads((out / "tokens" / "stats.json").read_text())
+    assert stats["units"]["documents"] == {"read": len(repo_of), "written": len(repo_of), "quarantined": {},
+                                           "filtered": {}}
+    v = m["validation"]
+    assert (m["split"], vm["split"], vm["repos"]) == ("train", "valid", sorted(valid_repos))
+    assert (v["repositories"], v["documents"], v["listed_repos"]) == (len(valid_repos), len(valid), ["org07/repo07"])
+    assert v["tokens"] == vm["tokens"] == sum(len(d[2]) for d in valid.values())
+    assert vm["per_source"]["agentless"]["upsample"] == 1.0 and m["per_source"]["agentless"]["upsample"] == 2.0
+    assert sum(stats["counters"][f"valid.{s}.documents"] for s in vm["per_source"]) == len(valid)
+    assert m["documents"] == len(train) and m["per_source"]["synthetic"]["unique_documents"] == 30
+
+
+def test_validation_split_is_the_same_for_any_task_count(split_runs):
+    _, runs = split_runs
+    (train1, valid1), (train3, valid3) = split_docs(runs[1]), split_docs(runs[3])
+    assert sorted(valid1) == sorted(valid3) and sorted(train1) == sorted(train3)
+    assert all(np.array_equal(valid1[s][2], valid3[s][2]) for s in valid1)
+    assert len(list((runs[3] / "tokens" / "valid").glob("*.parquet"))) == 3
+
+
+@pytest.mark.filterwarnings("ignore:.*(Transformer Engine|Apex).*:UserWarning")
+@pytest.mark.filterwarnings("ignore:The pad token id in the tokenizer collides:UserWarning")
+def test_validation_export_is_its_own_megatron_dataset(split_runs):
+    pytest.importorskip("megatron.core")
+    from megatron.core.datasets.indexed_dataset import IndexedDataset
+
+    _, runs = split_runs
+    out = runs[3]
+    _, valid = split_docs(out)
+    words = (out / "megatron" / "valid_blend.txt").read_text().split()
+    prefixes = words[1::2]
+    assert all(Path(p).parent == out / "megatron" / "valid" for p in prefixes)
+    seen = []
+    for prefix in prefixes:  # megatron-core reads the valid export back token for token
+        shard = out / "tokens" / "valid" / (Path(prefix).name + ".parquet")
+        docs = list(iter_documents([shard]))
+        ds = IndexedDataset(prefix)
+        assert len(ds) == len(docs) and all(np.array_equal(ds[i], d[2]) for i, d in enumerate(docs))
+        seen += [d[0] for d in docs]
+    assert sorted(seen) == sorted(valid)
+    train_words = (out / "megatron" / "blend.txt").read_text().split()
+    assert not set(train_words[1::2]) & set(prefixes)
+    per_split = json.loads((out / "megatron" / "per_split.json").read_text())
+    assert per_split == {"train": train_words, "valid": words, "test": None}
+    # what pretrain_gpt.py builds from --train-data-path blend.txt --valid-data-path valid_blend.txt (no --split)
+    from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
+    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+    from megatron.core.datasets.utils import get_blend_from_list
+
+    class Qwen:
+        vocab_size, eod, pad = 151_665, 151_643, 151_643
+        unique_identifiers = {"class": "Qwen2.5"}
+
+    config = GPTDatasetConfig(random_seed=1, sequence_length=32, split=None, tokenizer=Qwen(),
+                              blend_per_split=[get_blend_from_list(train_words), get_blend_from_list(words), None],
+                              reset_position_ids=True, reset_attention_mask=True, eod_mask_loss=True,
+                              path_to_cache=None, mmap_bin_files=True)
+    built = BlendedMegatronDatasetBuilder(GPTDataset, [16, 8, 0], lambda: True, config).build()
+    for ds, want in ((built[0], set(train_words[1::2])), (built[1], set(prefixes))):
+        parts = ds.datasets if hasattr(ds, "datasets") else [ds]
+        assert len(ds) > 0 and {p.dataset_path for p in parts} <= want
+    em = json.loads((out / "megatron" / "manifest.json").read_text())
+    assert em["validation"]["documents"] == len(valid) and em["validation"]["blend"] == "valid_blend.txt"
+    assert em["documents"] == len(split_docs(out)[0]) and em["files"] and all("/" not in f for f in em["files"])
+    assert sorted(em["validation"]["files"]) == sorted(f"valid/{Path(p).name}{x}" for p in prefixes
+                                                       for x in (".bin", ".idx"))
+
+
+def test_validation_split_options_and_tampering(tmp_path, split_runs):
+    from datakit.tokens.mixture import parse_validation
+
+    repo_of, runs = split_runs
+    for bad in ({"fraction": 1.0}, {"fraction": "x"}, {"repos": ["norepo"]}, {"without_repo": "drop"}, {"frac": 0.1}):
+        with pytest.raises(ValueError, match="validation"):
+            parse_validation(bad)
+    # samples with no repository go to validation only when asked
+    inp = write_samples(tmp_path / "in", [sample(i, f"x = {i}\n", kind="synthetic") for i in range(6)]
+                        + [{**sample(9, "y = 1\n"), "meta": {"repo": "a/b"}}])
+    out = run_split(tmp_path / "run", inp, 1, {"without_repo": "valid"})
+    train, valid = split_docs(out)
+    assert sorted(valid) == [f"s{i:04d}" for i in range(6)] and list(train) == ["s0009", "s0009@1"]
+    shard = next((out / "tokens" / "valid").glob("*.parquet"))
+    shard.write_bytes(shard.read_bytes() + b"x")
+    with pytest.raises(ManifestError, match="valid"):
+        verify_manifest(out / "tokens")

@@ -369,6 +369,8 @@ class TokensStage(StageType):
         num_threads: int = 1  # encoder threads per task
         # sample kinds whose documents are never chunked across rows: longer than seq_len → left out (too_long)
         never_split: list = field(default_factory=lambda: ["sft"])
+        # held-out split by repository: {fraction: 0.01, seed: 0, repos: [owner/name], without_repo: train|valid}
+        validation: dict = field(default_factory=dict)
 
     def _tokenizer(self):
         from datakit.tokens.tokenizer import load_tokenizer
@@ -377,7 +379,7 @@ class TokensStage(StageType):
 
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.io.records import RecordReader
-        from datakit.tokens.mixture import SOURCE_BY_KIND, parse_mixture
+        from datakit.tokens.mixture import SOURCE_BY_KIND, parse_mixture, parse_validation
         from datakit.tokens.steps import InterleavedRecordReader, PackShards, TokenizeSamples
 
         o = self.options
@@ -391,6 +393,7 @@ class TokensStage(StageType):
         unknown = set(o.never_split) - set(SOURCE_BY_KIND)
         if unknown:
             raise ValueError(f"never_split: unknown sample kinds {sorted(unknown)} (kinds: {sorted(SOURCE_BY_KIND)})")
+        validation = parse_validation(o.validation)
         tok = self._tokenizer()  # fails here, before any work, on an unknown tokenizer
         inputs = ctx.inputs or [ctx.input]
         reader = (RecordReader(str(inputs[0]), text_field="text", limit=ctx.limit) if len(inputs) == 1 else
@@ -398,25 +401,32 @@ class TokensStage(StageType):
         return [
             reader,
             TokenizeSamples(o.tokenizer, o.engine, ctx.quarantine, mixture, o.seed, o.num_threads, o.seq_len,
-                            tuple(o.never_split)),
-            PackShards(str(ctx.output), o.seq_len, tok.eod_id, o.window, o.copy_gap or None, o.window_tokens),
+                            tuple(o.never_split), validation),
+            PackShards(str(ctx.output), o.seq_len, tok.eod_id, o.window, o.copy_gap or None, o.window_tokens,
+                       validation.enabled),
         ]
 
     def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
         import json
 
-        from datakit.tokens.mixture import parse_mixture
-        from datakit.tokens.shards import write_manifest
+        from datakit.tokens.mixture import parse_mixture, parse_validation
+        from datakit.tokens.shards import write_manifest, write_valid_manifest
 
+        o, tok = self.options, self._tokenizer()
         parts = [json.loads(p.read_text()) for p in sorted(ctx.output.glob("*.pack.json"))]
         shards = sorted(p.name for p in ctx.output.glob("*.parquet"))
-        write_manifest(ctx.output, shards, self._tokenizer(), self.options.seq_len, parts,
-                       parse_mixture(self.options.mixture, self.options.target_tokens), ctx.fingerprint)
+        validation = parse_validation(o.validation)
+        extra = ({"split": "train", "validation": write_valid_manifest(ctx.output, tok, o.seq_len, validation,
+                                                                      ctx.fingerprint)}
+                 if validation.enabled else None)
+        write_manifest(ctx.output, shards, tok, o.seq_len, parts, parse_mixture(o.mixture, o.target_tokens),
+                       ctx.fingerprint, extra=extra)
 
 
 class MegatronExportStage(StageType):
     type_name = "export.megatron"
-    summary = "token shards → Megatron MMIDIDX .bin/.idx (int32, one document per sample) + blend file"
+    summary = ("token shards → Megatron MMIDIDX .bin/.idx (int32, one document per sample) + blend file; a "
+               "validation split → valid/*.bin/.idx + valid_blend.txt (--valid-data-path)")
     units = ("shards",)
 
     @dataclass
@@ -432,24 +442,30 @@ class MegatronExportStage(StageType):
 
         check_vocab_fits(manifest["tokenizer"]["vocab_size"], "int32")
         shards = [str(ctx.input / name) for name in sorted(manifest["files"])]
-        return [MegatronExport(shards, str(ctx.output))]
+        valid = []
+        if manifest.get("validation"):
+            vdir = (ctx.input / manifest["validation"]["manifest"]).parent
+            valid = [str(vdir / name) for name in sorted(verify_manifest(vdir)["files"])]
+        return [MegatronExport(shards, str(ctx.output), valid)]
 
     def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
         import json
 
-        from datakit.export.megatron import write_blend
-        from datakit.tokens.shards import file_sha256, verify_manifest
+        from datakit.export.steps import write_folder_blend
+        from datakit.tokens.shards import VALID_DIR, file_sha256, verify_manifest
 
         source = verify_manifest(ctx.input)
-        parts = {p.name.removesuffix(".export.json"): json.loads(p.read_text())
-                 for p in sorted(ctx.output.glob("*.export.json"))}
-        total = sum(p["tokens"] for p in parts.values()) or 1
-        write_blend(ctx.output / "blend.txt", [(p["tokens"] / total, str(ctx.output / stem))
-                                               for stem, p in parts.items() if p["tokens"]])
-        files = {p.name: file_sha256(p) for p in sorted(ctx.output.glob("*.bin")) + sorted(ctx.output.glob("*.idx"))}
-        manifest = {**source, "format": "megatron-mmidx", "files": dict(sorted(files.items())),
-                    "documents": sum(p["documents"] for p in parts.values()), "tokens": total,
-                    "source_manifest": file_sha256(ctx.input / "manifest.json")}
+        train = write_folder_blend(ctx.output, ctx.output / "blend.txt")
+        manifest = {**source, "format": "megatron-mmidx", "files": train["files"], "documents": train["documents"],
+                    "tokens": train["tokens"], "source_manifest": file_sha256(ctx.input / "manifest.json")}
+        if source.get("validation"):
+            # its own dataset for --valid-data-path; per_split.json is the same for --per-split-data-args-path
+            valid = write_folder_blend(ctx.output / VALID_DIR, ctx.output / "valid_blend.txt", required=False)
+            manifest["validation"] = {**source["validation"], **valid,
+                                      "files": {f"{VALID_DIR}/{k}": v for k, v in valid["files"].items()}}
+            split_words = {"train": (ctx.output / "blend.txt").read_text().split(), "test": None,
+                           "valid": (ctx.output / "valid_blend.txt").read_text().split() if valid["blend"] else None}
+            (ctx.output / "per_split.json").write_text(json.dumps(split_words, indent=2) + "\n")
         (ctx.output / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 

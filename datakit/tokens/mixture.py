@@ -105,3 +105,62 @@ class Mixer:
 
 def copy_id(sample_id: str, k: int) -> str:
     return sample_id if k == 0 else f"{sample_id}@{k}"
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The held-out validation split, by repository (the tokens stage's `validation` option).
+
+    A repository goes to validation when it is listed in `repos` or when hash(seed, repository) < `fraction`: a
+    pure function of the name, so the split is the same whatever the task count or the input order, and every
+    document of a repository lands on the same side. Names compare in lower case (GitHub's are case-insensitive,
+    and sources spell them differently). The key is the sample's own repository, never its fork network's root:
+    `fork_of` is known to some sources and not others, so keying by it could put one repository on both sides
+    (a fork and its parent may therefore land apart). Samples without a repository (synthetic) go to
+    `without_repo` (train by default). Validation documents skip the mixture: never up-sampled, never budgeted,
+    each packed once."""
+
+    fraction: float = 0.0
+    seed: int = 0
+    repos: frozenset[str] = frozenset()
+    without_repo: str = "train"
+
+    @property
+    def enabled(self) -> bool:
+        return self.fraction > 0 or bool(self.repos) or self.without_repo == "valid"
+
+    def holds(self, repo: str | None) -> bool:
+        """Whether the documents of this repository (`repo_of`) are validation documents."""
+        if not repo:
+            return self.without_repo == "valid"
+        return repo in self.repos or unit_hash(self.seed, f"repo:{repo}") < self.fraction
+
+
+VALIDATION_KEYS = ("fraction", "seed", "repos", "without_repo")
+
+
+def parse_validation(raw: dict | None) -> Validation:
+    """The recipe's `validation: {fraction: 0.01, seed: 0, repos: [owner/name, …], without_repo: train|valid}`."""
+    raw = raw or {}
+    if not isinstance(raw, dict) or set(raw) - set(VALIDATION_KEYS):
+        raise ValueError(f"validation: expected keys among {', '.join(VALIDATION_KEYS)}, got {raw!r}")
+    fraction = raw.get("fraction", 0.0)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction < 1:
+        raise ValueError(f"validation.fraction: a share of repositories in [0, 1), got {fraction!r}")
+    seed = raw.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"validation.seed: an integer, got {seed!r}")
+    repos = raw.get("repos", [])
+    if not isinstance(repos, list) or not all(isinstance(r, str) and r.count("/") == 1 for r in repos):
+        raise ValueError(f"validation.repos: a list of owner/name strings, got {repos!r}")
+    without = raw.get("without_repo", "train")
+    if without not in ("train", "valid"):
+        raise ValueError(f"validation.without_repo: train or valid (samples with no repository), got {without!r}")
+    return Validation(float(fraction), seed, frozenset(r.lower() for r in repos), without)
+
+
+def repo_of(sample: dict) -> str | None:
+    """A Sample's repository, lower case: `meta.repo`, else `source.repo`; None for samples from no repository
+    (synthetic)."""
+    name = (sample.get("meta") or {}).get("repo") or (sample.get("source") or {}).get("repo")
+    return name.lower() if name else None

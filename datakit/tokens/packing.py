@@ -260,29 +260,41 @@ class Packer:
         self.window = int(window)
         self.copy_gap = int(gap)
         self.stats = PackStats()
+        # buffer: (chunk_index, ids, mask, source, sample_id, repeat, doc, previous copy's last row) per chunk
+        self._buffer: list[tuple] = []
+        # heap of (release row, order, repeat, previous copy's last row, document)
+        self._waiting: list[tuple[int, int, int, int, Document]] = []
+        self._order = 0
+        self._held = 0  # tokens in the buffer
 
     def pack(self, docs: Iterable[Document]) -> Iterator[PackedRow]:
         """Yield packed rows; about `window` chunks are held at once (plus the copies waiting for their turn)."""
-        # buffer: (chunk_index, ids, mask, source, sample_id, repeat, doc, previous copy's last row) per chunk
-        buffer: list[tuple] = []
-        # heap of (release row, order, repeat, previous copy's last row, document)
-        waiting: list[tuple[int, int, int, int, Document]] = []
-        self._order = 0
-        held = 0  # tokens in `buffer`
         for doc in docs:
-            self._count_document(doc)
-            self._add(buffer, doc, 0, -1)
-            held += len(doc.ids)
-            if len(buffer) >= self.window or (self.window_tokens is not None and held >= self.window_tokens):
-                yield from self._flush(buffer, waiting)
-                buffer = self._released(waiting)
-                held = sum(len(c[1]) for c in buffer)
+            yield from self.feed(doc)
+        yield from self.finish()
+
+    def feed(self, doc: Document) -> Iterator[PackedRow]:
+        """Push one document; yields the rows of the window it closes, if any. Consume the iterator before the
+        next call (the document is taken only then). `feed` + `finish` let one stream fill several packers (a
+        task's train and validation splits) without holding either split's documents."""
+        self._count_document(doc)
+        self._add(self._buffer, doc, 0, -1)
+        self._held += len(doc.ids)
+        if len(self._buffer) >= self.window or (self.window_tokens is not None and self._held >= self.window_tokens):
+            yield from self._flush(self._buffer, self._waiting)
+            self._buffer = self._released(self._waiting)
+            self._held = sum(len(c[1]) for c in self._buffer)
+
+    def finish(self) -> Iterator[PackedRow]:
+        """The rows of what is still held: the last window and every copy still waiting."""
+        buffer, waiting = self._buffer, self._waiting
         while buffer or waiting:
             if not buffer:  # the stream has run dry: every waiting copy goes now (one per document: one window)
                 self.stats.copies_released_early += len(waiting)
                 buffer = self._released(waiting, max(w[0] for w in waiting))
             yield from self._flush(buffer, waiting)
             buffer = self._released(waiting)
+        self._buffer, self._held = [], 0
 
     def _add(self, buffer: list, doc: Document, k: int, prev_row: int) -> None:
         sample_id = doc.sample_id if k == 0 else f"{doc.sample_id}@{k}"

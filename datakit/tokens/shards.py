@@ -23,6 +23,7 @@ from datakit.io.schemas import arrow_schema
 
 MANIFEST = "manifest.json"
 LEDGER_DIR = "mixture"  # per-task ledgers of documents repeated or left out (schemas/mixture_ledger.schema.json)
+VALID_DIR = "valid"  # the held-out validation split (by repository): its own shards, pack counts and manifest
 
 
 class ManifestError(ValueError):
@@ -154,13 +155,15 @@ def iter_documents(paths: Iterable[str | Path]) -> Iterator[tuple[str, str, np.n
 
 
 def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int, parts: list[dict],
-                   mixture: dict, recipe_hash: str | None, fmt: str = "parquet-packed") -> dict:
+                   mixture: dict, recipe_hash: str | None, fmt: str = "parquet-packed",
+                   extra: dict | None = None) -> dict:
     """Add up the per-task packing counts and hash the files; write manifest.json.
 
     `mixture` maps a source to its SourceMix. Per source the manifest reports the requested budget (unique
     tokens), the unique tokens and documents taken (before up-sampling), the tokens, documents and chunks in the
     shards (after), the factor, and from the ledgers (`mixture/*.parquet`) how many documents were repeated or
-    left out (over budget / down-sampled) and their tokens; the ledger files are listed with their sha256."""
+    left out (over budget / down-sampled) and their tokens; the ledger files are listed with their sha256.
+    `extra` adds top-level fields (`split`, `repos`, `validation`: see token_manifest.schema.json)."""
     from datakit.tokens.mixture import effective
 
     per_source: dict[str, dict] = {}
@@ -214,13 +217,15 @@ def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int
         "files": {name: file_sha256(folder / name) for name in sorted(shard_names)},
         "datakit_version": __version__,
         "recipe_hash": recipe_hash,
+        **(extra or {}),
     }
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
 def verify_manifest(folder: str | Path) -> dict:
-    """The manifest of a shard folder, after checking that exactly its files are there with their sha256."""
+    """The manifest of a shard folder, after checking that exactly its files are there with their sha256 (and,
+    when it has a validation split, the same of `valid/` against the manifest it names)."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
@@ -232,4 +237,27 @@ def verify_manifest(folder: str | Path) -> dict:
     for name, digest in manifest["files"].items():
         if file_sha256(folder / name) != digest:
             raise ManifestError(f"{folder}/{name}: sha256 differs from the manifest (changed after it was written)")
+    valid = manifest.get("validation")
+    if valid:
+        if file_sha256(folder / valid["manifest"]) != valid["sha256"]:
+            raise ManifestError(f"{folder}/{valid['manifest']}: sha256 differs from the manifest's validation entry")
+        verify_manifest(folder / VALID_DIR)
     return manifest
+
+
+def write_valid_manifest(folder: Path, tokenizer, seq_len: int, validation, recipe_hash: str | None) -> dict:
+    """Write `valid/manifest.json` over the validation split's shards (every source at factor 1: the split is
+    outside the mixture) and return the `validation` entry of the train manifest that names it."""
+    from datakit.tokens.mixture import SourceMix
+
+    vdir = folder / VALID_DIR
+    parts = [json.loads(p.read_text()) for p in sorted(vdir.glob("*.pack.json"))]
+    repos = sorted({r for p in parts for r in p.get("repos", [])})
+    sources = {src for p in parts for src in p["per_source"]}
+    vm = write_manifest(vdir, sorted(p.name for p in vdir.glob("*.parquet")), tokenizer, seq_len, parts,
+                        {src: SourceMix(upsample=1.0) for src in sources}, recipe_hash,
+                        extra={"split": "valid", "repos": repos})
+    return {"manifest": f"{VALID_DIR}/{MANIFEST}", "sha256": file_sha256(vdir / MANIFEST),
+            "fraction": validation.fraction, "seed": validation.seed, "listed_repos": sorted(validation.repos),
+            "without_repo": validation.without_repo, "repositories": len(repos), "rows": vm["rows"],
+            "documents": vm["documents"], "tokens": vm["tokens"]}

@@ -11,8 +11,8 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from datakit.pipeline.step import CountingStep
-from datakit.tokens.mixture import SOURCE_BY_KIND, Mixer, SourceMix
-from datakit.tokens.shards import LEDGER_DIR, ShardWriter
+from datakit.tokens.mixture import SOURCE_BY_KIND, Mixer, SourceMix, Validation, repo_of
+from datakit.tokens.shards import LEDGER_DIR, VALID_DIR, ShardWriter
 
 BATCH = 256  # samples encoded together (the engines release the GIL and batch internally)
 
@@ -61,7 +61,8 @@ class TokenizeSamples(CountingStep):
     """Render each Sample (plain document + EOD, or ChatML with an assistant-only loss mask), apply the mixture
     (per-task budgets of unique tokens, up-sampling factors) and yield each token document once with its number
     of copies; the packer spreads the copies. Unit `documents` (unique documents: read = written + quarantined +
-    filtered). A document of a `never_split` kind (SFT) longer than `seq_len` is left out (`too_long`) rather than
+    filtered). Documents of the repositories `validation` holds out go, once each, to the valid split (metadata
+    `split`). A document of a `never_split` kind (SFT) longer than `seq_len` is left out (`too_long`) rather than
     chunked across rows. Documents repeated or left out are listed in `mixture/{rank:05d}.parquet` (the ledger)."""
 
     name = "🔤 tokenize"
@@ -69,7 +70,7 @@ class TokenizeSamples(CountingStep):
 
     def __init__(self, tokenizer: str, engine: str, quarantine_dir: str, mixture: dict[str, SourceMix],
                  seed: int = 0, num_threads: int = 1, seq_len: int | None = None,
-                 never_split: tuple[str, ...] = ("sft",)):
+                 never_split: tuple[str, ...] = ("sft",), validation: Validation | None = None):
         super().__init__("tokens", quarantine_dir)
         self.ledger_dir = Path(quarantine_dir).parent / LEDGER_DIR
         self.tokenizer_name = tokenizer
@@ -79,6 +80,7 @@ class TokenizeSamples(CountingStep):
         self.num_threads = num_threads
         self.seq_len = seq_len
         self.never_split = tuple(never_split)  # sample kinds a row must hold whole (SFT conversations)
+        self.validation = validation or Validation()
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         from datakit.tokens.chat import render_chat
@@ -96,7 +98,8 @@ class TokenizeSamples(CountingStep):
                     self.read("documents")
                     if sample.get("messages"):
                         try:
-                            ids, mask = render_chat(sample["messages"], tok)
+                            tools = [json.loads(t) for t in sample["tools"]] if sample.get("tools") else None
+                            ids, mask = render_chat(sample["messages"], tok, tools=tools)
                         except TokenizerError as exc:
                             self.reject("documents", sample, "invalid_chat", str(exc), rank)
                             continue
@@ -132,6 +135,15 @@ class TokenizeSamples(CountingStep):
             # the packer would chunk it across rows: a conversation cut in two trains on half a dialogue
             self._leave_out(sample["id"], source, n_tokens, "too_long")
             return
+        repo = repo_of(sample)
+        meta = {"ids": ids, "mask": mask, "source": source, "sample_id": sample["id"], "repo": repo}
+        if self.validation.enabled and self.validation.holds(repo):
+            # held out by repository: outside the mixture (no copies, no budget), packed into the valid split
+            self.written("documents")
+            self.stat_update(f"valid.{source}.documents")
+            self.stat_update(f"valid.{source}.tokens", value=n_tokens)
+            yield Document(text="", id=sample["id"], metadata={**meta, "copies": 1, "split": "valid"})
+            return
         n = mixer.copies(source, sample["id"])
         decision = "downsampled" if n == 0 else None if mixer.admit(source, n_tokens) else "over_budget"
         if decision:
@@ -145,8 +157,7 @@ class TokenizeSamples(CountingStep):
         self.stat_update(f"mixture.{source}.tokens", value=n * n_tokens)
         if n > 1:
             self._ledger.add(sample["id"], source, n_tokens, n, "repeated")
-        yield Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
-                                                           "sample_id": sample["id"], "copies": n})
+        yield Document(text="", id=sample["id"], metadata={**meta, "copies": n, "split": "train"})
 
 
     def _leave_out(self, sample_id: str, source: str, n_tokens: int, decision: str) -> None:
@@ -189,13 +200,15 @@ class _Ledger:
 
 
 class PackShards(PipelineStep):
-    """Best-fit-decreasing packing into seq_len rows, written to `{rank:05d}.parquet` (+ `{rank:05d}.pack.json`)."""
+    """Best-fit-decreasing packing into seq_len rows, written to `{rank:05d}.parquet` (+ `{rank:05d}.pack.json`);
+    with `validation`, the valid split's documents are packed apart into `valid/{rank:05d}.parquet` (+ its
+    `.pack.json`, which also lists the task's validation repositories), so no row mixes the splits."""
 
     name = "📦 pack"
     type = "💽 - WRITER"
 
     def __init__(self, output_folder: str, seq_len: int, eod_id: int, window: int = 100_000,
-                 copy_gap: int | None = None, window_tokens: int | None = None):
+                 copy_gap: int | None = None, window_tokens: int | None = None, validation: bool = False):
         super().__init__()
         self.output_folder = Path(output_folder)
         self.seq_len = seq_len
@@ -203,26 +216,53 @@ class PackShards(PipelineStep):
         self.window = window
         self.copy_gap = copy_gap
         self.window_tokens = window_tokens
+        self.validation = validation
 
     def run(self, data, rank: int = 0, world_size: int = 1):
+        from contextlib import ExitStack
+
         from datakit.tokens.packing import Document as PackDoc
         from datakit.tokens.packing import Packer
 
-        packer = Packer(self.seq_len, self.eod_id, window=self.window, copy_gap=self.copy_gap,
-                        window_tokens=self.window_tokens)
-        docs = (PackDoc(d.metadata["ids"], d.metadata["mask"], d.metadata["source"], d.metadata["sample_id"],
-                        d.metadata.get("copies", 1)) for d in data)
-        with ShardWriter(self.output_folder / f"{rank:05d}.parquet") as writer:
-            for row in packer.pack(docs):
-                writer.write(row)
+        splits = {"train": self.output_folder}
+        if self.validation:
+            splits["valid"] = self.output_folder / VALID_DIR
+        with ExitStack() as stack:
+            packers, writers, repos = {}, {}, {name: set() for name in splits}
+            for name, folder in splits.items():
+                packers[name] = Packer(self.seq_len, self.eod_id, window=self.window, copy_gap=self.copy_gap,
+                                       window_tokens=self.window_tokens)
+                writers[name] = stack.enter_context(ShardWriter(folder / f"{rank:05d}.parquet"))
+            for d in data:
+                m = d.metadata
+                split = m.get("split", "train")
+                if split not in packers:
+                    raise ValueError(f"sample {m['sample_id']}: split {split!r} but this stage packs {list(splits)}")
+                if m.get("repo"):
+                    repos[split].add(m["repo"])
+                for row in packers[split].feed(PackDoc(m["ids"], m["mask"], m["source"], m["sample_id"],
+                                                       m.get("copies", 1))):
+                    writers[split].write(row)
+            for name in splits:
+                for row in packers[name].finish():
+                    writers[name].write(row)
+        for name, folder in splits.items():
+            self._write_part(folder / f"{rank:05d}.pack.json", packers[name], sorted(repos[name]) if name == "valid"
+                             else None)
+            prefix = "pack" if name == "train" else "valid.pack"
+            self.stat_update(f"{prefix}.rows", value=packers[name].stats.rows)
+            self.stat_update(f"{prefix}.padding_tokens", value=packers[name].stats.padding_tokens)
+        self.stat_update("pack.copies_released_early", value=packers["train"].stats.copies_released_early)
+        return
+        yield  # a terminal step: a generator that yields nothing
+
+    @staticmethod
+    def _write_part(path: Path, packer, repos: list[str] | None) -> None:
         stats = packer.stats
         part = {"rows": stats.rows, "documents": stats.documents, "chunks": stats.chunks, "tokens": stats.tokens,
                 "padding_tokens": stats.padding_tokens, "per_source": stats.per_source,
                 "copy_gap": packer.copy_gap, "copies_released_early": stats.copies_released_early,
                 "min_copy_distance": stats.min_copy_distance, "max_window_tokens": stats.max_window_tokens}
-        (self.output_folder / f"{rank:05d}.pack.json").write_text(json.dumps(part, sort_keys=True) + "\n")
-        self.stat_update("pack.rows", value=stats.rows)
-        self.stat_update("pack.padding_tokens", value=stats.padding_tokens)
-        self.stat_update("pack.copies_released_early", value=stats.copies_released_early)
-        return
-        yield  # a terminal step: a generator that yields nothing
+        if repos is not None:
+            part["repos"] = repos
+        path.write_text(json.dumps(part, sort_keys=True) + "\n")
