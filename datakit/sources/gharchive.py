@@ -97,6 +97,13 @@ EVENT_FIELDS = ("title", "body", "author", "created_at", "updated_at", "merged_a
 ALWAYS_MISSING = ("commits", "diff", "files")
 
 READ_SIZE = 64 << 10  # compressed bytes per read: ~0.5 MB decompressed, which stays in cache (faster than 1 MB+)
+MAX_PIECE = 1 << 20  # decompressed bytes per zlib call: a decompression bomb (deflate: up to 1032x) stays flat
+# The longest line kept (an event is < 1 MiB: GitHub caps bodies at 65,536 characters); a longer one is not held
+# in memory but read past and reported as `line_too_long`.
+MAX_LINE_BYTES = 16 << 20
+# How an over-long line travels on (through the map phase's partition files) to where lines are parsed: a NUL
+# first byte, which no JSON text can have; then the line's size and its first bytes.
+_OVERSIZED = b"\0datakit:line_too_long:"
 _GZIP_WBITS = 31  # zlib: a gzip header and trailer (CRC32 and size are checked at each member's end)
 _TYPE_TAG = b'"type":"'
 _TYPE_WINDOW = 96  # GH Archive writes `{"id":"<digits>","type":"...` first: the type tag lies in these bytes
@@ -108,8 +115,8 @@ _PULL_EVENTS = frozenset({"PullRequestEvent", "PullRequestReviewEvent", "PullReq
 
 
 class ArchiveError(Exception):
-    """A file or a line that cannot be read: `reason` is one of truncated_gzip, bad_gzip, unreadable,
-    malformed_json, not_an_event; `detail` says what and where."""
+    """A file or a line that cannot be read: `reason` is one of truncated_gzip, bad_gzip, unreadable (a file),
+    malformed_json, not_an_event, line_too_long (a line); `detail` says what and where."""
 
     def __init__(self, reason: str, detail: str):
         super().__init__(reason, detail)  # both in `args`, so that it pickles across processes
@@ -137,22 +144,25 @@ def _open(path: str):
 
 
 def _gunzip(stream, where: str) -> Iterator[bytes]:
-    """Decompressed pieces of a gzip stream of one or more members (zero padding after the last is allowed)."""
+    """Decompressed pieces (at most MAX_PIECE bytes each) of a gzip stream of one or more members (zero padding
+    after the last is allowed)."""
     decomp = zlib.decompressobj(_GZIP_WBITS)
     in_member = saw_input = False
     while chunk := stream.read(READ_SIZE):
         saw_input = True
-        while chunk:
+        full = False  # the last call filled MAX_PIECE: zlib may hold output back, ask again
+        while chunk or full:
             if not in_member and not chunk.strip(b"\0"):
                 break  # padding after the last member, as gzip itself tolerates
             try:
-                out = decomp.decompress(chunk)
+                out = decomp.decompress(chunk, MAX_PIECE)
             except zlib.error as exc:
                 raise ArchiveError("bad_gzip", f"{where}: {exc}") from exc
             in_member = not decomp.eof
+            full = len(out) == MAX_PIECE and not decomp.eof
             if out:
                 yield out
-            chunk = b""
+            chunk = decomp.unconsumed_tail
             if decomp.eof:  # a member ended: what follows is another member or padding
                 chunk = decomp.unused_data
                 decomp = zlib.decompressobj(_GZIP_WBITS)
@@ -162,27 +172,63 @@ def _gunzip(stream, where: str) -> Iterator[bytes]:
         raise ArchiveError("truncated_gzip", f"{where}: the file ends inside a gzip member (incomplete download?)")
 
 
-def iter_event_lines(path) -> Iterator[bytes]:
+class _Tail:
+    """The line being assembled across pieces: its parts (joined once, not re-copied per piece) and size; past
+    `limit` bytes only the first bytes are kept, for the report."""
+
+    __slots__ = ("parts", "size", "limit")
+
+    def __init__(self, limit: int):
+        self.parts: list[bytes] = []
+        self.size, self.limit = 0, limit
+
+    def add(self, part: bytes) -> None:
+        was = self.size
+        self.size += len(part)
+        if self.size <= self.limit:
+            self.parts.append(part)
+        elif was <= self.limit:  # just went over: keep only the start
+            self.parts = [(b"".join(self.parts) + part[:80])[:80]]
+
+    def take(self, last: bytes = b"") -> bytes:
+        self.add(last)
+        size, self.size = self.size, 0
+        line, self.parts = b"".join(self.parts), []
+        return oversized_line(size, line) if size > self.limit else line
+
+
+def oversized_line(size: int, start: bytes) -> bytes:
+    """What stands for a line longer than the limit: `parse_event` reads it as line_too_long."""
+    return _OVERSIZED + str(size).encode() + b":" + start[:80].replace(b"\n", b" ")
+
+
+def iter_event_lines(path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
     """The non-empty lines (without their newline) of one hour file: a local path or an http(s) URL, streamed.
 
-    Raises ArchiveError (truncated_gzip, bad_gzip, unreadable) after yielding every complete line before the
-    fault; the partial line at a truncation is not yielded."""
+    A line longer than `max_line_bytes` is never held whole: it is yielded as a short stand-in that
+    `parse_event` rejects as line_too_long. Raises ArchiveError (truncated_gzip, bad_gzip, unreadable) after
+    yielding every complete line before the fault; the partial line at a truncation is not yielded."""
     where = str(path)
-    tail = b""
+    tail = _Tail(max_line_bytes)
     try:
         with _open(where) as stream:
             for piece in _gunzip(stream, where):
                 lines = piece.split(b"\n")
-                lines[0] = tail + lines[0]
-                tail = lines.pop()
+                if len(lines) == 1:
+                    tail.add(piece)
+                    continue
+                lines[0] = tail.take(lines[0])
+                tail.add(lines.pop())
+                if len(piece) > max_line_bytes:  # only then can a line inside one piece be too long
+                    lines = [ln if len(ln) <= max_line_bytes else oversized_line(len(ln), ln) for ln in lines]
                 yield from filter(None, lines)
     except EOFError as exc:  # defensive: gzip-level readers say truncation this way
         raise ArchiveError("truncated_gzip", f"{where}: {exc}") from exc
     except (OSError, http.client.HTTPException) as exc:
         reason = "truncated_gzip" if isinstance(exc, http.client.IncompleteRead) else "unreadable"
         raise ArchiveError(reason, f"{where}: {exc}") from exc
-    if tail:
-        yield tail  # the last line, complete but without a final newline
+    if tail.size:
+        yield tail.take()  # the last line, complete but without a final newline
 
 
 def is_wanted_line(line: bytes) -> bool:
@@ -221,10 +267,15 @@ def _line_excerpt(line: bytes) -> str:
 
 def parse_event(line: bytes) -> dict:
     """One line → the event dict. Raises ArchiveError: malformed_json (not JSON, or not UTF-8), not_an_event
-    (JSON that is not an object with `type`, `repo{name}` and `payload`)."""
+    (JSON that is not an object with `type`, `repo{name}` and `payload`), line_too_long (`iter_event_lines`'
+    stand-in for a line over its limit)."""
     try:
         event = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
+        if line.startswith(_OVERSIZED):
+            size, _, start = line[len(_OVERSIZED):].partition(b":")
+            raise ArchiveError("line_too_long", f"a line of {size.decode()} bytes (over the limit; raise "
+                                                f"max_line_bytes to read it): {_line_excerpt(start)}") from None
         try:
             line.decode("utf-8")
         except UnicodeDecodeError as bad:
@@ -248,17 +299,48 @@ def parse_event(line: bytes) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+# Every value taken from a payload is type-checked where it is taken: a field of the wrong type (a broken or
+# hostile line) is not taken, as if absent, and never reaches a record or an ordering key.
+
+def _is_text(value) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _text(value, default: str = "") -> str:
+    return value if isinstance(value, str) else default
+
+
+def _item_id(value) -> int:
+    """A comment or review id as an orderable key (0 when missing or not an integer)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _time(value) -> str | None:
+    """An ISO 8601 time with its zone, as the records carry it (`pulls.linking.parse_time` compares them), or None
+    for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return value if datetime.fromisoformat(value.replace("Z", "+00:00")).tzinfo is not None else None
+    except ValueError:
+        return None
+
+
 def _login(user) -> str | None:
-    return user.get("login") if isinstance(user, dict) else None
+    login = user.get("login") if isinstance(user, dict) else None
+    return login if isinstance(login, str) else None
 
 
 def _label_names(labels) -> list[str]:
-    return [label["name"] for label in labels or () if isinstance(label, dict) and label.get("name")]
+    if not isinstance(labels, list):
+        return []
+    return [label["name"] for label in labels if isinstance(label, dict) and isinstance(label.get("name"), str)
+            and label["name"]]
 
 
 def _pull_state(pr: dict) -> str | None:
     """merged / closed_unmerged / open from a PR object that says so; None when it does not (trimmed stubs)."""
-    if pr.get("merged") or pr.get("merged_at"):
+    if pr.get("merged") is True or _time(pr.get("merged_at")):
         return "merged"
     state = pr.get("state")
     if state == "open":
@@ -279,7 +361,7 @@ _ISSUE_KEYS = (("title", "title"), ("body", "body"), ("state", "state"), ("creat
 
 
 def _object_facts(obj: dict, keys) -> dict:
-    facts = {field: obj[key] for key, field in keys if key in obj}
+    facts = {field: obj[key] for key, field in keys if key in obj and _is_text(obj[key])}
     if "user" in obj:
         facts["author"] = _login(obj["user"])
     if "labels" in obj:
@@ -292,26 +374,26 @@ def _pull_facts(pr: dict) -> dict:
     facts = _object_facts(pr, _PULL_KEYS)
     for side in ("head", "base"):
         ref = pr.get(side)
-        if isinstance(ref, dict) and "sha" in ref:
+        if isinstance(ref, dict) and isinstance(ref.get("sha"), str):
             facts[f"{side}_sha"] = ref["sha"]
-    if "merged_at" in pr:
+    if "merged_at" in pr and _is_text(pr["merged_at"]):
         facts["merged_at"] = pr["merged_at"]
     state = _pull_state(pr)
     if state:
         facts["state"] = state
-    if "merge_commit_sha" in pr:  # before the merge it names GitHub's test merge, not what landed
+    if "merge_commit_sha" in pr and _is_text(pr["merge_commit_sha"]):  # before the merge: GitHub's test merge
         facts["merge_sha"] = pr["merge_commit_sha"] if state == "merged" else None
     return facts
 
 
 def _pull_event_facts(event: dict, payload: dict, pr: dict) -> dict:
     facts = _pull_facts(pr)
-    action = payload.get("action")
+    action = payload.get("action") if isinstance(payload.get("action"), str) else None
     if "state" not in facts and action in _ACTION_STATES:
         facts["state"] = _ACTION_STATES[action]
     if action == "opened":  # who opened it, and when: what a trimmed payload no longer says outright
         facts.setdefault("author", _login(event.get("actor")))
-        facts.setdefault("created_at", event.get("created_at"))
+        facts.setdefault("created_at", _text(event.get("created_at"), None))
     if "labels" in payload and action in ("labeled", "unlabeled"):
         facts["labels"] = _label_names(payload["labels"])
     return facts
@@ -322,7 +404,7 @@ def _issue_as_pull_facts(issue: dict) -> dict:
     nowhere). `pull_request.merged_at` (in issue objects since 2022) also tells the state."""
     facts = _object_facts(issue, _PULL_KEYS)
     marker = issue.get("pull_request")
-    if isinstance(marker, dict) and "merged_at" in marker:
+    if isinstance(marker, dict) and "merged_at" in marker and _is_text(marker["merged_at"]):
         facts["merged_at"] = marker["merged_at"]
         state = _pull_state({"state": issue.get("state"), "merged_at": marker["merged_at"]})
         if state:
@@ -335,7 +417,7 @@ def _event_key(event: dict) -> tuple:
     eid = event.get("id") or ""
     if not isinstance(eid, str):
         eid = str(eid)
-    return event.get("created_at") or "", len(eid), eid
+    return _text(event.get("created_at")), len(eid), eid
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -471,7 +553,7 @@ class PullAggregator:
         if not isinstance(pr, dict):
             return False
         number = pr.get("number", payload.get("number"))
-        if not isinstance(number, int):
+        if not isinstance(number, int) or isinstance(number, bool):
             return False
         key = _event_key(event)
         thread = self._thread(self._pulls, repo, number)
@@ -488,14 +570,14 @@ class PullAggregator:
         item = payload.get("review") if kind == "PullRequestReviewEvent" else payload.get("comment")
         if kind == "PullRequestEvent" or not isinstance(item, dict):
             return
-        when = item.get("submitted_at") or item.get("created_at") or event.get("created_at") or ""
-        item_id = item.get("id") or 0
+        when = _text(item.get("submitted_at")) or _text(item.get("created_at")) or _text(event.get("created_at"))
+        item_id = _item_id(item.get("id"))
         # reviews and review comments number their ids apart: the kind is part of the identity
-        thread.add_text(key, (kind, item_id), (when, item_id, kind), item.get("body") or "")
+        thread.add_text(key, (kind, item_id), (when, item_id, kind), _text(item.get("body")))
 
     def _add_issue_event(self, event: dict, repo: str, payload: dict) -> bool:
         issue = payload.get("issue")
-        if not isinstance(issue, dict) or not isinstance(issue.get("number"), int):
+        if not isinstance(issue, dict) or _item_id(issue.get("number")) != issue.get("number"):
             return False
         key = _event_key(event)
         if "pull_request" in issue:  # a PR seen as an issue: its fields help the PR; it is not an issue
@@ -507,9 +589,10 @@ class PullAggregator:
         thread.take(key, _object_facts(issue, _ISSUE_KEYS))
         comment = payload.get("comment") if event["type"] == "IssueCommentEvent" else None
         if isinstance(comment, dict):
-            when, comment_id = comment.get("created_at") or event.get("created_at") or "", comment.get("id") or 0
+            when = _time(comment.get("created_at")) or _time(event.get("created_at")) or ""
+            comment_id = _item_id(comment.get("id"))
             thread.add_text(key, (comment_id,), (when, comment_id), {
-                "author": _login(comment.get("user")), "body": comment.get("body") or "", "created_at": when})
+                "author": _login(comment.get("user")), "body": _text(comment.get("body")), "created_at": when})
         return True
 
     # -- results ------------------------------------------------------------------------------------------------
@@ -553,11 +636,14 @@ def _pull_record(thread: _Thread, number: int) -> tuple[dict, str]:
     if state in ("merged", "unknown"):
         # a null from an event before the merge (or a trimmed payload) is not the merge's time or commit
         missing.update(name for name in ("merged_at", "merge_sha") if thread.value(name) is None)
+    # times are checked once per record, not per event: one that does not parse is unknown, like an absent one
+    times = {name: _time(thread.value(name)) for name in ("created_at", "updated_at", "merged_at")}
+    missing.update(name for name, value in times.items() if value is None and thread.value(name) is not None)
     merged = state == "merged"
     record = new_pull_record(
         repo=thread.value("repo"), number=number, title=thread.value("title"), body=thread.value("body"),
-        author=thread.value("author"), created_at=thread.value("created_at"), updated_at=thread.value("updated_at"),
-        merged_at=thread.value("merged_at") if merged else None, base_sha=thread.value("base_sha"),
+        author=thread.value("author"), created_at=times["created_at"], updated_at=times["updated_at"],
+        merged_at=times["merged_at"] if merged else None, base_sha=thread.value("base_sha"),
         head_sha=thread.value("head_sha"), merge_sha=thread.value("merge_sha") if merged else None,
         kind="gharchive", method="events", review_comments=[t for t in thread.ordered_texts() if t.strip()],
         labels=thread.value("labels"), missing=[*missing, *ALWAYS_MISSING])
@@ -567,7 +653,7 @@ def _pull_record(thread: _Thread, number: int) -> tuple[dict, str]:
 def _issue_dict(thread: _Thread) -> dict:
     return {"title": thread.value("title") or "", "body": thread.value("body") or "",
             "author": thread.value("author"), "state": thread.value("state"),
-            "created_at": thread.value("created_at"), "closed_at": thread.value("closed_at"),
+            "created_at": _time(thread.value("created_at")), "closed_at": _time(thread.value("closed_at")),
             "comments": thread.ordered_texts()}
 
 
@@ -584,7 +670,7 @@ def feed_lines(lines: Iterable[bytes], aggregator: PullAggregator,
                on_bad_line: Callable[[ArchiveError, bytes], None] | None = None,
                prefilter: bool = True) -> dict[str, int]:
     """Prefilter (`aggregator.wants`), parse and add every line; returns counts {lines, skipped, parsed, bad}.
-    A line that does not parse (malformed_json, not_an_event) goes to `on_bad_line` (default: only counted);
+    A line that does not parse (malformed_json, not_an_event, line_too_long) goes to `on_bad_line` (default: only counted);
     file-level ArchiveErrors from `iter_event_lines` propagate, after the complete lines before them were added.
     `prefilter=False` parses every line (for measuring what the prefilter saves: the output is the same)."""
     wants = (aggregator.wants if aggregator.filters_repos else is_wanted_line) if prefilter else _every_line
