@@ -138,12 +138,14 @@ def test_tool_calls_and_reasoning(tok):
 
 @pytest.mark.skipif(not shared_available(), reason="no ../shared reference vocabulary")
 def test_same_ids_as_whole_string_tokenization():
-    """Where no content begins with whitespace, per-segment ids equal the reference HF tokenizer on the whole
-    rendered string with its special tokens matched (how `apply_chat_template` + tokenize would do it)."""
+    """The ids equal the reference HF tokenizer on the whole rendered string with its special tokens matched (how
+    `apply_chat_template` + tokenize does it), contents starting with whitespace included (the header's "\n"
+    then joins them in one token); tests/test_chat_template.py covers the rest."""
     from tests.test_tokenizer import reference_tokenizer
     ref = reference_tokenizer(with_specials=True)
     tok = load_tokenizer()
-    msgs = [m for m in CONVO if "<|" not in m["content"]]
+    msgs = [m for m in CONVO if "<|" not in m["content"]] + [{"role": "user", "content": " \nx"},
+                                                             {"role": "assistant", "content": "\n\ny"}]
     ids, _ = render_chat(msgs, tok, add_eod=False)
     assert ids == ref.encode(render_chat_text(msgs), add_special_tokens=False).ids
 
