@@ -86,6 +86,7 @@ from typing import Callable, Iterable, Iterator
 
 import orjson
 
+from datakit.io.lines import Oversized, split_lines
 from datakit.pulls.records import new_pull_record
 
 WANTED_TYPES = frozenset({"PullRequestEvent", "IssuesEvent", "IssueCommentEvent", "PullRequestReviewEvent",
@@ -172,31 +173,6 @@ def _gunzip(stream, where: str) -> Iterator[bytes]:
         raise ArchiveError("truncated_gzip", f"{where}: the file ends inside a gzip member (incomplete download?)")
 
 
-class _Tail:
-    """The line being assembled across pieces: its parts (joined once, not re-copied per piece) and size; past
-    `limit` bytes only the first bytes are kept, for the report."""
-
-    __slots__ = ("parts", "size", "limit")
-
-    def __init__(self, limit: int):
-        self.parts: list[bytes] = []
-        self.size, self.limit = 0, limit
-
-    def add(self, part: bytes) -> None:
-        was = self.size
-        self.size += len(part)
-        if self.size <= self.limit:
-            self.parts.append(part)
-        elif was <= self.limit:  # just went over: keep only the start
-            self.parts = [(b"".join(self.parts) + part[:80])[:80]]
-
-    def take(self, last: bytes = b"") -> bytes:
-        self.add(last)
-        size, self.size = self.size, 0
-        line, self.parts = b"".join(self.parts), []
-        return oversized_line(size, line) if size > self.limit else line
-
-
 def oversized_line(size: int, start: bytes) -> bytes:
     """What stands for a line longer than the limit: `parse_event` reads it as line_too_long."""
     return _OVERSIZED + str(size).encode() + b":" + start[:80].replace(b"\n", b" ")
@@ -209,26 +185,18 @@ def iter_event_lines(path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[byt
     `parse_event` rejects as line_too_long. Raises ArchiveError (truncated_gzip, bad_gzip, unreadable) after
     yielding every complete line before the fault; the partial line at a truncation is not yielded."""
     where = str(path)
-    tail = _Tail(max_line_bytes)
     try:
         with _open(where) as stream:
-            for piece in _gunzip(stream, where):
-                lines = piece.split(b"\n")
-                if len(lines) == 1:
-                    tail.add(piece)
-                    continue
-                lines[0] = tail.take(lines[0])
-                tail.add(lines.pop())
-                if len(piece) > max_line_bytes:  # only then can a line inside one piece be too long
-                    lines = [ln if len(ln) <= max_line_bytes else oversized_line(len(ln), ln) for ln in lines]
-                yield from filter(None, lines)
+            for line in split_lines(_gunzip(stream, where), max_line_bytes):
+                if line.__class__ is Oversized:
+                    yield oversized_line(line.size, line.head)
+                elif line:
+                    yield line
     except EOFError as exc:  # defensive: gzip-level readers say truncation this way
         raise ArchiveError("truncated_gzip", f"{where}: {exc}") from exc
     except (OSError, http.client.HTTPException) as exc:
         reason = "truncated_gzip" if isinstance(exc, http.client.IncompleteRead) else "unreadable"
         raise ArchiveError(reason, f"{where}: {exc}") from exc
-    if tail.size:
-        yield tail.take()  # the last line, complete but without a final newline
 
 
 def is_wanted_line(line: bytes) -> bool:

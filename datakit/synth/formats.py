@@ -43,6 +43,21 @@ class FormatError(ValueError):
         self.reason = reason
 
 
+# Rows are untrusted: a nested value of the wrong type is read as absent (these two) or refused with a reason,
+# never indexed, iterated or hashed as if it had the right one.
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _items(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _ref(value: Any) -> Any:
+    """An event id or cause usable as a key (a list or mapping is not hashable)."""
+    return value if value is None or isinstance(value, (str, int, float)) else repr(value)
+
+
 def _text(content: Any, where: str) -> str:
     """A message content as one string: a string, None (''), or a list of text parts."""
     if content is None:
@@ -143,7 +158,7 @@ def from_swe_agent(row: dict) -> tuple[list[dict], dict]:
                 reasoning = thought.strip() if isinstance(thought, str) and thought.strip() else None
                 content = h["action"] if reasoning else content
             if role == "tool":
-                ids = h.get("tool_call_ids") or []
+                ids = _items(h.get("tool_call_ids"))
                 tool_call_id = ids[0] if ids else h.get("tool_call_id")
             out.append(normalize_message({"role": role, "content": content, "reasoning": reasoning,
                                           "tool_calls": calls, "tool_call_id": tool_call_id}))
@@ -166,18 +181,17 @@ def from_swe_agent(row: dict) -> tuple[list[dict], dict]:
 
 def _openhands_call(event: dict) -> tuple[str, str, str | None]:
     """(tool call id, name, arguments) of an agent action event."""
-    meta = event.get("tool_call_metadata") if isinstance(event.get("tool_call_metadata"), dict) else {}
+    meta = _mapping(event.get("tool_call_metadata"))
     call_id = str(meta.get("tool_call_id") or f"call_{event.get('id')}")
     name = meta.get("function_name") or event.get("action")
     arguments = None
-    response = meta.get("model_response")
-    if isinstance(response, dict):  # the arguments exactly as the model wrote them
-        for choice in response.get("choices") or []:
-            for c in ((choice or {}).get("message") or {}).get("tool_calls") or []:
-                if isinstance(c, dict) and c.get("id") == call_id:
-                    arguments = _arguments((c.get("function") or {}).get("arguments"))
+    # the arguments exactly as the model wrote them
+    for choice in _items(_mapping(meta.get("model_response")).get("choices")):
+        for c in _items(_mapping(_mapping(choice).get("message")).get("tool_calls")):
+            if isinstance(c, dict) and c.get("id") == call_id:
+                arguments = _arguments(_mapping(c.get("function")).get("arguments"))
     if arguments is None:
-        args = {k: v for k, v in (event.get("args") or {}).items() if k not in ("thought", "reasoning_content")}
+        args = {k: v for k, v in _mapping(event.get("args")).items() if k not in ("thought", "reasoning_content")}
         arguments = json.dumps(args, ensure_ascii=False)
     return call_id, name, arguments
 
@@ -194,24 +208,29 @@ def from_openhands(row: Any) -> tuple[list[dict], dict]:
         args = e.get("args") if isinstance(e.get("args"), dict) else {}
         if "action" in e:
             action = e["action"]
+            if not isinstance(action, str):
+                raise FormatError("invalid_messages", f"{at}: action must be a string, got {type(action).__name__}")
             if action in SKIPPED_OPENHANDS:
                 continue
             if action == "system":
                 out.append(normalize_message({"role": "system", "content": _text(args.get("content"), at)}))
             elif action == "message":
-                role = {"user": "user", "agent": "assistant"}.get(e.get("source"), e.get("source"))
+                source = e.get("source")
+                role = {"user": "user", "agent": "assistant"}.get(source, source) if isinstance(source, str) else source
                 out.append(normalize_message({"role": role, "content": _text(args.get("content", e.get("message")), at)}))
             else:
                 call_id, name, arguments = _openhands_call(e)
-                calls[e.get("id")] = call_id
+                calls[_ref(e.get("id"))] = call_id
                 thought = args.get("thought") if isinstance(args.get("thought"), str) else ""
                 out.append(normalize_message({"role": "assistant", "content": "", "reasoning": thought or None,
                                               "tool_calls": [{"id": call_id, "name": name, "arguments": arguments}]}))
         elif "observation" in e:
+            if not isinstance(e["observation"], str):
+                raise FormatError("invalid_messages", f"{at}: observation must be a string")
             if e["observation"] in SKIPPED_OPENHANDS:
                 continue
             cause = e.get("cause")
-            call_id = calls.get(cause, f"call_{cause}")
+            call_id = calls.get(_ref(cause), f"call_{cause}")
             out.append(normalize_message({"role": "tool", "content": _text(e.get("content"), at),
                                           "tool_call_id": call_id, "name": e["observation"]}))
         else:
@@ -272,4 +291,13 @@ def convert(row: Any, fmt: str = "auto") -> tuple[str, list[dict], dict]:
     if fmt != "openhands" and not isinstance(row, dict):
         raise FormatError("unknown_format", f"a {fmt} row must be a JSON object, got {type(row).__name__}")
     messages, meta = CONVERTERS[fmt](row)
+    for i, m in enumerate(messages):  # what `check_messages` leaves to the schema: the two optional strings
+        for key in ("tool_call_id", "name"):
+            if not _is_text(m.get(key)):
+                raise FormatError("invalid_messages", f"messages[{i}]: {key} must be a string or null, got "
+                                                      f"{type(m[key]).__name__}")
     return fmt, messages, meta
+
+
+def _is_text(value: Any) -> bool:
+    return value is None or isinstance(value, str)

@@ -3,7 +3,10 @@ lists), Parquet, and `datasets` datasets on disk. Nothing is downloaded; nothing
 document or a Parquet row group at most).
 
 `iter_rows(path)` yields `(index, value)` per row, or `(index, RowError)` for a row that cannot be read (a bad
-JSONL line, a truncated zstd frame) so the caller can quarantine it and go on: every row read is accounted for.
+JSONL line, a truncated zstd frame, a row over `max_row_bytes`) so the caller can quarantine it and go on: every
+row read is accounted for. Memory stays bounded on hostile input: a JSONL line over the limit is read past, never
+held whole (`datakit.io.lines`), a JSON document over it is not read, and zstd input is fed to the decompressor in
+small slices, so a bomb yields at most ~8 MiB per call (zstd's worst case is ~32 KiB out per byte in).
 """
 
 from __future__ import annotations
@@ -16,7 +19,12 @@ from typing import Any, Iterator
 
 import orjson
 
+from datakit.io.lines import Oversized, split_lines
+
 SUFFIXES = (".jsonl.zst", ".jsonl", ".traj.json", ".traj", ".json", ".parquet")
+MAX_ROW_BYTES = 64 << 20  # a longer JSONL line or JSON document is one row_too_large error, not read
+_READ = 1 << 20  # bytes per read of a plain file
+_ZSTD_SLICE = 256  # compressed bytes per decompress call: at most ~8 MiB out (see above); ~430 MB/s out
 PACKAGE_PREFIX = "datakit:"  # `datakit:demo/fixtures/synth`: a path inside the installed package
 
 
@@ -64,9 +72,14 @@ def list_inputs(paths: list[str]) -> list[Path]:
     return unique
 
 
-def _lines(stream, rank: int = 0, world: int = 1) -> Iterator[tuple[int, Any]]:
-    for i, line in enumerate(stream):
+def _lines(lines, rank: int = 0, world: int = 1, max_row_bytes: int = MAX_ROW_BYTES) -> Iterator[tuple[int, Any]]:
+    """Rows of the lines of `split_lines`, one per line."""
+    for i, line in enumerate(lines):
         if i % world != rank:  # another task's line: skipped before any parsing
+            continue
+        if line.__class__ is Oversized:
+            yield i, RowError("row_too_large", f"line {i + 1}: {line.size} bytes > max_row_bytes {max_row_bytes}",
+                              line.head.decode("utf-8", "replace"))
             continue
         if not line.strip():
             yield i, RowError("empty_line", f"line {i + 1} is empty")
@@ -81,39 +94,38 @@ class _Truncated(Exception):
     pass
 
 
-def _zstd_line_stream(f, block: int = 1 << 20) -> Iterator[bytes]:
-    """The lines of a zstd file, decompressed block by block; _Truncated when the file ends inside a frame (a cut
-    download: zstandard's stream reader would end quietly there). Concatenated frames are read one after another."""
+def _zstd_pieces(f, block: int = 1 << 20) -> Iterator[bytes]:
+    """The decompressed pieces of a zstd file, fed in _ZSTD_SLICE slices (bounded output per call); _Truncated when
+    the file ends inside a frame (a cut download: zstandard's stream reader would end quietly there). Concatenated
+    frames are read one after another."""
     import zstandard
 
     dctx = zstandard.ZstdDecompressor()
-    obj, in_frame, tail = dctx.decompressobj(), False, b""
+    obj, in_frame = dctx.decompressobj(), False
     while data := f.read(block):
-        while data:
+        view, pos = memoryview(data), 0
+        while pos < len(view):
             in_frame = True
-            out = obj.decompress(data)
+            piece = view[pos:pos + _ZSTD_SLICE]
+            pos += len(piece)
+            out = obj.decompress(piece)
             if out:
-                lines = (tail + out).split(b"\n")
-                tail = lines.pop()
-                yield from (ln + b"\n" for ln in lines)
-            if obj.eof:
-                data, obj, in_frame = obj.unused_data, dctx.decompressobj(), False
-            else:
-                data = b""
+                yield out
+            if obj.eof:  # a frame ended inside the slice: the rest starts the next frame
+                rest = obj.unused_data
+                pos -= len(rest)
+                obj, in_frame = dctx.decompressobj(), False
     if in_frame:
         raise _Truncated("the file ends inside a zstd frame (cut or incomplete)")
-    if tail:
-        yield tail
 
 
-def _zstd_lines(path: Path, rank: int, world: int) -> Iterator[tuple[int, Any]]:
+def _zstd_lines(path: Path, rank: int, world: int, max_row_bytes: int) -> Iterator[tuple[int, Any]]:
     import zstandard
 
     with open(path, "rb") as f:
-        stream = _zstd_line_stream(f)
-        count = _Counted(stream)
+        count = _Counted(split_lines(_zstd_pieces(f), max_row_bytes))
         try:
-            yield from _lines(count, rank, world)
+            yield from _lines(count, rank, world, max_row_bytes)
         except (_Truncated, zstandard.ZstdError) as exc:  # what was decoded counts; the rest is one error
             if rank == 0:  # reported once, by the first task
                 yield count.n, RowError("truncated_zstd", f"{path.name}: after line {count.n}: {exc}")
@@ -165,7 +177,11 @@ def load_dataset_rows(files: list[Path], builder: str) -> Iterator[tuple[int, An
         yield i, row
 
 
-def _json_document(path: Path) -> Iterator[tuple[int, Any]]:
+def _json_document(path: Path, max_row_bytes: int) -> Iterator[tuple[int, Any]]:
+    size = path.stat().st_size
+    if size > max_row_bytes:
+        yield 0, RowError("row_too_large", f"{path.name}: {size} bytes > max_row_bytes {max_row_bytes}")
+        return
     try:
         doc = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
@@ -179,21 +195,23 @@ def _json_document(path: Path) -> Iterator[tuple[int, Any]]:
         yield 0, doc
 
 
-def iter_rows(path: Path, rank: int = 0, world: int = 1) -> Iterator[tuple[int, Any]]:
-    """The rows of one input; with world > 1 only rows i ≡ rank (mod world) (JSONL lines are skipped unparsed)."""
+def iter_rows(path: Path, rank: int = 0, world: int = 1, max_row_bytes: int = MAX_ROW_BYTES
+              ) -> Iterator[tuple[int, Any]]:
+    """The rows of one input; with world > 1 only rows i ≡ rank (mod world) (JSONL lines are skipped unparsed).
+    A JSONL line or JSON document over `max_row_bytes` is a RowError("row_too_large")."""
     name = path.name
     if name.endswith(".jsonl.zst"):
-        return _zstd_lines(path, rank, world)
+        return _zstd_lines(path, rank, world, max_row_bytes)
     if name.endswith(".jsonl"):
-        return _lines_of(path, rank, world)
+        return _lines_of(path, rank, world, max_row_bytes)
     rows = (_dataset_rows(path) if is_saved_dataset(path) else _parquet_rows(path) if name.endswith(".parquet")
-            else _json_document(path))
+            else _json_document(path, max_row_bytes))
     return ((i, r) for i, r in rows if i % world == rank)
 
 
-def _lines_of(path: Path, rank: int, world: int) -> Iterator[tuple[int, Any]]:
+def _lines_of(path: Path, rank: int, world: int, max_row_bytes: int) -> Iterator[tuple[int, Any]]:
     with open(path, "rb") as f:
-        yield from _lines(f, rank, world)
+        yield from _lines(split_lines(iter(lambda: f.read(_READ), b""), max_row_bytes), rank, world, max_row_bytes)
 
 
 def input_bytes(path: Path) -> int:
