@@ -1,5 +1,6 @@
-"""The DeepSpeed configs in recipes/deepspeed/: their batch arithmetic against the parallel layout each was sized
-for (always), and DeepSpeed's own parser (`deepspeed.runtime.config.DeepSpeedConfig`) where DeepSpeed installs."""
+"""The launch recipes: the DeepSpeed configs in recipes/deepspeed/ (their batch arithmetic against the parallel
+layout each was sized for, always; DeepSpeed's own parser, `deepspeed.runtime.config.DeepSpeedConfig`, where
+DeepSpeed installs) and the data arguments recipes/megatron/common.sh gives Megatron-LM."""
 
 from __future__ import annotations
 
@@ -79,3 +80,30 @@ def test_deepspeed_parses_each_config(name, monkeypatch):
     assert parsed.gradient_clipping == cfg["gradient_clipping"]
     with pytest.raises(AssertionError, match="train_batch_size"):  # the parser checks the arithmetic itself
         DeepSpeedConfig(str(DS / name), mpu=DataParallel(dp * 2))
+
+
+def data_args(export: Path) -> list[str]:
+    """The DATA_ARGS recipes/megatron/common.sh hands pretrain_gpt.py for this export folder."""
+    import subprocess
+
+    out = subprocess.run(["bash", "-c", 'source "$0"; printf "%s\\n" "${DATA_ARGS[@]}"',
+                          str(ROOT / "recipes" / "megatron" / "common.sh")], capture_output=True, text=True,
+                         env={"PATH": "/usr/bin:/bin", "DATAKIT_EXPORT": str(export), "MEGATRON_LM": "/x"},
+                         check=True)
+    return out.stdout.splitlines()
+
+
+def test_launchers_use_the_validation_split_when_the_export_has_one(tmp_path):
+    (tmp_path / "blend.txt").write_text("0.25 /e/00000 0.75 /e/00001\n")
+    args = data_args(tmp_path)
+    assert args[:5] == ["--data-path", "0.25", "/e/00000", "0.75", "/e/00001"]
+    assert args[5:9] == ["--split", "1000,0,0", "--eval-iters", "0"] and "--valid-data-path" not in args
+    (tmp_path / "valid_blend.txt").write_text("1.0 /e/valid/00000\n")
+    args = data_args(tmp_path)
+    # Megatron-LM: per-split paths instead of --data-path, and no --split with them (its dataset config asserts)
+    assert "--data-path" not in args and "--split" not in args
+    t, v = args.index("--train-data-path"), args.index("--valid-data-path")
+    assert args[t + 1:v] == ["0.25", "/e/00000", "0.75", "/e/00001"] and args[v + 1:v + 3] == ["1.0", "/e/valid/00000"]
+    assert int(args[args.index("--eval-iters") + 1]) > 0
+    for flag in ("--eod-mask-loss", "--reset-position-ids", "--reset-attention-mask"):
+        assert flag in args

@@ -505,3 +505,23 @@ def test_validation_split_options_and_tampering(tmp_path, split_runs):
     shard.write_bytes(shard.read_bytes() + b"x")
     with pytest.raises(ManifestError, match="valid"):
         verify_manifest(out / "tokens")
+
+
+@pytest.mark.filterwarnings("ignore:.*(Transformer Engine|Apex).*:UserWarning")
+def test_gpu_smoke_script_builds_its_data_and_model_on_cpu(split_runs):
+    """recipes/megatron/gpu_smoke.py trains only on a GPU; here its --check builds the per-split datasets from this
+    export (train and the held-out repositories) and megatron-core's GPTModel, on CPU."""
+    pytest.importorskip("megatron.core")
+    import subprocess
+    import sys
+
+    out = split_runs[1][3] / "megatron"
+    proc = subprocess.run([sys.executable, str(Path(__file__).parent.parent / "recipes" / "megatron" / "gpu_smoke.py"),
+                           "--export", str(out), "--check", "--seq-len", "64", "--batch-size", "2", "--steps", "10"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    info = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert info["train_samples"] >= 20 and info["valid_samples"] >= 8
+    assert info["tokens"] == [2, 64] and info["attention_mask"] == [2, 1, 64, 64]
+    # 2 layers, hidden 256, Qwen2.5's padded vocabulary in and out (untied): the embeddings dominate
+    assert 2 * 152_064 * 256 < info["parameters"] < 2 * 152_064 * 256 + 3_000_000
