@@ -33,6 +33,9 @@ rendering: it starts where ``messages[:i]`` rendered with `add_generation_prompt
 rendering, or the chat is refused (`template_not_prefix_stable`: e.g. a template that drops earlier turns'
 reasoning). Special-token strings in the inputs are wrapped in private-use markers while rendering (as
 transformers' `sanitize_control_tokens` does), so only the special tokens the template writes itself become ids.
+It costs 1 + 2 × (assistant turns) renders, so it grows with the square of the turns (~0.35 CPU s for 161
+messages; the built-in renders them in ~3 ms). Not emulated: added tokens' lstrip/rstrip flags (no ChatML token
+has them), and templates that edit the content's special-token strings (`split('</think>')`) see them wrapped.
 
 **Ids.** Exactly the reference encoding of the whole rendered text: split at the special/added tokens the
 template writes (`<|im_start|>`, `<|im_end|>`, the `<tool_call>` / `</tool_call>` markers of calls and of the
