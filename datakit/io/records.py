@@ -7,6 +7,7 @@ from the first document, and name files `{rank:05d}.parquet`, so no two tasks wr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
@@ -27,6 +28,21 @@ def prompt_completion(row: dict) -> tuple[str, str]:
         raise ValueError(f"sample {row.get('id')!r} has no prompt_chars (a chat sample: read its messages)")
     text = row["text"]
     return text[:cut], text[cut:]
+
+
+class RecordFileError(RuntimeError):
+    """A stage's Parquet file that cannot be read (cut short, corrupted): the message names the file and the fix."""
+
+
+@contextlib.contextmanager
+def reading_parquet(path: str):
+    """Turn pyarrow's error on a broken file (which names no file) into a RecordFileError that does."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        raise RecordFileError(f"{path}: not a readable Parquet file ({exc}). It was cut short or corrupted (an "
+                              "interrupted copy, a lost disk): delete it and rerun the stage that wrote it with "
+                              "--force") from exc
 
 
 def as_document(record: dict, text_field: str | None = None) -> Document:
@@ -88,7 +104,9 @@ class RecordWriter(ParquetWriter):
     zstd; no dictionary and no min/max statistics on the large text columns (`PLAIN_COLUMNS`: every value differs,
     and a reader never filters on them); no content-defined chunking (datatrove's
     default, for Hugging Face Hub deduplication: it costs a quarter of the write CPU here and, with its small
-    pages, a third more bytes); batches of 64 records, so a task holds a few MiB of rows, not a few hundred."""
+    pages, a third more bytes); batches of 64 records, so a task holds a few MiB of rows, not a few hundred. Pages
+    carry a CRC32, which `RecordReader` verifies: a corrupted byte is an error naming the file, not a changed
+    record."""
 
     name = "📒 RecordWriter"
 
@@ -113,13 +131,15 @@ class RecordWriter(ParquetWriter):
             skip_pyarrow_pandas_probe()  # here, in the process that writes (the step may be pickled to another)
             self._writers[filename] = pq.ParquetWriter(file_handler, schema=self.schema, compression=self.compression,
                                                        use_dictionary=self.use_dictionary,
-                                                       write_statistics=self.use_dictionary, write_page_index=True)
+                                                       write_statistics=self.use_dictionary, write_page_index=True,
+                                                       write_page_checksum=True)
         super()._write(document, file_handler, filename)
 
 
 class RecordReader(ParquetReader):
     """Reads records back as Documents, sharded per file. Unlike datatrove's reader it never drops a record for
-    having an empty `text` (a PullRecord has none): input counts must add up."""
+    having an empty `text` (a PullRecord has none): input counts must add up; it verifies page checksums; and a
+    file that cannot be read raises RecordFileError naming it."""
 
     name = "📖 RecordReader"
 
@@ -129,6 +149,15 @@ class RecordReader(ParquetReader):
 
     def get_document_from_dict(self, data: dict, source_file: str, id_in_file: int) -> Document:
         return as_document(data, self.text_field)
+
+    def read_file(self, filepath: str):
+        with reading_parquet(self.data_folder.resolve_paths(filepath)), self.data_folder.open(filepath, "rb") as f, \
+                pq.ParquetFile(f, page_checksum_verification=True) as pqf:
+            index = 0
+            for batch in pqf.iter_batches(batch_size=self.batch_size):
+                for row in batch.to_pylist():
+                    yield self.get_document_from_dict(row, filepath, index)
+                    index += 1
 
 
 class Quarantine:

@@ -10,7 +10,7 @@ output is deterministic.
 
 from __future__ import annotations
 
-from datakit.io.records import RecordReader
+from datakit.io.records import RecordReader, reading_parquet
 
 
 def row_range(total: int, rank: int, world_size: int) -> tuple[int, int]:
@@ -41,7 +41,7 @@ class RowShardedRecordReader(RecordReader):
         groups = []  # (folder, file, row group index, first global row, rows)
         offset = 0
         for folder, path in files:
-            with folder.open(path, "rb") as f:
+            with reading_parquet(folder.resolve_paths(path)), folder.open(path, "rb") as f:
                 meta = pq.ParquetFile(f).metadata
             for g in range(meta.num_row_groups):
                 n = meta.row_group(g).num_rows
@@ -52,8 +52,8 @@ class RowShardedRecordReader(RecordReader):
         for folder, path, g, first, n in groups:
             if first + n <= start or first >= stop:
                 continue
-            with folder.open(path, "rb") as f:
-                table = pq.ParquetFile(f).read_row_group(g)
+            with reading_parquet(folder.resolve_paths(path)), folder.open(path, "rb") as f:
+                table = pq.ParquetFile(f, page_checksum_verification=True).read_row_group(g)
             lo, hi = max(start - first, 0), min(stop - first, n)
             for i, row in enumerate(table.slice(lo, hi - lo).to_pylist(), start=lo):
                 if 0 <= self.limit <= emitted:

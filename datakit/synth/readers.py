@@ -3,7 +3,7 @@ lists), Parquet, and `datasets` datasets on disk. Nothing is downloaded; nothing
 document or a Parquet row group at most).
 
 `iter_rows(path)` yields `(index, value)` per row, or `(index, RowError)` for a row that cannot be read (a bad
-JSONL line, a truncated zstd frame, a row over `max_row_bytes`) so the caller can quarantine it and go on: every
+JSONL line, a truncated zstd frame, a row over `max_row_bytes`, a broken Parquet file) so the caller can quarantine it and go on: every
 row read is accounted for. Memory stays bounded on hostile input: a JSONL line over the limit is read past, never
 held whole (`datakit.io.lines`), a JSON document over it is not read, and zstd input is fed to the decompressor in
 small slices, so a bomb yields at most ~8 MiB per call (zstd's worst case is ~32 KiB out per byte in).
@@ -144,13 +144,19 @@ class _Counted:
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """The rows of a Parquet file; a file that cannot be read (cut, corrupted) ends in one unreadable_parquet
+    error after the rows read before the fault."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     i = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
-        for row in batch.to_pylist():
-            yield i, row
-            i += 1
+    try:
+        for batch in pq.ParquetFile(path, page_checksum_verification=True).iter_batches(batch_size=256):
+            for row in batch.to_pylist():
+                yield i, row
+                i += 1
+    except (pa.ArrowException, OSError) as exc:
+        yield i, RowError("unreadable_parquet", f"{path.name}: after row {i}: {exc}")
 
 
 def _dataset_rows(path: Path) -> Iterator[tuple[int, Any]]:
