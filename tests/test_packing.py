@@ -197,6 +197,7 @@ def test_deterministic():
 def test_row_record_matches_schema_and_unpacks():
     docs = make_docs([5, 9, 30, 2])
     rows = list(pack(docs, 16, EOD))
+    assert len(rows) >= 3  # 46 tokens in rows of 16
     for row in rows:
         record = row.as_record()
         validate(record, "token_shard")
@@ -253,3 +254,21 @@ def test_window_bounded_in_tokens():
     assert bounded.stats.padding_ratio <= unbounded.stats.padding_ratio + 0.01
     with pytest.raises(ValueError):
         Packer(4096, EOD, window_tokens=0)
+
+
+def test_feed_and_finish_let_one_stream_fill_two_packers():
+    """What the tokens stage does with a validation split: documents routed one by one to two packers give each
+    the rows it would pack from its own documents alone."""
+    docs = make_docs([int(n) for n in np.random.default_rng(5).integers(1, 300, 120)], seed=5)
+    side = [d.sample_id.endswith(("3", "7")) for d in docs]
+    a, b = Packer(128, EOD, window=9), Packer(128, EOD, window=9)
+    rows: dict[bool, list[PackedRow]] = {True: [], False: []}
+    for doc, s in zip(docs, side):
+        rows[s] += list((a if s else b).feed(doc))
+    rows[True] += list(a.finish())
+    rows[False] += list(b.finish())
+    for s in (True, False):
+        alone = list(pack([d for d, t in zip(docs, side) if t == s], 128, EOD, window=9))
+        assert [r.as_record() for r in rows[s]] == [r.as_record() for r in alone]
+        check_rows(rows[s], [d for d, t in zip(docs, side) if t == s], 128)
+    assert a.stats.documents + b.stats.documents == len(docs)

@@ -159,7 +159,6 @@ class TokenizeSamples(CountingStep):
             self._ledger.add(sample["id"], source, n_tokens, n, "repeated")
         yield Document(text="", id=sample["id"], metadata={**meta, "copies": n, "split": "train"})
 
-
     def _leave_out(self, sample_id: str, source: str, n_tokens: int, decision: str) -> None:
         """Left out: counted (documents and tokens) and listed in the ledger."""
         self.filter_out("documents", decision)
