@@ -64,8 +64,7 @@ class DataParallel:
 
 @pytest.mark.parametrize("name", configs())
 def test_deepspeed_parses_each_config(name, monkeypatch):
-    pytest.importorskip("deepspeed", reason="DeepSpeed is in the test extras; without it only the arithmetic runs")
-    import deepspeed.comm
+    import deepspeed.comm  # in the test extras: a missing install fails, it does not skip
     from deepspeed.runtime.config import DeepSpeedConfig
 
     # The parser asks the process group for this rank before it asks `mpu` for the data-parallel size; on CPU a

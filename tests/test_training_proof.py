@@ -26,7 +26,7 @@ import torch
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    pytest.importorskip("megatron.core")
+    import megatron.core  # noqa: F401  (in the test extras: a missing install fails, it does not skip)
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
     from megatron.core.datasets.utils import get_blend_from_list
