@@ -25,8 +25,10 @@ import platform
 import random
 import re
 import resource
+import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -180,11 +182,75 @@ def write_samples_dataset(folder: Path, target_mb: float, seed: int, files: int 
     return i, total
 
 
+def _child(cmd: list[str], pythonpath: str | None = None) -> dict:
+    """Run `cmd` as a child process: wall seconds, CPU seconds (user + system) and peak RSS of that child alone.
+    With `pythonpath` it also runs there (`python -m` puts the working folder first on sys.path)."""
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:  # (files: a chatty child never blocks)
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=pythonpath or HERE.parent, env=env)
+        _, status, ru = os.wait4(proc.pid, 0)  # this child's own rusage
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{tail}")
+        out.seek(0)
+        stdout = out.read().decode(errors="replace")
+    return {"wall_s": wall, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": ru.ru_maxrss / 1024, "stdout": stdout}
+
+
+def io_floor(inp: str, out: str) -> int:
+    """The stage's I/O alone: read every Sample Parquet file in Arrow batches and write all rows back with the
+    step's writer (`_BatchWriter`: zstd, its dictionary columns, page index), no decontamination, no datatrove.
+    Prints the CPU seconds of that loop (the process's imports are start-up, measured separately)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from datakit.decontam.steps import BATCH_ROWS, _BatchWriter, _conform_batch
+    from datakit.io.schemas import arrow_schema
+
+    schema = arrow_schema("sample")
+    t = time.process_time()  # (the imports above are start-up, not I/O)
+    writer = _BatchWriter(out, "sample", 0)
+    for path in sorted(Path(inp).glob("*.parquet")):
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+            writer.write_table(pa.Table.from_batches([_conform_batch(batch, schema)]))
+    writer.close()
+    print(json.dumps({"io_cpu_s": round(time.process_time() - t, 2)}))
+    return 0
+
+
+# The scan alone, in the child process of whichever datakit is on its path: `batch_scan` over the input's texts
+# (read first, then timed; CPU seconds of the scan only, best of 2 passes). Printed as JSON.
+SCAN_ALONE = """
+import glob, json, sys, time
+import pyarrow.parquet as pq
+from datakit.decontam.content import batch_scan
+from datakit.decontam.index import default_index
+index = default_index()
+batches = [b.column("text").to_pylist() for f in sorted(glob.glob(sys.argv[1] + "/*.parquet"))
+           for b in pq.ParquetFile(f).iter_batches(batch_size=2048, columns=["text"])]
+nbytes = sum(len(t.encode("utf-8", "surrogatepass")) for b in batches for t in b)
+best = None
+for _ in range(2):
+    t = time.process_time()
+    flagged = sum(int(batch_scan(b, index)[0].sum()) for b in batches)
+    best = min(best or 1e9, time.process_time() - t)
+print(json.dumps({"cpu_s": round(best, 2), "mb_per_cpu_s": round(nbytes / 2**20 / best, 1), "flagged": flagged}))
+"""
+
+
 def e2e(a) -> dict:
-    """`datakit decontam` as a whole process on few-KB samples: MB of text per CPU-second and wall time, and the
-    start-up (the same command on a one-sample input)."""
+    """`datakit decontam` as a whole process on few-KB samples: MB of text per CPU-second and wall time, peak RSS,
+    and the start-up (the same command on a one-sample input); the scan alone (`SCAN_ALONE`) for comparison. With --baseline DIR (a checkout of an earlier
+    datakit, e.g. `git archive REV | tar -x -C DIR`), the same commands run with PYTHONPATH=DIR too, interleaved
+    with the current code, --repeat times each, so both see the same machine load; the least CPU is reported.
+    The I/O floor (`io_floor`: the same Parquet read and rewrite, nothing else) runs as a process the same way."""
     import shutil
-    import subprocess
 
     work = HERE / "work-decontam"
     inp = work / f"in-{a.e2e_mb:g}mb"
@@ -196,44 +262,79 @@ def e2e(a) -> dict:
     tiny = work / "in-tiny"
     if not tiny.is_dir():
         write_samples_dataset(tiny, 0.001, a.seed, files=1)
+    mb = facts["bytes"] / 2**20
+    versions = {"current": None, **({"baseline": str(Path(a.baseline).resolve())} if a.baseline else {})}
 
-    def timed(args: list[str]) -> tuple[float, float]:
+    def cli(inp_dir: Path, pythonpath: str | None) -> dict:
         shutil.rmtree(work / "out", ignore_errors=True)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "datakit.cli", "decontam", *args, "--output", str(work / "out"),
-                        "--quiet", "--no-mirror-rules"], check=True, capture_output=True, cwd=HERE.parent)
-        wall = time.perf_counter() - t
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return _child([sys.executable, "-m", "datakit.cli", "decontam", "--input", str(inp_dir), "--tasks", "1",
+                       "--workers", "1", "--output", str(work / "out"), "--quiet", "--no-mirror-rules"], pythonpath)
 
-    startup = [timed(["--input", str(tiny), "--tasks", "1", "--workers", "1"]) for _ in range(3)]
-    runs = {}
-    for tasks in a.e2e_tasks:
-        wall, cpu = timed(["--input", str(inp), "--tasks", str(tasks), "--workers", str(tasks)])
-        mb = facts["bytes"] / 2**20
-        run = {"wall_s": round(wall, 2), "mb_per_s_wall": round(mb / wall, 1)}
-        if tasks == 1:  # (with more, datatrove's forkserver workers are not our children: their CPU is not seen)
-            run.update(cpu_s=round(cpu, 2), mb_per_cpu_s=round(mb / cpu, 1),
-                       mb_per_cpu_s_after_startup=round(mb / max(cpu - min(c for _, c in startup), 1e-9), 1))
-        runs[f"{tasks} task(s)"] = run
-    stats = json.loads((work / "out" / "decontam" / "stats.json").read_text())["units"]["samples"]
-    return {"input": {"rows": facts["rows"], "mb": round(facts["bytes"] / 2**20, 1),
-                      "median_doc_bytes": "~4 KB (log-uniform 1-16 KB)", "files": 8},
-            "startup": {"wall_s": round(min(w for w, _ in startup), 3), "cpu_s": round(min(c for _, c in startup), 3)},
-            "runs": runs, "quarantined": sum(stats["quarantined"].values()), "read": stats["read"]}
+    startup = {v: [] for v in versions}
+    runs = {v: [] for v in versions}
+    floor = []
+    quarantined = {}
+    for _ in range(a.repeat):
+        for v, path in versions.items():
+            startup[v].append(cli(tiny, path))
+        for v, path in versions.items():
+            runs[v].append(cli(inp, path))
+            stats = json.loads((work / "out" / "decontam" / "stats.json").read_text())["units"]["samples"]
+            quarantined[v] = {"read": stats["read"], "quarantined": sum(stats["quarantined"].values())}
+        shutil.rmtree(work / "floor", ignore_errors=True)
+        floor.append(_child([sys.executable, str(Path(__file__).resolve()), "--io-floor", str(inp),
+                             str(work / "floor")]))
+
+    scan = {}
+    for v, path in versions.items():
+        done = subprocess.run([sys.executable, "-c", SCAN_ALONE, str(inp)], capture_output=True, text=True, check=True,
+                              cwd=path or HERE.parent, env={**os.environ, **({"PYTHONPATH": path} if path else {})})
+        scan[v] = json.loads(done.stdout)
+
+    def summary(rs: list[dict], su: list[dict] | None = None) -> dict:
+        best = min(rs, key=lambda r: r["cpu_s"])
+        wall = min(r["wall_s"] for r in rs)
+        out = {"wall_s": round(wall, 2), "mb_per_s_wall": round(mb / wall, 1),
+               "cpu_s": round(best["cpu_s"], 2), "mb_per_cpu_s": round(mb / best["cpu_s"], 1),
+               "cpu_s_all": [round(r["cpu_s"], 2) for r in rs], "peak_rss_mb": round(max(r["peak_rss_mb"] for r in rs))}
+        if su:
+            out["mb_per_cpu_s_after_startup"] = round(mb / max(best["cpu_s"] - min(r["cpu_s"] for r in su), 1e-9), 1)
+        return out
+
+    def startup_summary(rs: list[dict]) -> dict:
+        return {"wall_s": round(min(r["wall_s"] for r in rs), 3), "cpu_s": round(min(r["cpu_s"] for r in rs), 3),
+                "cpu_s_all": [round(r["cpu_s"], 3) for r in rs],
+                "peak_rss_mb": round(max(r["peak_rss_mb"] for r in rs))}
+
+    result = {"input": {"rows": facts["rows"], "mb": round(mb, 1),
+                        "median_doc_bytes": "~4 KB (log-uniform 1-16 KB)", "files": 8},
+              "startup": startup_summary(startup["current"]),
+              "runs": {"1 task(s)": summary(runs["current"], startup["current"])},
+              "io_floor": {**summary(floor), "io_cpu_s": min(json.loads(r["stdout"])["io_cpu_s"] for r in floor),
+                           "io_mb_per_cpu_s": round(mb / min(json.loads(r["stdout"])["io_cpu_s"] for r in floor), 1)},
+              "scan_alone": scan["current"], "repeat": a.repeat,
+              "quarantined": quarantined["current"]["quarantined"], "read": quarantined["current"]["read"]}
+    if a.baseline:
+        result["baseline"] = {"pythonpath": versions["baseline"], "startup": startup_summary(startup["baseline"]),
+                              "run": summary(runs["baseline"], startup["baseline"]), "scan_alone": scan["baseline"],
+                              **quarantined["baseline"]}
+    return result
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--e2e", action="store_true", help="only the end-to-end CLI measurement (see e2e())")
     ap.add_argument("--e2e-mb", type=float, default=512, help="MB of sample text for --e2e (default 512)")
-    ap.add_argument("--e2e-tasks", type=int, nargs="+", default=[1], help="task counts to run --e2e with")
+    ap.add_argument("--baseline", help="--e2e: also run an earlier datakit checkout (a folder), interleaved")
+    ap.add_argument("--repeat", type=int, default=3, help="--e2e: runs of each command (least CPU reported)")
+    ap.add_argument("--io-floor", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--mb", type=float, default=512, help="MB of text to check (default 512)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--anchor-mb", type=float, default=16)
     ap.add_argument("--out", default=str(HERE / "results" / "decontam.json"))
     a = ap.parse_args()
+    if a.io_floor:
+        return io_floor(*a.io_floor)
     if a.e2e:
         load_before = os.getloadavg()
         result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "command": " ".join(sys.argv),

@@ -558,22 +558,29 @@ def test_planted_set_through_the_cli(instances, tmp_path, capsys):
 def test_batch_scan_decides_exactly_like_content_matches(instances):
     """The stage's batch path (one buffer for many samples) gives the per-text verdict for every sample,
     instance ids included, across chunk boundaries (small chunks forced)."""
+    import pyarrow as pa
+
     import datakit.decontam.content as content
     from datakit.decontam.index import default_index
+    from datakit.decontam.normalize import is_plain
 
     index = default_index()
     rng = random.Random(3)
     samples = rng.sample(contaminated(instances), 300) + rng.sample(clean(n_code=400, n_issues=100, n_per_trap=20),
                                                                     400)
     texts = [s.get("text") or "\n".join(m["content"] for m in s["messages"]) for s in samples]
+    texts += ["a\\_b", "x\x00y", "&amp;", "&notanentity;", "&#x27;", "&#xZZ;", "Ä", "&" + "a" * 40 + ";"]
     texts += ["", "x", "django__django-11099", "see:astropy__astropy-12907.", "__init__-1 a__b-2"]
     per_text = [bool(content.content_matches(t, index)) for t in texts]
+    plain = content.plain_mask(pa.array(texts))  # the step's Arrow pass = normalize.is_plain, text by text
+    assert plain.tolist() == [is_plain(t) for t in texts] and 0 < plain.sum() < len(texts)
     old = content.CHUNK_BYTES
     try:
         for chunk in (old, 50_000):
             content.CHUNK_BYTES = chunk
             flags, named = content.batch_scan(texts, index)
             assert flags.tolist() == per_text
+            assert content.batch_scan(texts, index, plain=plain)[0].tolist() == per_text
             assert named[len(texts) - 3] == "django__django-11099" and named[len(texts) - 2] == "astropy__astropy-12907"
             assert len(texts) - 1 not in named and len(texts) - 5 not in named
     finally:

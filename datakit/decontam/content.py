@@ -34,7 +34,7 @@ Why these defaults:
   trajectory sets name their SWE-bench task that way.
 
 Hot path (no per-n-gram Python; `batch_scan` does it for a whole batch of samples in one buffer, so the per-call
-numpy overhead is paid once per ~1 MB, not per sample): hash every 13-gram (numpy), test membership with a bit table over the hashes'
+numpy overhead is paid once per 256 KB, not per sample): hash every 13-gram (numpy), test membership with a bit table over the hashes'
 top bits, binary-search the few candidates in the sorted index, count distinct hits per item with
 ``np.unique``/``np.bincount``; Python only loops over the (rare) matched items to build `TextMatch` records.
 """
@@ -47,10 +47,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from .index import FIELDS, FingerprintIndex
-from .ngrams import _IS_WORD, _word_hashes_spans, text_words, to_chars, window_hashes
-from .normalize import canonical_bytes, line_number_words
+from .ngrams import _word_hashes_spans, text_words, to_chars, window_hashes
+from .normalize import _ENTITY, canonical_bytes, line_number_words
 
-__all__ = ["TextMatch", "content_matches", "batch_flags", "batch_scan", "instance_ids_in", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
+__all__ = ["TextMatch", "content_matches", "batch_flags", "batch_scan", "plain_mask", "instance_ids_in",
+           "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_MATCHED = 6
@@ -75,7 +76,7 @@ def _lookup(index: FingerprintIndex, h: np.ndarray) -> tuple[np.ndarray, np.ndar
     """(positions in `h` of hashes present in the index, their positions in index.hashes)."""
     bits, shift = index.prefilter()
     idx = (h >> np.uint64(shift)).astype(np.intp)
-    maybe = np.flatnonzero((np.take(bits, idx >> 3) >> (idx & 7).astype(np.uint8)) & 1)
+    maybe = np.flatnonzero(((np.take(bits, idx >> 3) >> (idx & 7).astype(np.uint8)) & 1).view(bool))  # (bool: fast)
     if len(maybe) == 0:
         return maybe, maybe
     cand = h[maybe]
@@ -130,8 +131,8 @@ def content_matches(text: str, index: FingerprintIndex, threshold: float = DEFAU
 
 _INSTANCE_TAIL = re.compile(rb"__[a-z0-9_.\-]+?-[0-9]+(?![0-9])")  # literal prefix: sre scans for "__" fast
 _INSTANCE_HEAD = re.compile(rb"[a-z0-9][a-z0-9_.\-]*$")
-_WORD_TABLE = bytes(int(v) for v in _IS_WORD)  # byte -> 1 for word bytes, 0 for separators
-CHUNK_BYTES = 1 << 20  # bytes hashed in one pass (the power tables stay at a few MB)
+_NOT_PLAIN = (r"\\_", r"\x00", _ENTITY.pattern)  # (RE2) what makes an ASCII text not `is_plain`
+CHUNK_BYTES = 1 << 18  # bytes hashed in one pass: its uint64 prefix sums (2 MB) stay in cache
 
 
 def instance_ids_in(buf: bytes, doc_start: np.ndarray, ids: frozenset[str]) -> dict[int, tuple[str, int, int]]:
@@ -154,12 +155,24 @@ def instance_ids_in(buf: bytes, doc_start: np.ndarray, ids: frozenset[str]) -> d
     return out
 
 
+def plain_mask(texts) -> np.ndarray:
+    """`[is_plain(t) for t in texts]` for an Arrow string array, in Arrow's kernels (ASCII check and one RE2 pass
+    for what `normalize.is_plain` looks for), not one Python call per text. Nulls are not plain."""
+    import pyarrow.compute as pc
+
+    plain = pc.string_is_ascii(texts)
+    for pattern in _NOT_PLAIN:  # one literal-led pattern at a time: RE2 skips to its first byte (an alternation
+        plain = pc.and_(plain, pc.invert(pc.match_substring_regex(texts, pattern)))  # of them scans 20x slower)
+    return np.asarray(pc.fill_null(plain, False), dtype=bool)
+
+
 def batch_scan(texts: list[str], index: FingerprintIndex, threshold: float = DEFAULT_THRESHOLD,
-               min_matched: int = DEFAULT_MIN_MATCHED) -> tuple[np.ndarray, dict[int, str]]:
+               min_matched: int = DEFAULT_MIN_MATCHED, plain=None) -> tuple[np.ndarray, dict[int, str]]:
     """(per text: whether `content_matches` would find anything, {text: Verified instance id it names}), for
-    the whole list at once (one buffer per ~1 MB, one hashing pass, one look-up): the per-call numpy overhead,
+    the whole list at once (one buffer per 256 KB, one hashing pass, one look-up): the per-call numpy overhead,
     not the bytes, dominates a few-KB sample. Exact: the same normalisation, hashing and decision rule as
-    `content_matches` (tested on the planted set); ask it for the spans of the (rare) flagged texts."""
+    `content_matches` (tested on the planted set); ask it for the spans of the (rare) flagged texts.
+    `plain` (optional, per text): `normalize.is_plain` of each text, known already (`plain_mask`)."""
     flags = np.zeros(len(texts), dtype=bool)
     named: dict[int, str] = {}
     ids = frozenset(index.instance_ids)
@@ -169,7 +182,8 @@ def batch_scan(texts: list[str], index: FingerprintIndex, threshold: float = DEF
         while hi < len(texts) and (size < CHUNK_BYTES or hi == lo):
             size += len(texts[hi])
             hi += 1
-        f, n = _scan_chunk(texts[lo:hi], index, threshold, min_matched, ids)
+        f, n = _scan_chunk(texts[lo:hi], index, threshold, min_matched, ids,
+                           None if plain is None else plain[lo:hi])
         flags[lo:hi] = f
         named.update({lo + d: v for d, v in n.items()})
         lo = hi
@@ -182,45 +196,69 @@ def batch_flags(texts: list[str], index: FingerprintIndex, threshold: float = DE
     return batch_scan(texts, index, threshold, min_matched)[0]
 
 
-def _scan_chunk(texts, index, threshold, min_matched, ids) -> tuple[np.ndarray, dict[int, str]]:
-    out = np.zeros(len(texts), dtype=bool)
-    parts = [canonical_bytes(t) for t in texts]
-    lens = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
+def _word_mask(b: np.ndarray) -> np.ndarray:
+    """Per byte of lowered canonical bytes: a word byte (``[0-9a-z_]`` or non-ASCII, as `ngrams._IS_WORD`)? A few
+    uint8 comparisons (SIMD) cost half of a `bytes.translate` table pass."""
+    t = np.subtract(b, 97, dtype=np.uint8)  # wraps: < 26 exactly for a-z
+    w = t < 26
+    np.subtract(b, 48, out=t)
+    w |= t < 10
+    w |= b >= 0x80
+    w |= b == 0x5F
+    return w
+
+
+def _canonical_buffer(texts: list[str], plain=None) -> tuple[bytes, np.ndarray]:
+    """(b"\\n" + the canonical bytes of every text, each followed by b"\\n"; where each text's bytes start after
+    the lead). The newlines keep words and lines inside one document; the lead makes the changes of the word mask
+    between neighbouring bytes the word edges. With `plain` known, plain texts are copied as they are and the
+    whole buffer lowered once (the canonical bytes of the others are lowered already)."""
+    if plain is None:
+        parts = [canonical_bytes(t) for t in texts]  # lowered already
+    else:
+        parts = [t.encode("ascii") if p else canonical_bytes(t) for t, p in zip(texts, plain)]
     doc_start = np.zeros(len(parts) + 1, dtype=np.int64)
-    np.cumsum(lens + 1, out=doc_start[1:])  # documents joined by one newline: no word, no line spans two
-    buf = b"\n".join(parts).lower()
-    named = {d: v[0] for d, v in instance_ids_in(buf, doc_start, ids).items()} if b"__" in buf else {}
+    np.cumsum(np.fromiter((len(p) + 1 for p in parts), dtype=np.int64, count=len(parts)), out=doc_start[1:])
+    parts.append(b"")
+    buf = b"\n" + b"\n".join(parts)
+    return (buf if plain is None else buf.lower()), doc_start
+
+
+def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[np.ndarray, dict[int, str]]:
+    out = np.zeros(len(texts), dtype=bool)
+    buf, doc_start = _canonical_buffer(texts, plain)
+    named = {d: v[0] for d, v in instance_ids_in(buf, doc_start + 1, ids).items()} if b"__" in buf else {}
     if not len(index.hashes):
         return out, named
     if len(index.short_items):  # (none in Verified) decided per text
         return np.array([bool(content_matches(t, index, threshold, min_matched)) for t in texts]), named
-    b = np.frombuffer(buf, dtype=np.uint8)
-    if len(b) == 0:
+    full = np.frombuffer(buf, dtype=np.uint8)
+    w = _word_mask(full)
+    edges = np.flatnonzero(w[1:] ^ w[:-1])  # bool: numpy's fast nonzero
+    if len(edges) == 0:
         return out, named
-    w = np.zeros(len(b) + 2, dtype=np.int8)
-    w[1:-1] = np.frombuffer(buf.translate(_WORD_TABLE), dtype=np.int8)  # bytes.translate: a C loop, no numpy take
-    edges = np.flatnonzero(np.diff(w))
+    b = full[1:]
     starts, ends = edges[0::2], edges[1::2]
-    if len(starts) == 0:
-        return out, named
-    wh = _word_hashes_spans(b, starts, ends)
-    doc = np.searchsorted(doc_start, starts, side="right") - 1
-    drop = line_number_words(b, starts, ends, doc_start[doc])
+    wh = _word_hashes_spans(b, starts, ends, edges)
+    first_word = np.searchsorted(starts, doc_start[:-1])  # per document: its first word
+    drop = line_number_words(b, starts, ends)  # (a document start is a line start: the newline before it)
     if len(drop):
         keep = np.ones(len(wh), dtype=bool)
         keep[drop] = False
-        wh, doc = wh[keep], doc[keep]
+        wh = wh[keep]
+        first_word -= np.searchsorted(drop, first_word)
     n = index.n
     if len(wh) < n:
         return out, named
     h = window_hashes(wh, n)
-    same = doc[: len(h)] == doc[n - 1:]
     at, pos_ = _lookup(index, h)
-    ok = same[at]
-    at, pos_ = at[ok], pos_[ok]
     if not len(at):
         return out, named
-    d = doc[at]
+    d = np.searchsorted(first_word, at, side="right") - 1
+    ok = d == np.searchsorted(first_word, at + (n - 1), side="right") - 1  # the window lies in one document
+    at, pos_, d = at[ok], pos_[ok], d[ok]
+    if not len(at):
+        return out, named
     pair = np.unique(np.stack([d, h[at].view(np.int64)]), axis=1, return_index=True)[1]  # distinct (doc, n-gram)
     d_u, pos_u = d[pair], pos_[pair]
     n_items = index.item_sizes.size

@@ -98,20 +98,34 @@ def _nfkc(s: str) -> tuple[str, np.ndarray | None]:
     return out, (np.concatenate(cmap) if len(out) != len(s) else None)
 
 
+def _nfkc_text(s: str) -> str:
+    """`_nfkc(s)[0]` without the map (the batch path): the same runs, normalised by one `re.sub`."""
+    if unicodedata.is_normalized("NFKC", s):
+        return s
+    whole = unicodedata.normalize("NFKC", s)
+    if len(whole) == len(s):
+        return whole
+    return _NON_ASCII_RUN.sub(lambda m: unicodedata.normalize("NFKC", m.group()), s)
+
+
 def is_plain(text: str) -> bool:
     """ASCII with nothing to normalise (no entity, no ``\\_``, no NUL): canonical() is just the lowered bytes."""
     return (text.isascii() and "\\_" not in text and "\x00" not in text
             and ("&" not in text or _ENTITY.search(text) is None))
 
 
-def canonical_text(text: str) -> tuple[str, np.ndarray | None]:
-    """Steps 1-3 on the string (NULs still in): the text, and its char → original char map (None: identity)."""
+def canonical_text(text: str, offsets: bool = True) -> tuple[str, np.ndarray | None]:
+    """Steps 1-3 on the string (NULs still in): the text, and its char → original char map (None: identity;
+    always None with `offsets=False`, which skips building it)."""
     s = text
     if "&" in s:
         s = _unescape_entities(s)
     cmap = None
     if not s.isascii():
-        s, cmap = _nfkc(s)
+        if offsets:
+            s, cmap = _nfkc(s)
+        else:
+            s = _nfkc_text(s)
         if _FOLD_CHARS.search(s):  # a few such characters in a long text: sub is faster than translate
             s = _FOLD_CHARS.sub(lambda m: FOLD[ord(m.group())], s)
         low = s.lower()
@@ -154,7 +168,7 @@ def canonical_bytes(text: str) -> bytes:
     """`canonical(text)[0]` as bytes, without the offset map (what the batch path hashes)."""
     if is_plain(text):
         return text.encode("ascii").lower()
-    s, _ = canonical_text(text)
+    s, _ = canonical_text(text, offsets=False)
     raw = s.encode("utf-8", "surrogatepass").lower()
     if b"\\_" in raw:
         raw = raw.replace(b"\\_", b"_")
@@ -168,28 +182,32 @@ def line_number_words(b: np.ndarray, starts: np.ndarray, ends: np.ndarray,
     `floor` (per word, optional): where the word's document starts in `b` (a document start is a line start)."""
     if len(starts) == 0:
         return np.empty(0, np.int64)
-    first = b[starts]
-    length = ends - starts
-    cand = np.flatnonzero(_DIGIT[first] & (length <= MAX_LINE_NUMBER_DIGITS))
+    cand = np.flatnonzero(np.subtract(b[starts], 48, dtype=np.uint8) < 10)  # digit first (uint8 wraps)
+    cand = cand[(ends[cand] - starts[cand]) <= MAX_LINE_NUMBER_DIGITS]
     if len(cand) == 0:
         return cand
     e = ends[cand]
-    pad = np.append(b, np.frombuffer(b"\n\n", dtype=np.uint8))
-    after = pad[e]
-    ok = _AFTER_NUMBER[after] | ((after == 0x20) & (pad[e + 1] == ord("|")))
+
+    def at(i: np.ndarray) -> np.ndarray:  # b[i], a newline past its end (no padded copy of b)
+        return np.where(i < len(b), np.take(b, i, mode="clip"), 0x0A)
+
+    after = at(e)
+    ok = _AFTER_NUMBER[after] | ((after == 0x20) & (at(e + 1) == ord("|")))
     cand, e = cand[ok], e[ok]
+    if len(cand) == 0:
+        return cand
     s = starts[cand]
     ok = np.ones(len(cand), dtype=bool)
     for k in range(1, MAX_LINE_NUMBER_DIGITS):  # every byte of the word is a digit
         inside = k < (e - s)
-        ok &= ~inside | _DIGIT[pad[np.minimum(s + k, len(b))]]
+        ok &= ~inside | _DIGIT[at(s + k)]
     cand, s = cand[ok], s[ok]
     lo = floor[cand] if floor is not None else np.zeros(len(cand), dtype=np.int64)
     at_line_start = np.zeros(len(cand), dtype=bool)
     pos = s - 1
     alive = np.ones(len(cand), dtype=bool)
     for _ in range(MAX_INDENT + 1):
-        before = np.where(pos >= lo, pad[np.maximum(pos, 0)], 0x0A)
+        before = np.where(pos >= lo, b[np.maximum(pos, 0)], 0x0A)
         newline = alive & (before == 0x0A)
         at_line_start |= newline
         alive &= ~newline & _INDENT[before]

@@ -20,8 +20,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
+from typing import TYPE_CHECKING
 
-import pygit2
+if TYPE_CHECKING:  # (pygit2 is imported where a history is read: the name and commit rules do not need it)
+    import pygit2
 
 _DATA = ("decontam", "data", "reference_repos.json")
 
@@ -316,6 +318,8 @@ class MirrorRules:
         return self._roots[key]
 
     def _walk_roots(self, repo: pygit2.Repository) -> frozenset[str]:
+        import pygit2
+
         self.walks += 1
         tips = set()
         for name in repo.references:
@@ -341,6 +345,8 @@ class MirrorRules:
 
 
 def _branch_tag_tips(repo: pygit2.Repository) -> list:
+    import pygit2
+
     tips = set()
     for name in repo.references:
         if not name.startswith(("refs/heads/", "refs/tags/")):
@@ -353,6 +359,8 @@ def _branch_tag_tips(repo: pygit2.Repository) -> list:
 
 
 def _roots_from(repo: pygit2.Repository, tips: list) -> dict[str, pygit2.Commit]:
+    import pygit2
+
     if not tips:
         return {}
     walker = repo.walk(tips[0], pygit2.enums.SortMode.NONE)
@@ -375,6 +383,8 @@ def build_root_commits(mirrors_dir: str | os.PathLike) -> dict:
     reachable from HEAD."""
     from datetime import datetime, timedelta, timezone
     from pathlib import Path
+
+    import pygit2
 
     folder = Path(mirrors_dir)
     if not folder.is_dir():

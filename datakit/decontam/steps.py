@@ -24,8 +24,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from datatrove.data import Document
-
 from datakit.pipeline.step import CountingStep
 
 SPAN_CHARS = 2000
@@ -92,13 +90,14 @@ class DecontamFilter(CountingStep):
     def _repo_verdict(self, repo_name: str | None, forks: dict, from_mirror: bool, mirror_rules):
         """A RepoMatch, "mirror_unavailable", "mirror_rules_off", or None."""
         from datakit.decontam.repos import fork_rule, name_rule
-        from datakit.sources.git_mirror import MirrorError, mirror_path, open_mirror
 
         match = name_rule(repo_name) or fork_rule(forks or None)
         if match is not None or not from_mirror or not repo_name or "/" not in repo_name:
             return match
         if not self.mirror_rules:
             return "mirror_rules_off"
+        from datakit.sources.git_mirror import MirrorError, mirror_path, open_mirror  # (pygit2: only for mirrors)
+
         path = mirror_path(self.mirrors_dir, repo_name) if self.mirrors_dir else None
         if path is None or not path.exists():
             return "mirror_unavailable"
@@ -110,7 +109,7 @@ class DecontamFilter(CountingStep):
     # -- the batch -----------------------------------------------------------------------------------------
     def _decide(self, batch, index, mirror_rules, verdicts: dict, kwargs: dict) -> list[dict | None]:
         """Per row of an Arrow batch: None (keep) or the match row (rule, detail, …). Reads columns, not rows."""
-        from datakit.decontam.content import batch_scan, content_matches
+        from datakit.decontam.content import CHUNK_BYTES, batch_scan, content_matches, plain_mask
         from datakit.decontam.repos import RepoMatch, commit_rule
 
         n = batch.num_rows
@@ -127,28 +126,34 @@ class DecontamFilter(CountingStep):
                      col["fork_of"].to_pylist() if "fork_of" in col else [None] * n,
                      col["repo_meta"].to_pylist() if "repo_meta" in col else [None] * n]
         kinds = field("source", "kind")
+        # one verdict per (repository, fork metadata, from a mirror): a batch holds few repositories
+        forks = list(zip(*fork_cols))
+        keys = [(repo, json.dumps(f, sort_keys=True, default=str) if any(f) else "",
+                 bool(repo) and kind in MIRROR_KINDS) for repo, f, kind in zip(repos, forks, kinds)]
+        for i, key in enumerate(keys):
+            if key not in verdicts:
+                f = forks[i]
+                meta = {"fork_of": f[0], "repo_meta": f[1], "parents": list(f[2:])}
+                verdicts[key] = self._repo_verdict(key[0], {k: v for k, v in meta.items() if v}, key[2], mirror_rules)
+        row_verdicts = [verdicts[k] for k in keys]
+        off = row_verdicts.count("mirror_rules_off")
+        if off:
+            self.stat_update("decontam.mirror_rules_off", value=off)
         out: list[dict | None] = [None] * n
         text_rows = []
-        for i in range(n):
-            repo = repos[i]
-            forks = [c[i] for c in fork_cols]
-            from_mirror = bool(repo) and kinds[i] in MIRROR_KINDS
-            key = (repo, json.dumps(forks, sort_keys=True, default=str) if any(forks) else "", from_mirror)
-            verdict = verdicts.get(key, verdicts)
-            if verdict is verdicts:
-                meta = {"fork_of": forks[0], "repo_meta": forks[1], "parents": forks[2:]}
-                verdict = verdicts[key] = self._repo_verdict(repo, {k: v for k, v in meta.items() if v}, from_mirror,
-                                                             mirror_rules)
-            if verdict == "mirror_rules_off":
-                self.stat_update("decontam.mirror_rules_off")
+        for i, verdict in enumerate(row_verdicts):
+            if verdict is None or verdict == "mirror_rules_off":
+                if not (bases[i] or heads[i]):  # (most rows: nothing but the text to check)
+                    if self.text_rules:
+                        text_rows.append(i)
+                    continue
                 verdict = None
             if verdict == "mirror_unavailable":
                 out[i] = _row("mirror_unavailable", None, None, 1.0,
-                              f"the mirror of {repo} is not in {self.mirrors_dir}: its history cannot be "
+                              f"the mirror of {repos[i]} is not in {self.mirrors_dir}: its history cannot be "
                               "checked (fetch it, or run with --no-mirror-rules)")
                 continue
-            match = verdict if isinstance(verdict, RepoMatch) else (
-                commit_rule([bases[i], heads[i]], index.base_commits) if bases[i] or heads[i] else None)
+            match = verdict if isinstance(verdict, RepoMatch) else commit_rule([bases[i], heads[i]], index.base_commits)
             if match is not None:
                 out[i] = _row(match.rule, match.matched_instance_id, match.matched_repo, 1.0, match.detail)
             elif self.text_rules:
@@ -157,9 +162,12 @@ class DecontamFilter(CountingStep):
             return out
         texts_all = col["text"].to_pylist() if "text" in col else [""] * n
         messages = col["messages"].to_pylist() if "messages" in col and col["messages"].null_count < n else None
-        texts = [sample_text({"text": texts_all[i], "messages": messages[i] if messages else None})
-                 for i in text_rows]
-        flags, named = batch_scan(texts, index, **kwargs)
+        texts = ([sample_text({"text": texts_all[i], "messages": messages[i]}) for i in text_rows] if messages
+                 else [texts_all[i] or "" for i in text_rows])
+        plain = None
+        if not messages and sum(map(len, texts)) >= CHUNK_BYTES:  # (from a chunk on: Arrow's pass pays for itself)
+            plain = plain_mask(col["text"])[text_rows]
+        flags, named = batch_scan(texts, index, plain=plain, **kwargs)
         for k, (i, text, flagged) in enumerate(zip(text_rows, texts, flags)):
             if k in named:  # an instance id ("django__django-11099") names the task outright
                 iid = named[k]
@@ -183,7 +191,6 @@ class DecontamFilter(CountingStep):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from datakit.io.records import RecordWriter, dictionary_columns
         from datakit.io.schemas import arrow_schema
 
         if data:  # a terminal step that reads its own input; anything before it is passed through unread
@@ -195,8 +202,9 @@ class DecontamFilter(CountingStep):
         schema = arrow_schema("sample")
         dirs = [self.input_dir] if isinstance(self.input_dir, str) else list(self.input_dir)
         files = [p for d in dirs for p in sorted(Path(d).glob("*.parquet"))][rank::world_size]
-        matches = RecordWriter(self.matches_dir, "decontam_match")
-        writer = None
+        kept = _BatchWriter(self.output_dir, "sample", rank)
+        quarantine = _BatchWriter(self.quarantine.output_folder, "quarantine", rank)
+        matches = _BatchWriter(self.matches_dir, "decontam_match", rank)
         left = self.limit
         try:
             for path in files:
@@ -210,33 +218,77 @@ class DecontamFilter(CountingStep):
                     left -= batch.num_rows if left > 0 else 0
                     verdict = self._decide(batch.select(have), index, mirror_rules, verdicts, kwargs)
                     self.stat_update("samples.read", value=batch.num_rows)
-                    keep = [v is None for v in verdict]
-                    n_keep = sum(keep)
-                    if n_keep:
-                        self.stat_update("samples.written", value=n_keep)
-                        kept = _conform_batch(batch.filter(pa.array(keep)), schema)
-                        if writer is None:
-                            Path(self.output_dir).mkdir(parents=True, exist_ok=True)
-                            writer = pq.ParquetWriter(Path(self.output_dir) / f"{rank:05d}.parquet", schema,
-                                                      compression="zstd", use_dictionary=dictionary_columns(schema),
-                                                      write_page_index=True)
-                        writer.write_batch(kept)
-                    for j, row in enumerate(verdict):
-                        if row is None:
-                            continue
-                        record = batch.slice(j, 1).to_pylist()[0]  # the whole sample, every column
-                        detail = row.pop("detail")
-                        self.reject("samples", record, row["rule"], detail, rank)
-                        row.update(sample_id=record["id"], sample_repo=(record.get("meta") or {}).get("repo"),
-                                   role=record.get("role"), kind=record.get("kind"))
-                        matches.write(Document(text="", id=record["id"], metadata=row), rank)
+                    out = [j for j, v in enumerate(verdict) if v is not None]
+                    if len(out) < batch.num_rows:
+                        self.stat_update("samples.written", value=batch.num_rows - len(out))
+                        whole = _conform_batch(batch, schema)
+                        # the runs of kept rows as zero-copy slices, one table (pyarrow.compute is not needed)
+                        cuts = [-1, *out, batch.num_rows]
+                        kept.write_table(pa.Table.from_batches(
+                            [whole.slice(a + 1, b - a - 1) for a, b in zip(cuts, cuts[1:]) if b > a + 1], schema))
+                    if out:
+                        self._reject_batch([batch.slice(j, 1).to_pylist()[0] for j in out], [verdict[j] for j in out],
+                                           quarantine, matches)
                 if left == 0:
                     break
         finally:
-            if writer is not None:
-                writer.close()
+            kept.close()
+            quarantine.close()
             matches.close()
-            self.quarantine.close()
+
+    def _reject_batch(self, records: list[dict], rows: list[dict], quarantine: "_BatchWriter",
+                    matches: "_BatchWriter") -> None:
+        """The whole samples (every column) to quarantine/, with the rule's detail, and their matches to matches/,
+        one table per batch."""
+        q_rows = []
+        for record, row in zip(records, rows):
+            detail = row.pop("detail")
+            q_rows.append({"id": str(record.get("id")), "stage": self.stage, "role": None, "reason": row["rule"],
+                           "detail": detail,
+                           "record": json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)})
+            row.update(sample_id=record["id"], sample_repo=(record.get("meta") or {}).get("repo"),
+                       role=record.get("role"), kind=record.get("kind"))
+            self.stat_update(f"samples.quarantined.{row['rule']}")
+        quarantine.write_rows(q_rows)
+        matches.write_rows(rows)
+
+
+class _BatchWriter:
+    """One task's Parquet file of one record schema (`{folder}/{rank:05d}.parquet`, opened on the first rows),
+    written a table at a time with `datakit.io.records.RecordWriter`'s settings (zstd, dictionary and statistics
+    on all but the large text columns, page index). The step writes Arrow batches, not datatrove Documents: kept
+    rows are slices of the input, and the (few) quarantined rows of a batch go out as one table."""
+
+    def __init__(self, folder: str, record: str, rank: int):
+        from datakit.io.schemas import arrow_schema
+
+        self.path = Path(folder) / f"{rank:05d}.parquet"
+        self.schema = arrow_schema(record)
+        self._writer = None
+
+    def write_table(self, table) -> None:
+        if self._writer is None:
+            import pyarrow.parquet as pq
+
+            from datakit.io.records import dictionary_columns
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            columns = dictionary_columns(self.schema)
+            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd", use_dictionary=columns,
+                                            write_statistics=columns, write_page_index=True)
+        self._writer.write_table(table)
+
+    def write_rows(self, rows: list[dict]) -> None:
+        import pyarrow as pa
+
+        if rows:
+            names = self.schema.names
+            self.write_table(pa.Table.from_pylist([{k: r.get(k) for k in names} for r in rows], schema=self.schema))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
 
 def _pyarrow_without_pandas() -> None:
