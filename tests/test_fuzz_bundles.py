@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import pygit2
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from datakit.bundles.build import BundleCommit, BundleOut, build_bundle
 from datakit.bundles.diffs import FileChange, PatchMismatch, header_path, verify_patch
+from tests.fuzzing import FUZZ
 
-FUZZ = settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 LINE = st.sampled_from(["a", "b", "c", "", " x", "\t", "\r", "a\r", "\x0c", "é", "\u2028", "\\ No newline", "+",
                         "-", " ", "@@ -1 +1 @@", "--- a/x", "+++ b/x", "diff --git a/x b/x", "```"])

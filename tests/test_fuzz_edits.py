@@ -10,15 +10,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from datakit.samples import edits as E
 from datakit.samples.edits import (Block, EditError, FileEdit, apply_blocks, apply_edits, check_repo_path,
                                    check_roundtrip, compute_blocks, edits_for_files, parse_edits, render_edits)
+from tests.fuzzing import FUZZ
 
-FUZZ = settings(max_examples=200, derandomize=True, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 # the reason table of the module docstring: the only reasons a caller may see
 DOCUMENTED = set(re.findall(r"^    ([a-z_]+) +\S", E.__doc__, re.M))

@@ -6,68 +6,34 @@ Deterministic (derandomize)."""
 
 from __future__ import annotations
 
-import copy
 import gzip
 import json
 import struct
-import tracemalloc
 import zlib
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from datakit.io.schemas import validate
 from datakit.pulls.records import link_and_attach
 from datakit.sources.gharchive import (MAX_PIECE, ArchiveError, PullAggregator, feed_lines, iter_event_lines,
                                        parse_event, route_line)
+from tests.fuzzing import FUZZ, damaged, json_values, mutated, traced_peak
 from tests.gharchive_fixtures import early_scenario, event_line, later_scenario
 
-FUZZ = settings(max_examples=200, derandomize=True, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                       HealthCheck.data_too_large])
 FILE_REASONS = {"truncated_gzip", "bad_gzip", "unreadable"}
 LINE_REASONS = {"malformed_json", "not_an_event", "line_too_long"}
 
 EVENTS = [ev for scenario in (early_scenario(), later_scenario()) for events in scenario.values() for ev in events]
 LINES = [event_line(ev) for ev in EVENTS]
-
-# any JSON value, nested: what a wrong-typed field may hold
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False)
-                    | st.text(max_size=6), lambda inner: st.lists(inner, max_size=3)
-                    | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+JSON = json_values()
 
 
-def paths_of(value, prefix=()):
-    """Every key path inside a JSON value."""
-    yield prefix
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from paths_of(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from paths_of(v, (*prefix, i))
-
-
-@st.composite
-def broken_events(draw):
+def broken_events():
     """A real event (both eras) with a few fields replaced by any JSON value or removed."""
-    ev = copy.deepcopy(draw(st.sampled_from(EVENTS)))
-    paths = [p for p in paths_of(ev) if p]
-    for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(paths))
-        parent = ev
-        try:
-            for key in path[:-1]:
-                parent = parent[key]
-            if draw(st.integers(0, 4)) == 0 and isinstance(parent, dict):
-                parent.pop(path[-1], None)
-            else:
-                parent[path[-1]] = draw(JSON)
-        except (KeyError, IndexError, TypeError):  # an earlier change removed or retyped the parent
-            continue
-    return ev
+    return mutated(EVENTS, JSON)
 
 
 @FUZZ
@@ -88,19 +54,13 @@ def test_fuzz_wrong_types_aggregate_to_valid_records(events):
 def broken_lines(draw):
     line = draw(st.sampled_from(LINES))
     kind = draw(st.sampled_from(["cut", "flip", "splice", "bytes", "json", "bigint"]))
-    if kind == "cut":
-        return line[:draw(st.integers(0, len(line)))]
-    if kind == "flip":
-        i = draw(st.integers(0, len(line) - 1))
-        return line[:i] + bytes([draw(st.integers(0, 255))]) + line[i + 1:]
-    if kind == "splice":
-        i = draw(st.integers(0, len(line)))
-        return line[:i] + draw(st.binary(max_size=8)) + line[i:]
     if kind == "json":
         return orjson.dumps(draw(JSON))
     if kind == "bigint":  # past 64 bits: orjson reads a float
         return line.replace(b'"number":', b'"number":1' + b"0" * 30, 1)
-    return draw(st.binary(max_size=40))
+    if kind == "bytes":
+        return draw(st.binary(max_size=40))
+    return damaged(draw, line, kind)
 
 
 @FUZZ
@@ -128,13 +88,8 @@ def gz(data: bytes, members: int = 1) -> bytes:
        st.sampled_from(["cut", "flip", "append", "none"]), st.data())
 def test_fuzz_broken_gzip(tmp_path_factory, lines, members, damage, data):
     raw = b"".join(ln + b"\n" for ln in lines)
-    blob = gz(raw, members)
-    if damage == "cut":
-        blob = blob[:data.draw(st.integers(0, len(blob) - 1))]
-    elif damage == "flip":
-        i = data.draw(st.integers(0, len(blob) - 1))
-        blob = blob[:i] + bytes([blob[i] ^ data.draw(st.integers(1, 255))]) + blob[i + 1:]
-    elif damage == "append":
+    blob = damaged(data.draw, gz(raw, members), damage)
+    if damage == "append":
         blob += data.draw(st.binary(min_size=1, max_size=12))
     path = tmp_path_factory.mktemp("gz") / "2015-01-01-0.json.gz"
     path.write_bytes(blob)
@@ -208,12 +163,7 @@ def test_decompression_bomb_reads_in_bounded_memory(tmp_path):
     assert len(blob) < 80_000
     path = tmp_path / "2015-01-01-0.json.gz"
     path.write_bytes(blob)
-    tracemalloc.start()
-    try:
-        got = list(iter_event_lines(path, max_line_bytes=1 << 20))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    got, peak = traced_peak(lambda: list(iter_event_lines(path, max_line_bytes=1 << 20)))
     assert len(got) == 1 and got[0].startswith(b"\0datakit:line_too_long:67108864:")
     assert peak < 8 << 20, f"peak {peak >> 20} MiB"
 

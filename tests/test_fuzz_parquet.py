@@ -9,15 +9,14 @@ from __future__ import annotations
 import pyarrow.parquet as pq
 import pytest
 from datatrove.data import Document
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from datakit.io.records import RecordFileError, RecordReader, RecordWriter
 from datakit.io.row_shards import RowShardedRecordReader
 from datakit.synth.readers import RowError, iter_rows
+from tests.fuzzing import FUZZ, damaged
 
-FUZZ = settings(max_examples=200, derandomize=True, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 ROWS = [{"id": f"r{i}", "stage": "fuzz", "role": None, "reason": "because", "detail": "d" * (i % 7),
          "record": f'{{"n": {i}, "text": "{"payload " * (i % 13)}"}}'} for i in range(200)]
@@ -49,56 +48,57 @@ def read_records(folder) -> list[dict]:
 
 def damage(draw, blob: bytes, pages) -> tuple[str, bytes]:
     kind = draw(st.sampled_from(["cut", "flip", "flip_page", "zero", "append"]))
-    if kind == "cut":
-        return kind, blob[:draw(st.integers(0, len(blob) - 1))]
+    if kind in ("cut", "flip"):
+        return kind, damaged(draw, blob, kind)
     if kind == "append":
         return kind, blob + draw(st.binary(min_size=1, max_size=16))
     if kind == "flip_page":
         lo, hi = draw(st.sampled_from(pages))
         i = draw(st.integers(lo, hi - 1))
-    else:
-        i = draw(st.integers(0, len(blob) - 1))
-    n = 1 if kind != "zero" else draw(st.integers(1, 64))
-    patch = bytes(b ^ draw(st.integers(1, 255)) for b in blob[i:i + n]) if kind != "zero" else b"\0" * n
-    return kind, blob[:i] + patch + blob[i + n:]
+        return kind, blob[:i] + bytes([blob[i] ^ draw(st.integers(1, 255))]) + blob[i + 1:]
+    i, n = draw(st.integers(0, len(blob) - 1)), draw(st.integers(1, 64))
+    return kind, blob[:i] + b"\0" * n + blob[i + n:]
+
+
+def read_damaged(tmp_path_factory, data, good, read, good_files=()) -> tuple[str, bytes, list | None]:
+    """Write `good_files` intact and the next file damaged into a new folder; (kind, damaged bytes, what `read`
+    got from the folder) or, when it raised RecordFileError, None after checking the error names that file."""
+    blob, pages = good
+    kind, broken = damage(data.draw, blob, pages)
+    folder = tmp_path_factory.mktemp("broken")
+    for name in good_files:
+        (folder / name).write_bytes(blob)
+    name = f"{len(good_files):05d}.parquet"
+    (folder / name).write_bytes(broken)
+    try:
+        got = read(folder)
+    except RecordFileError as exc:
+        assert name in str(exc) and "--force" in str(exc)
+        return kind, broken, None
+    assert kind not in ("cut", "append"), "a cut or extended file read without an error"
+    return kind, broken, got
 
 
 @FUZZ
 @given(st.data())
 def test_fuzz_damaged_record_files(tmp_path_factory, good, data):
-    blob, pages = good
-    kind, broken = damage(data.draw, blob, pages)
-    folder = tmp_path_factory.mktemp("broken")
-    (folder / "00000.parquet").write_bytes(broken)
-    try:
-        got = read_records(folder)
-    except RecordFileError as exc:
-        assert "00000.parquet" in str(exc) and "--force" in str(exc)
-        return
-    assert kind not in ("cut", "append"), "a cut or extended file read without an error"
-    if broken == blob:
-        assert got == ROWS
+    kind, broken, got = read_damaged(tmp_path_factory, data, good, read_records)
     # a flip outside the pages (the footer's statistics, names) may still read; inside the pages it never
     # changes a record silently: the CRC catches it (or the flip hit a byte no record depends on)
-    if kind == "flip_page":
+    if got is not None and (kind == "flip_page" or broken == good[0]):
         assert got == ROWS
+
+
+def read_row_sharded(folder) -> list[dict]:
+    return [doc.metadata for w in range(2) for doc in RowShardedRecordReader(str(folder)).run(None, w, 2)]
 
 
 @FUZZ
 @given(st.data())
 def test_fuzz_damaged_files_row_sharded(tmp_path_factory, good, data):
-    blob, pages = good
-    kind, broken = damage(data.draw, blob, pages)
-    folder = tmp_path_factory.mktemp("broken")
-    (folder / "00000.parquet").write_bytes(blob)
-    (folder / "00001.parquet").write_bytes(broken)
-    try:
-        got = [doc.metadata for w in range(2) for doc in RowShardedRecordReader(str(folder)).run(None, w, 2)]
-    except RecordFileError as exc:
-        assert "00001.parquet" in str(exc)
-        return
-    assert kind not in ("cut", "append")
-    assert got[:len(ROWS)] == ROWS
+    kind, broken, got = read_damaged(tmp_path_factory, data, good, read_row_sharded, ["00000.parquet"])
+    if got is not None:
+        assert got[:len(ROWS)] == ROWS
 
 
 @FUZZ

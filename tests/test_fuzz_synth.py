@@ -5,15 +5,13 @@ Sample. Huge rows and zstd bombs are read in bounded memory. Deterministic (dera
 
 from __future__ import annotations
 
-import copy
-import tracemalloc
 from importlib import resources
 
 import orjson
 import pyarrow as pa
 import pytest
 import zstandard
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from datakit.io.schemas import arrow_schema, conform
@@ -21,10 +19,8 @@ from datakit.synth.formats import FormatError
 from datakit.synth.readers import MAX_ROW_BYTES, RowError, iter_rows
 from datakit.synth.steps import to_sample
 from datakit.tokens.chat import ChatError
+from tests.fuzzing import FUZZ, damaged, json_values, mutated, traced_peak
 
-FUZZ = settings(max_examples=200, derandomize=True, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                       HealthCheck.data_too_large])
 ROW_REASONS = {"empty_line", "malformed_json", "truncated_zstd", "row_too_large"}
 
 FIXTURES = resources.files("datakit") / "demo" / "fixtures" / "synth"
@@ -32,46 +28,17 @@ FIXTURES = resources.files("datakit") / "demo" / "fixtures" / "synth"
 ROWS = [row for name in ("chat.jsonl", "mini_swe_agent.traj.json", "openhands_events.json", "swe_agent.traj")
         for _, row in iter_rows(FIXTURES / name) if not isinstance(row, RowError)]
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1) | st.floats(allow_nan=False)
-                    | st.text(max_size=6) | st.sampled_from(["user", "assistant", "tool", "system", "agent",
-                                                             "message", "text", "{}", "[]"]),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-                        st.sampled_from(["role", "content", "type", "text", "tool_calls", "function", "name",
+JSON = json_values(keys=st.sampled_from(["role", "content", "type", "text", "tool_calls", "function", "name",
                                          "arguments", "id", "action", "args", "source", "observation", "cause"])
-                        | st.text(max_size=4), inner, max_size=4), max_leaves=8)
+                   | st.text(max_size=4),
+                   words=st.sampled_from(["user", "assistant", "tool", "system", "agent", "message", "text", "{}"]),
+                   max_leaves=8)
 
 
-def paths_of(value, prefix=()):
-    yield prefix
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from paths_of(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from paths_of(v, (*prefix, i))
-
-
-@st.composite
-def broken_rows(draw):
+def broken_rows():
     """A real row of each format (OpenAI messages, SWE-agent, mini-SWE-agent, OpenHands, prompt/answer) with a
     few values replaced by any JSON value or removed; or any JSON value at all."""
-    if draw(st.integers(0, 5)) == 0:
-        return draw(JSON)
-    row = copy.deepcopy(draw(st.sampled_from(ROWS)))
-    paths = [p for p in paths_of(row) if p]
-    for _ in range(draw(st.integers(1, 4))):
-        path = draw(st.sampled_from(paths))
-        parent = row
-        try:
-            for key in path[:-1]:
-                parent = parent[key]
-            if draw(st.integers(0, 4)) == 0:
-                parent.pop(path[-1]) if isinstance(parent, dict) else parent.pop(path[-1])
-            else:
-                parent[path[-1]] = draw(JSON)
-        except (KeyError, IndexError, TypeError):
-            continue
-    return row
+    return st.one_of(mutated(ROWS, JSON), mutated(ROWS, JSON), mutated(ROWS, JSON), mutated(ROWS, JSON), JSON)
 
 
 def v(valid):
@@ -135,17 +102,9 @@ def broken_jsonl(draw):
     lines = [orjson.dumps(draw(st.sampled_from(ROWS))) for _ in range(draw(st.integers(1, 4)))]
     data = b"\n".join(lines) + b"\n"
     kind = draw(st.sampled_from(["cut", "flip", "splice", "blank", "none"]))
-    if kind == "cut":
-        data = data[:draw(st.integers(0, len(data)))]
-    elif kind == "flip":
-        i = draw(st.integers(0, len(data) - 1))
-        data = data[:i] + bytes([draw(st.integers(0, 255))]) + data[i + 1:]
-    elif kind == "splice":
-        i = draw(st.integers(0, len(data)))
-        data = data[:i] + draw(st.binary(max_size=10)) + data[i:]
-    elif kind == "blank":
-        data = b"\n\n" + data + b"  \n"
-    return data
+    if kind == "blank":
+        return b"\n\n" + data + b"  \n"
+    return damaged(draw, data, kind)
 
 
 def read_all(path, **kw):
@@ -209,12 +168,7 @@ def test_zstd_bomb_reads_in_bounded_memory(tmp_path):
     assert len(blob) < 64 << 10
     path = tmp_path / "bomb.jsonl.zst"
     path.write_bytes(blob)
-    tracemalloc.start()
-    try:
-        rows = list(iter_rows(path, max_row_bytes=1 << 20))
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    rows, peak = traced_peak(lambda: list(iter_rows(path, max_row_bytes=1 << 20)))
     assert [r.reason for _, r in rows] == ["row_too_large"]
     assert peak < 24 << 20, f"peak {peak >> 20} MiB"
 
