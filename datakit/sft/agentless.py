@@ -13,7 +13,8 @@ the stored messages render the same through datakit's renderer and through the m
 Validated like a reward would (`SftReject` with the quarantine reason otherwise):
 - the repair answer's edits are the fenced ```` ```python ```` blocks Agentless extracts (`extract_python_blocks`),
   parsed by the samples' own parser (`datakit.samples.edits.parse_edits`, the inverse of the completions the
-  samples write) [`edits_unparseable`, `no_edits`], on paths inside the repository [`unsafe_path`], and applied to
+  samples write) [`edits_unparseable`, `no_edits`], on paths inside the repository (`check_repo_path`)
+  [`unsafe_path`], and applied to
   the base files shown in the prompt [`edits_do_not_apply`]; `matches_gold` says whether the result is the PR's;
 - the localisation answer is the lines of its last ``` block (Agentless' `_parse_model_return_lines`), compared with
   the PR's files (`localize_recall`) [`no_files_listed`];
@@ -25,7 +26,6 @@ null for an external runner.
 from __future__ import annotations
 
 import hashlib
-import posixpath
 import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -116,15 +116,6 @@ def shown_files(prompt: str, role: str, paths: Sequence[str]) -> dict[str, str]:
     return files
 
 
-def check_path(path: str) -> str:
-    """A path from a model's answer, refused unless it is a plain relative path inside the repository."""
-    parts = path.split("/")
-    if (not path or path.startswith("/") or "\\" in path or "\x00" in path or any(p in ("", ".", "..") for p in parts)
-            or parts[0] == ".git" or posixpath.normpath(path) != path):
-        raise SftReject("unsafe_path", f"edit path {path!r} is not a relative path inside the repository")
-    return path
-
-
 def extract_edits(answer: str) -> list[FileEdit]:
     """The SEARCH/REPLACE edits of a repair answer: its ```` ```python ```` blocks as Agentless extracts them,
     parsed by the samples' parser. SftReject(no_edits | edits_unparseable | unsafe_path)."""
@@ -133,12 +124,11 @@ def extract_edits(answer: str) -> list[FileEdit]:
         raise SftReject("no_edits", "the repair answer has no ```python block")
     try:
         edits = parse_edits("\n\n".join(f"```python\n{b}\n```" for b in blocks))
-    except EditError as exc:
-        raise SftReject("edits_unparseable", f"{exc.reason}: {exc}") from None
+    except EditError as exc:  # parse_edits refuses paths outside the repository (check_repo_path)
+        raise SftReject("unsafe_path" if exc.reason == "unsafe_path" else "edits_unparseable",
+                        f"{exc.reason}: {exc}") from None
     if not edits:
         raise SftReject("no_edits", "the repair answer's blocks hold no SEARCH/REPLACE edit")
-    for e in edits:
-        check_path(e.path)
     return edits
 
 
