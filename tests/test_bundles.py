@@ -189,7 +189,8 @@ _LINES = st.lists(st.sampled_from(["a", "b", "c", "", " x", "\t", "```", "======
                   max_size=12)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(before=_LINES, after=_LINES, eol_before=st.booleans(), eol_after=st.booleans())
 def test_round_trip_property(tmp_path_factory, before, after, eol_before, eol_after):
     def text(lines, eol):
