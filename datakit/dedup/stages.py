@@ -1,0 +1,109 @@
+"""The dedup stage type, registered with the stage registry (datakit.pipeline.stages.register) on import."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from datatrove.pipeline.base import PipelineStep
+
+from datakit.pipeline.stages import StageContext, StageType, register, run_phase
+
+WORK = "dedup"  # under the stage's .datakit/ folder: keys, signatures, bucket pairs, clusters, decisions
+# inputs up to this size run their phases in this process: a worker pool costs seconds to start, more than the work
+IN_PROCESS_BYTES = 64 * 2**20
+
+
+@register
+class DedupStage(StageType):
+    type_name = "dedup"
+    summary = ("exact (normalised content hash) and near-duplicate (datatrove MinHash LSH, code word tokens) removal "
+               "across repositories, forks, mirrors and vendored copies; the upstream / oldest copy is kept")
+    units = ("agentless", "commit_bundles", "synthetic", "sft")
+    multi_input = True  # `inputs: [samples, bundles, synth]`: Sample folders, deduplicated together
+    input_format = "parquet"
+    produces = "inputs"  # a filter: the kinds of its inputs
+
+    @dataclass
+    class Options:
+        near: bool = True  # False: exact duplicates only (no MinHash phases)
+        # tokens per shingle, LSH bands and hashes per band: pairs above Jaccard ≈ (1/b)^(1/r) = 0.74 are found
+        # (chosen on tests/test_dedup_pairs.py's labelled set: precision 0.99, recall 0.91; 5-grams with 14 × 8,
+        # datatrove's default, give 0.98 / 0.83: renamed identifiers break more of the longer shingles)
+        n_grams: int = 3
+        num_buckets: int = 20
+        hashes_per_bucket: int = 10
+        seed: int = 1
+
+    def minhash_config(self):
+        from datatrove.pipeline.dedup.minhash import MinhashConfig
+        from datatrove.utils.text import TextNormConfig
+
+        o = self.options
+        # punctuation is code: keep it (datatrove's default removes it); numbers → 0, case and whitespace folded
+        norm = TextNormConfig(lowercase=True, norm_whitespace=True, remove_punctuation=False,
+                              norm_unicode_diacritics=True, norm_numbers=True)
+        return MinhashConfig(n_grams=o.n_grams, num_buckets=o.num_buckets, hashes_per_bucket=o.hashes_per_bucket,
+                             seed=o.seed, norm_config=norm)
+
+    def check(self, recipe=None, spec=None) -> None:
+        for name in ("n_grams", "num_buckets", "hashes_per_bucket"):
+            if getattr(self.options, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self.options, name)}")
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster
+
+        from datakit.dedup.content import CodeWordTokenizer
+        from datakit.dedup.steps import ChooseKept, DedupFilter, DedupKeys, SampleMinhashSignature
+        from datakit.io.records import RecordWriter
+        from datakit.io.row_shards import RowShardedRecordReader
+
+        o = self.options
+        self.check()
+        inputs = ctx.inputs or [ctx.input]
+        work = ctx.output / ".datakit" / WORK
+        keys, sigs, dups, clusters, decisions = (str(work / d) for d in ("keys", "sigs", "dups", "clusters",
+                                                                          "decisions"))
+
+        def reader():  # phases 1 and 4 must read the same samples in the same order: one reader, twice
+            return RowShardedRecordReader(str(inputs[0]), limit=ctx.limit, extra_folders=[str(p) for p in inputs[1:]])
+
+        config = self.minhash_config()
+        size = sum(p.stat().st_size for folder in inputs for p in Path(folder).glob("*.parquet"))
+        if size <= IN_PROCESS_BYTES and ctx.executor_kind == "local":
+            ctx = dataclasses.replace(ctx, phase_executor=None)  # run_phase's default: one worker, this process
+        first = [reader(), DedupKeys(keys)]
+        if o.near:
+            first.append(SampleMinhashSignature(sigs, config, language=CodeWordTokenizer()))
+        run_phase(ctx, first, work / "logs" / "signatures", "signatures")
+        choose = [ChooseKept(keys, clusters, decisions, ctx.tasks)]
+        if o.near:
+            run_phase(dataclasses.replace(ctx, tasks=o.num_buckets), [MinhashDedupBuckets(sigs, dups, config=config)],
+                      work / "logs" / "buckets", "buckets")
+            choose.insert(0, MinhashDedupCluster(dups, clusters, config=config, save_cluster_id=True))
+        run_phase(dataclasses.replace(ctx, tasks=1), choose, work / "logs" / "clusters", "clusters")
+        return [reader(), DedupFilter(clusters, decisions, ctx.quarantine), RecordWriter(str(ctx.output), "sample")]
+
+    def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
+        """dedup.json: the settings and what was found (components, duplicates per source and reason); the
+        per-sample decisions stay in .datakit/dedup/decisions, the bulky phase files go."""
+        import pyarrow.parquet as pq
+
+        work = ctx.output / ".datakit" / WORK
+        table = pq.read_table(work / "decisions")
+        sizes: dict[int, int] = {}
+        for c in table.column("component").to_pylist():
+            sizes[c] = sizes.get(c, 0) + 1
+        found = {u: dict(sorted(units[u]["filtered"].items())) for u in self.units if units[u]["filtered"]}
+        doc = {"settings": dataclasses.asdict(self.options),
+               "tokenizer": "datakit.dedup.content.CodeWordTokenizer (\\w+ | runs of punctuation)",
+               "keep_rule": "upstream (meta.fork_of unset) first, then oldest (source.crawled_at), repo, pr, id",
+               "components": len(sizes), "largest_component": 1 + max(sizes.values(), default=0),
+               "duplicates": found}
+        (ctx.output / "dedup.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        for d in ("keys", "sigs", "dups", "clusters"):
+            shutil.rmtree(work / d, ignore_errors=True)
