@@ -557,7 +557,8 @@ def test_planted_set_through_the_cli(instances, tmp_path, capsys):
 @needs_data
 def test_batch_scan_decides_exactly_like_content_matches(instances):
     """The stage's batch path (one buffer for many samples) gives the per-text verdict for every sample,
-    instance ids included, across chunk boundaries (small chunks forced)."""
+    instance ids included, across chunk boundaries (small chunks forced), with and without the Arrow plain mask,
+    and the per-text strongest match (span included) of every flagged plain text."""
     import pyarrow as pa
 
     import datakit.decontam.content as content
@@ -580,7 +581,12 @@ def test_batch_scan_decides_exactly_like_content_matches(instances):
             content.CHUNK_BYTES = chunk
             flags, named = content.batch_scan(texts, index)
             assert flags.tolist() == per_text
-            assert content.batch_scan(texts, index, plain=plain)[0].tolist() == per_text
+            flags, _, strongest = content.batch_matches(texts, index, plain=plain)
+            assert flags.tolist() == per_text
+            # the step's span of a flagged plain text, without a second pass: the per-text path's strongest match
+            assert len(strongest) > 100 and set(strongest) == {k for k, f in enumerate(per_text) if f and plain[k]}
+            for k, m in strongest.items():
+                assert m == max(content.content_matches(texts[k], index), key=lambda x: (x.score, x.matched_ngrams))
             assert named[len(texts) - 3] == "django__django-11099" and named[len(texts) - 2] == "astropy__astropy-12907"
             assert len(texts) - 1 not in named and len(texts) - 5 not in named
     finally:

@@ -50,8 +50,8 @@ from .index import FIELDS, FingerprintIndex
 from .ngrams import _word_hashes_spans, text_words, to_chars, window_hashes
 from .normalize import _ENTITY, canonical_bytes, line_number_words
 
-__all__ = ["TextMatch", "content_matches", "batch_flags", "batch_scan", "plain_mask", "instance_ids_in",
-           "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
+__all__ = ["TextMatch", "content_matches", "batch_flags", "batch_scan", "batch_matches", "plain_mask",
+           "instance_ids_in", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_MATCHED = 6
@@ -173,8 +173,17 @@ def batch_scan(texts: list[str], index: FingerprintIndex, threshold: float = DEF
     not the bytes, dominates a few-KB sample. Exact: the same normalisation, hashing and decision rule as
     `content_matches` (tested on the planted set); ask it for the spans of the (rare) flagged texts.
     `plain` (optional, per text): `normalize.is_plain` of each text, known already (`plain_mask`)."""
+    return batch_matches(texts, index, threshold, min_matched, plain)[:2]
+
+
+def batch_matches(texts: list[str], index: FingerprintIndex, threshold: float = DEFAULT_THRESHOLD,
+                  min_matched: int = DEFAULT_MIN_MATCHED, plain=None) -> tuple[np.ndarray, dict[int, str], dict]:
+    """`batch_scan`, and {flagged text: its strongest match} as `max(content_matches(text), key=(score,
+    matched_ngrams))` gives it, for the texts known plain (`plain`; their canonical bytes are their characters, so
+    the span needs no offset map). Ask `content_matches` for the others."""
     flags = np.zeros(len(texts), dtype=bool)
     named: dict[int, str] = {}
+    best: dict[int, TextMatch] = {}
     ids = frozenset(index.instance_ids)
     lo = 0
     while lo < len(texts):
@@ -182,12 +191,14 @@ def batch_scan(texts: list[str], index: FingerprintIndex, threshold: float = DEF
         while hi < len(texts) and (size < CHUNK_BYTES or hi == lo):
             size += len(texts[hi])
             hi += 1
-        f, n = _scan_chunk(texts[lo:hi], index, threshold, min_matched, ids,
-                           None if plain is None else plain[lo:hi])
+        f, n, b = _scan_chunk(texts[lo:hi], index, threshold, min_matched, ids,
+                              None if plain is None else plain[lo:hi])
         flags[lo:hi] = f
         named.update({lo + d: v for d, v in n.items()})
+        if plain is not None:
+            best.update({lo + d: m for d, m in b.items() if plain[lo + d]})
         lo = hi
-    return flags, named
+    return flags, named, best
 
 
 def batch_flags(texts: list[str], index: FingerprintIndex, threshold: float = DEFAULT_THRESHOLD,
@@ -224,24 +235,25 @@ def _canonical_buffer(texts: list[str], plain=None) -> tuple[bytes, np.ndarray]:
     return (buf if plain is None else buf.lower()), doc_start
 
 
-def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[np.ndarray, dict[int, str]]:
+def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[np.ndarray, dict[int, str], dict]:
     out = np.zeros(len(texts), dtype=bool)
     buf, doc_start = _canonical_buffer(texts, plain)
     named = {d: v[0] for d, v in instance_ids_in(buf, doc_start + 1, ids).items()} if b"__" in buf else {}
     if not len(index.hashes):
-        return out, named
+        return out, named, {}
     if len(index.short_items):  # (none in Verified) decided per text
-        return np.array([bool(content_matches(t, index, threshold, min_matched)) for t in texts]), named
+        return np.array([bool(content_matches(t, index, threshold, min_matched)) for t in texts]), named, {}
     full = np.frombuffer(buf, dtype=np.uint8)
     w = _word_mask(full)
     edges = np.flatnonzero(w[1:] ^ w[:-1])  # bool: numpy's fast nonzero
     if len(edges) == 0:
-        return out, named
+        return out, named, {}
     b = full[1:]
     starts, ends = edges[0::2], edges[1::2]
     wh = _word_hashes_spans(b, starts, ends, edges)
     first_word = np.searchsorted(starts, doc_start[:-1])  # per document: its first word
     drop = line_number_words(b, starts, ends)  # (a document start is a line start: the newline before it)
+    keep = None
     if len(drop):
         keep = np.ones(len(wh), dtype=bool)
         keep[drop] = False
@@ -249,16 +261,16 @@ def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[
         first_word -= np.searchsorted(drop, first_word)
     n = index.n
     if len(wh) < n:
-        return out, named
+        return out, named, {}
     h = window_hashes(wh, n)
     at, pos_ = _lookup(index, h)
     if not len(at):
-        return out, named
+        return out, named, {}
     d = np.searchsorted(first_word, at, side="right") - 1
     ok = d == np.searchsorted(first_word, at + (n - 1), side="right") - 1  # the window lies in one document
     at, pos_, d = at[ok], pos_[ok], d[ok]
     if not len(at):
-        return out, named
+        return out, named, {}
     pair = np.unique(np.stack([d, h[at].view(np.int64)]), axis=1, return_index=True)[1]  # distinct (doc, n-gram)
     d_u, pos_u = d[pair], pos_[pair]
     n_items = index.item_sizes.size
@@ -267,4 +279,24 @@ def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[
     sizes = index.item_sizes.reshape(-1)[keys % n_items]
     hit = ((matched / np.maximum(sizes, 1)) >= threshold) | (matched >= min_matched)
     out[np.unique(keys[hit] // n_items)] = True
-    return out, named
+    if not hit.any():
+        return out, named, {}
+    # per flagged document its strongest match, ranked as the per-text path ranks them (score capped at 1, then
+    # matched n-grams, then the first instance and field), spanning its first to its last matched n-gram
+    group = np.searchsorted(keys, key)
+    first = np.full(len(keys), len(h), dtype=np.int64)
+    last = np.full(len(keys), -1, dtype=np.int64)
+    np.minimum.at(first, group, at[pair])
+    np.maximum.at(last, group, at[pair])
+    w_starts, w_ends = (starts[keep], ends[keep]) if keep is not None else (starts, ends)
+    score = matched / np.maximum(sizes, 1)
+    best: dict[int, TextMatch] = {}
+    for j in np.flatnonzero(hit).tolist():  # keys ascending: by document, then instance and field
+        doc, item = divmod(int(keys[j]), n_items)
+        s, m = min(float(score[j]), 1.0), int(matched[j])
+        if doc in best and (s, m) <= (best[doc].score, best[doc].matched_ngrams):
+            continue
+        owner, f = divmod(item, 3)
+        best[doc] = TextMatch(index.instance_ids[owner], index.repos[owner], FIELDS[f], s, m,
+                              int(w_starts[first[j]] - doc_start[doc]), int(w_ends[last[j] + n - 1] - doc_start[doc]))
+    return out, named, best

@@ -109,7 +109,7 @@ class DecontamFilter(CountingStep):
     # -- the batch -----------------------------------------------------------------------------------------
     def _decide(self, batch, index, mirror_rules, verdicts: dict, kwargs: dict) -> list[dict | None]:
         """Per row of an Arrow batch: None (keep) or the match row (rule, detail, …). Reads columns, not rows."""
-        from datakit.decontam.content import CHUNK_BYTES, batch_scan, content_matches, plain_mask
+        from datakit.decontam.content import CHUNK_BYTES, batch_matches, content_matches, plain_mask
         from datakit.decontam.repos import RepoMatch, commit_rule
 
         n = batch.num_rows
@@ -167,7 +167,7 @@ class DecontamFilter(CountingStep):
         plain = None
         if not messages and sum(map(len, texts)) >= CHUNK_BYTES:  # (from a chunk on: Arrow's pass pays for itself)
             plain = plain_mask(col["text"])[text_rows]
-        flags, named = batch_scan(texts, index, plain=plain, **kwargs)
+        flags, named, strongest = batch_matches(texts, index, plain=plain, **kwargs)
         for k, (i, text, flagged) in enumerate(zip(text_rows, texts, flags)):
             if k in named:  # an instance id ("django__django-11099") names the task outright
                 iid = named[k]
@@ -178,8 +178,8 @@ class DecontamFilter(CountingStep):
                 continue
             if not flagged:
                 continue
-            found = content_matches(text, index, **kwargs)
-            best = max(found, key=lambda m: (m.score, m.matched_ngrams))
+            best = strongest.get(k) or max(content_matches(text, index, **kwargs),
+                                           key=lambda m: (m.score, m.matched_ngrams))
             out[i] = _row(f"text_{best.field}", best.instance_id, best.repo, float(best.score),
                           f"{best.matched_ngrams} n-grams of {best.instance_id} {best.field}, score {best.score:.3f}",
                           ngrams=int(best.matched_ngrams),
