@@ -560,7 +560,8 @@ def register(cls: type[StageType]) -> type[StageType]:
     return cls
 
 
-STAGE_MODULES = ("datakit.sft.stages", "datakit.dedup.stages")  # packages whose stage types register themselves
+STAGE_MODULES = ("datakit.sft.stages", "datakit.dedup.stages", "datakit.redact.stages")  # packages whose stage
+# types register themselves
 
 for _module in STAGE_MODULES:
     importlib.import_module(_module)

@@ -1,0 +1,86 @@
+"""Typed placeholders for the findings of one document, applied alike to every part of it. Pure.
+
+One `Redaction` per sample: each distinct secret gets one placeholder, `<SECRET:{kind}>` for the first of its
+kind, `<SECRET:{kind}_2>` for the second, … (`<EMAIL>`, `<EMAIL_2>`, … for addresses), in order of first
+appearance; the lines of one private key share their key's placeholder. Distinct secrets keep distinct
+placeholders, and a placeholder the text already holds is skipped, so the mapping stays one-to-one: two lines
+that differed before redaction still differ after it (a SEARCH block stays unique in its file).
+
+Replacement is by value, not by position: every occurrence of a found value is replaced wherever it stands, so
+the prompt's files, the completion's SEARCH blocks, a diff's removed and added lines and a chat's messages get the
+same text for the same secret. Values never hold a newline, so replacement is line-local: a line keeps its
+place and a diff its line counts. A URL password is replaced only as `:VALUE@` (a short one is also a word).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+from datakit.redact.detect import Finding
+
+__all__ = ["Redaction", "placeholder"]
+
+
+def placeholder(kind: str, n: int) -> str:
+    suffix = "" if n == 1 else f"_{n}"
+    return f"<EMAIL{suffix}>" if kind == "email" else f"<SECRET:{kind}{suffix}>"
+
+
+@dataclass
+class Redaction:
+    plain: dict[str, str] = field(default_factory=dict)  # value → placeholder, replaced everywhere
+    contextual: dict[str, str] = field(default_factory=dict)  # url passwords: replaced as `:VALUE@` only
+    counts: Counter = field(default_factory=Counter)  # distinct secrets per kind
+    examples: Counter = field(default_factory=Counter)  # documented examples kept, per kind
+    _pattern: re.Pattern | None = None
+
+    @classmethod
+    def build(cls, findings: list[Finding], avoid: str = "") -> "Redaction":
+        """The mapping for `findings` (in order of first appearance); placeholders that occur in `avoid` (the
+        document's own text) are skipped."""
+        red = cls()
+        by_identity: dict[tuple[str, str], str] = {}
+        used: Counter = Counter()
+        for f in findings:
+            if f.example:
+                red.examples[f.kind] += 1
+                continue
+            key = (f.kind, f.identity)
+            if key not in by_identity:
+                red.counts[f.kind] += 1
+                while True:
+                    used[f.kind] += 1
+                    ph = placeholder(f.kind, used[f.kind])
+                    if ph not in avoid:
+                        break
+                by_identity[key] = ph
+            (red.contextual if f.context else red.plain)[f.value] = by_identity[key]
+        for v in red.plain:
+            red.contextual.pop(v, None)  # found as a plain secret too: replaced everywhere
+        alternatives = [re.escape(v) for v in sorted(red.plain, key=lambda v: (-len(v), v))]
+        alternatives += [f"(?<=:){re.escape(v)}(?=@)" for v in sorted(red.contextual, key=lambda v: (-len(v), v))]
+        red._pattern = re.compile("|".join(alternatives)) if alternatives else None
+        return red
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def apply(self, text: str) -> str:
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(lambda m: self.plain.get(m.group()) or self.contextual[m.group()], text)
+
+    def apply_all(self, value):
+        """`apply` on every string inside lists and dicts (a chat's messages, tool definitions)."""
+        if isinstance(value, str):
+            return self.apply(value)
+        if isinstance(value, list):
+            return [self.apply_all(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.apply_all(v) for k, v in value.items()}
+        return value
+
+    def touches(self, text: str) -> bool:
+        return self._pattern is not None and self._pattern.search(text) is not None
