@@ -153,7 +153,8 @@ class ChooseKept(PipelineStep):
                 for name, value in zip(DECISIONS_SCHEMA.names, (node - int(offsets[r]), ids[node], ids[kept],
                                                                 reason, component)):
                     out[r][name].append(value)
-        self.decisions_folder.mkdir(parents=True, exist_ok=True)
+        for folder in (self.decisions_folder, self.clusters_folder):  # no clusters folder when near is off
+            folder.mkdir(parents=True, exist_ok=True)
         skip_pyarrow_pandas_probe()
         for r, rows in enumerate(out):
             pq.write_table(pa.table(rows, schema=DECISIONS_SCHEMA), self.decisions_folder / f"{r:05d}.parquet")
