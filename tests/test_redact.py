@@ -135,6 +135,22 @@ def test_edit_sample_round_trips_after_redaction():
     assert 'GITHUB_TOKEN = "<SECRET:github_token>"' in out["text"][out["prompt_chars"]:]  # in a SEARCH block
 
 
+def test_a_key_rotation_edit_gets_numbered_key_lines_and_round_trips():
+    # six lines, none starting with "+": with one placeholder for all, the SEARCH block (three of them) would match
+    # four places in the redacted file
+    body = [KEY_BODY[0], KEY_BODY[1], KEY_BODY[0][::-1], KEY_BODY[1][::-1], KEY_BODY[2][::-1], KEY_BODY[0][1:] + "A"]
+    old = 'KEY = """\n-----BEGIN RSA PRIVATE KEY-----\n' + "\n".join(body) + '\n-----END RSA PRIVATE KEY-----\n"""\n'
+    new = old.replace(body[3], "Xq" + body[3][2:])
+    _, edit = edit_pair(old, new, issue="Rotate the key.")
+    out, red = redact_sample(edit)
+    assert not any(b.lstrip("+") in out["text"] for b in body)
+    assert "<SECRET:private_key#4>" in out["text"] and red.counts == Counter({"private_key": 2})  # old key, new key
+    base, result = read_back(out)
+    base0, result0 = read_back(edit)
+    assert base == {p: red.apply(c) for p, c in base0.items()} and result != base
+    assert result == {p: red.apply(c) for p, c in result0.items()}
+
+
 def test_localize_sample_redacted_files_unchanged():
     localize, _ = edit_pair()
     out, red = redact_sample(localize)
@@ -191,6 +207,19 @@ def test_bundle_diff_applies_to_the_redacted_parent_after_redaction():
     (patched,) = PatchSet.from_string(diff + "\n")
     old_red = red.apply(OLD_CONFIG + PEM)
     assert apply_hunks(old_red, patched) == red.apply(NEW_CONFIG + PEM.replace(KEY_BODY[1], KEY_BODY[1][::-1]))
+
+
+def test_bundle_hunk_inside_a_key_without_its_begin_line_is_redacted():
+    lines = [(KEY_BODY[k % 3][1:] + KEY_BODY[(k + 1) % 3])[:63] + "ABCDEFGHIJKLMNOP"[k] for k in range(12)]
+    old = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END RSA PRIVATE KEY-----\n"
+    new = old.replace(lines[6], lines[6][::-1])
+    sample = bundle_sample(old, new)
+    assert "-----BEGIN" not in sample["text"]  # three lines of context: the hunk shows body lines only
+    out, red = redact_sample(sample)
+    assert not [ln for ln in lines[3:10] + [lines[6][::-1]] if ln in out["text"]]
+    diff = out["text"].split("```diff\n", 1)[1].rsplit("\n```", 1)[0]
+    (patched,) = PatchSet.from_string(diff + "\n")
+    assert apply_hunks(red.apply(old), patched) == red.apply(new)
 
 
 def test_bundle_check_catches_a_redaction_that_eats_a_diff_marker():

@@ -178,7 +178,9 @@ def clean_corpus(seed: int = 0) -> list[str]:
         'secret = "%(secret)s" % params\n', "api_key = settings.get('API_KEY', None)\n", "TOKEN_PREFIX = 'ghp_'\n",
         'hashed = "pbkdf2_sha256$260000$' + _r(rng, 22) + '$' + _r(rng, 43, B64) + '="  # a password hash\n',
         'csrf_token = "{{ csrf_token }}"\n', 'SECRET_KEY_FILE = "/run/secrets/django_key_v2"\n',
-        "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----\n", "-----BEGIN CERTIFICATE-----\nMIIB" + _r(rng, 60, B64) + "\n"
+        "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----\n",
+        "".join(f"+{_r(rng, 76, B64)}\n" for _ in range(4)),  # MIME base64 in a diff (76 a line, not a key's 64)
+        " -----BEGIN CERTIFICATE-----\n" + "".join(f"+{_r(rng, 64, B64)}\n" for _ in range(3)),  # a cert's hunk "-----BEGIN CERTIFICATE-----\nMIIB" + _r(rng, 60, B64) + "\n"
         "-----END CERTIFICATE-----\n", "-----BEGIN PUBLIC KEY-----\nMIIB" + _r(rng, 60, B64) + "\n",
     ]
     return docs

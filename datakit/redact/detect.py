@@ -57,6 +57,7 @@ class Finding:
     group: str = ""  # identity of the secret (a private key's lines share one); "" = the value itself
     context: bool = False  # url_password: replaced only as `:VALUE@` (a short password is also an ordinary word)
     example: bool = False  # a documented example or placeholder: counted, never replaced
+    part: int = 0  # a private key's body line: its index within the key
 
     @property
     def identity(self) -> str:
@@ -205,19 +206,27 @@ def is_example(value: str) -> bool:
 
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK)?-----")
 _PEM_RUN = re.compile(r"[A-Za-z0-9+/=]{16,}")
-_PEM_SPLIT = re.compile(r"\n|\\r\\n|\\n|\r")
+_PEM_SPLIT = re.compile(r"\\r\\n|\\n|\r")  # inside a line: JSON's escaped newlines (and a stray CR)
 # a line of a key's body: base64, or an RFC 1421 header (Proc-Type, DEK-Info), inside any diff marker, comment
-# or string quoting; the body ends at its END line or at the first line that is neither
+# or string quoting; the body ends at the first line that is neither (its END line is not)
 _PEM_LINE = re.compile(r"[\s+\-\"',#/*;]*(?:[A-Za-z0-9+/=]*|[A-Za-z-]+: [^\n]*?)[\s\"',;\\]*")
 _PEM_MAX_BODY = 64 * 1024  # a key body is a few KB
 
 
+def _segments(text: str, pos: int) -> Iterator[str]:
+    """The lines after `pos` (each cut at JSON's `\\n` escapes too), read lazily, up to _PEM_MAX_BODY chars."""
+    stop = min(len(text), pos + _PEM_MAX_BODY)
+    while pos < stop:
+        end = text.find("\n", pos, stop)
+        end = stop if end < 0 else end
+        yield from _PEM_SPLIT.split(text[pos:end])
+        pos = end + 1
+
+
 def _private_keys(text: str) -> Iterator[Finding]:
     for m in _PEM_BEGIN.finditer(text):
-        end_marker = f"-----END {m.group(1)}PRIVATE KEY{m.group(2) or ''}-----"
-        end = text.find(end_marker, m.end(), m.end() + _PEM_MAX_BODY)
         values = []
-        for seg in _PEM_SPLIT.split(text[m.end():end if end >= 0 else m.end() + _PEM_MAX_BODY]):
+        for seg in _segments(text, m.end()):
             if not _PEM_LINE.fullmatch(seg):
                 break
             for run in _PEM_RUN.finditer(seg):
@@ -225,8 +234,24 @@ def _private_keys(text: str) -> Iterator[Finding]:
                 if len(value) >= 16:
                     values.append(value)
         group = "pem:" + "".join(values)[:256]
-        for v in values:
-            yield Finding("private_key", v, m.start(), group)
+        for i, v in enumerate(values):
+            yield Finding("private_key", v, m.start(), group, part=i)
+
+
+# a diff hunk can show a key's body without its BEGIN line (3 lines of context): two or more consecutive diff
+# lines that are exactly a PEM (64) or OpenSSH (70) base64 line, and no BEGIN line of a public block just before
+_DIFF_KEY_LINES = re.compile(r"(?:^[+ -](?:[A-Za-z0-9+/]{64}|[A-Za-z0-9+/]{70})\n){2,}", re.MULTILINE)
+_PUBLIC_BEGIN = re.compile(r"-----BEGIN (?!(?:[A-Z0-9]+ )*PRIVATE KEY)[A-Z0-9 ]+-----\n\Z")
+
+
+def _headless_key_lines(text: str) -> Iterator[Finding]:
+    for m in _DIFF_KEY_LINES.finditer(text):
+        before = text.rfind("\n", 0, m.start() - 1) + 1
+        if _PUBLIC_BEGIN.search(text, before, m.start()) or _PEM_BEGIN.search(text, before, m.start()):
+            continue  # a certificate or public key; a private key's own BEGIN line is found by _private_keys
+        values = [ln[1:] for ln in m.group().split("\n") if ln]
+        for i, v in enumerate(values):
+            yield Finding("private_key", v, m.start(), "pemdiff:" + values[0], part=i)
 
 
 # ------------------------------------------------------------------------------------------------------ e-mail
@@ -283,8 +308,8 @@ def _candidates(text: str) -> Iterator[tuple[str, str, str]]:
             continue
         seen.add(start)
         line = _line_at(text, start)
-        if len(line) > 4000:  # a minified line: detect-secrets' keyword regexes backtrack badly on those
-            continue
+        if len(line) > 4000 or not _VALUE.search(line):
+            continue  # a minified line (detect-secrets' regexes backtrack on those), or no value could be a key
         for filename in ("x.py", "x.yaml"):  # quotes required (code), and unquoted config values
             for s in keyword.analyze_line(filename=filename, line=line, line_number=0):
                 yield "secret_assignment", s.secret_value or "", line
@@ -319,11 +344,11 @@ def find_secrets(text: str) -> list[Finding]:
         if start < 0:
             continue
         add(Finding(kind, value, start, context=kind == "url_password", example=is_example(value)))
-    for f in _private_keys(text):
+    for f in (*_private_keys(text), *_headless_key_lines(text)):
         add(f)
     for f in _emails(text):
         add(f)
-    return sorted(best.values(), key=lambda f: (f.start, f.value))
+    return sorted(best.values(), key=lambda f: (f.start, f.part, f.value))
 
 
 _PLACEHOLDER_PASSWORDS = re.compile(

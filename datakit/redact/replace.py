@@ -3,8 +3,10 @@
 One `Redaction` per sample: each distinct secret gets one placeholder, `<SECRET:{kind}>` for the first of its
 kind, `<SECRET:{kind}_2>` for the second, … (`<EMAIL>`, `<EMAIL_2>`, … for addresses), in order of first
 appearance; the lines of one private key share their key's placeholder. Distinct secrets keep distinct
-placeholders, and a placeholder the text already holds is skipped, so the mapping stays one-to-one: two lines
-that differed before redaction still differ after it (a SEARCH block stays unique in its file).
+placeholders, and a placeholder the text already holds is skipped, so two lines that differed before redaction
+still differ after it (a SEARCH block stays unique in its file) — except a key's body lines, which all read the
+same; with `distinct_parts` they are numbered too (`<SECRET:private_key#2>` for the second line), which
+`datakit.redact.samples` asks for when the shared form would make a SEARCH block ambiguous.
 
 Replacement is by value, not by position: every occurrence of a found value is replaced wherever it stands, so
 the prompt's files, the completion's SEARCH blocks, a diff's removed and added lines and a chat's messages get the
@@ -37,7 +39,7 @@ class Redaction:
     _pattern: re.Pattern | None = None
 
     @classmethod
-    def build(cls, findings: list[Finding], avoid: str = "") -> "Redaction":
+    def build(cls, findings: list[Finding], avoid: str = "", distinct_parts: bool = False) -> "Redaction":
         """The mapping for `findings` (in order of first appearance); placeholders that occur in `avoid` (the
         document's own text) are skipped."""
         red = cls()
@@ -56,7 +58,10 @@ class Redaction:
                     if ph not in avoid:
                         break
                 by_identity[key] = ph
-            (red.contextual if f.context else red.plain)[f.value] = by_identity[key]
+            ph = by_identity[key]
+            if distinct_parts and f.part:
+                ph = f"{ph[:-1]}#{f.part + 1}>"
+            (red.contextual if f.context else red.plain)[f.value] = ph
         for v in red.plain:
             red.contextual.pop(v, None)  # found as a plain secret too: replaced everywhere
         alternatives = [re.escape(v) for v in sorted(red.plain, key=lambda v: (-len(v), v))]

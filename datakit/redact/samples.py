@@ -49,15 +49,44 @@ def _strings(value) -> list[str]:
 
 def sample_strings(sample: dict) -> list[str]:
     """The texts detection reads: the document, then a chat's messages and tools (a tool call's raw JSON
-    arguments can escape a value differently from the rendered text)."""
-    return [sample.get("text") or "", *_strings(sample.get("messages")), *_strings(sample.get("tools"))]
+    arguments can escape a value differently from the rendered text), then an edit sample's files after its
+    edits (a REPLACE block shows a new key's lines without the BEGIN line that makes them a key)."""
+    strings = [sample.get("text") or "", *_strings(sample.get("messages")), *_strings(sample.get("tools"))]
+    if sample.get("kind") == "edit" and sample.get("prompt_chars") is not None:
+        try:
+            strings += list(_edit_files(sample)[2].values())
+        except Exception:  # noqa: BLE001 — an unreadable sample is quarantined by the edit check itself
+            pass
+    return strings
+
+
+def _edit_files(sample: dict):
+    """(edits, base files shown in the prompt, files after the edits) of an edit sample."""
+    from datakit.samples.edits import apply_edits, parse_edits
+    from datakit.sft.agentless import shown_files
+
+    cut = sample["prompt_chars"]
+    edits = parse_edits(sample["text"][cut:])
+    shown = shown_files(sample["text"][:cut], sample["role"], [e.old_path or e.path for e in edits
+                                                                if e.status != "added"])
+    return edits, shown, apply_edits(shown, edits)
 
 
 def redact_sample(sample: dict) -> tuple[dict, Redaction]:
-    """(the redacted record, its Redaction); the record itself when nothing is found. RedactReject otherwise."""
-    strings = sample_strings(sample)
-    whole = "\n".join(strings)
-    red = Redaction.build(find_secrets(whole), avoid=whole)
+    """(the redacted record, its Redaction); the record itself when nothing is found. RedactReject otherwise.
+    An edit sample whose SEARCH blocks a private key's shared placeholder makes ambiguous is tried once more
+    with the key's lines numbered."""
+    whole = "\n".join(sample_strings(sample))
+    findings = find_secrets(whole)
+    try:
+        return _redact(sample, Redaction.build(findings, avoid=whole))
+    except RedactReject as exc:
+        if exc.reason != "redaction_breaks_edit" or not any(f.part for f in findings):
+            raise
+    return _redact(sample, Redaction.build(findings, avoid=whole, distinct_parts=True))
+
+
+def _redact(sample: dict, red: Redaction) -> tuple[dict, Redaction]:
     if not red:
         return sample, red
     for path in (sample.get("meta") or {}).get("files") or []:
@@ -101,28 +130,19 @@ def _chat(sample: dict, red: Redaction) -> dict:
 
 
 def _check_edit(before: dict, after: dict, red: Redaction) -> None:
-    from datakit.samples.edits import EditError, apply_edits, check_roundtrip, parse_edits
-    from datakit.sft.agentless import SftReject, shown_files
-
-    role = before["role"]
-
-    def files(sample: dict):
-        cut = sample["prompt_chars"]
-        edits = parse_edits(sample["text"][cut:])
-        shown = [e.old_path or e.path for e in edits if e.status != "added"]
-        return edits, shown_files(sample["text"][:cut], role, shown)
+    from datakit.samples.edits import EditError, check_roundtrip
+    from datakit.sft.agentless import SftReject
 
     try:
-        gold, base = files(before)
+        _, base, result = _edit_files(before)
     except (EditError, SftReject) as exc:
         raise RedactReject("unreadable_sample", f"the edit sample does not read back before redaction: {exc}") \
             from None
     try:
-        edits, shown = files(after)
+        edits, shown, _ = _edit_files(after)
         if shown != {p: red.apply(c) for p, c in base.items()}:
             raise RedactReject("redaction_breaks_edit", "the redacted prompt does not show the redacted base files")
-        new = {p: red.apply(c) for p, c in apply_edits(base, gold).items()}
-        check_roundtrip(shown, new, edits)
+        check_roundtrip(shown, {p: red.apply(c) for p, c in result.items()}, edits)
     except (EditError, SftReject) as exc:
         raise RedactReject("redaction_breaks_edit", f"{getattr(exc, 'reason', '')}: {exc}") from None
 
