@@ -13,6 +13,11 @@
 4. Anchor: a naive pure-Python implementation (regex words, a Python set of 13-word tuples of the same reference
    texts, one set lookup per n-gram) on a 16 MB slice of the pool, against `content_matches` on the same slice.
 5. Prints a Markdown summary and writes benchmarks/results/decontam.json. Timings are reported, never asserted.
+
+    python benchmarks/bench_decontam.py --e2e [--e2e-mb 512 --baseline DIR --repeat 3]
+
+is the whole `datakit decontam` process instead (see `e2e()`): CPU, wall and peak RSS per child process, the
+start-up, the I/O floor and the scan alone, optionally against an earlier checkout run interleaved.
 """
 
 from __future__ import annotations
@@ -43,6 +48,15 @@ from datakit.decontam.index import default_index  # noqa: E402
 
 SWEBENCH = HERE.parents[1] / "shared" / "data" / "swebench"
 INDEX_FILE = HERE.parent / "datakit" / "decontam" / "data" / "swebench_verified.npz"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores"
 
 
 def rss_mb() -> float:
@@ -337,7 +351,8 @@ def main() -> int:
         return io_floor(*a.io_floor)
     if a.e2e:
         load_before = os.getloadavg()
-        result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "command": " ".join(sys.argv),
+        result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
+                  "command": " ".join(sys.argv),
                   "python": sys.version.split()[0], "cpus": os.cpu_count(), "e2e": e2e(a),
                   "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
         out = Path(a.out)
@@ -391,13 +406,8 @@ def main() -> int:
                   "naive_flagged": naive_flagged, "fast_flagged": fast_flagged, "docs": len(sl)}
 
     ru = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     result = {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": f"{cpu}, {os.cpu_count()} cores",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
         "python": sys.version.split()[0], "numpy": np.__version__, "command": " ".join(sys.argv),
         "index": {"hashes": len(index.hashes), "array_bytes": index.nbytes(),
                   "prefilter_bytes": index.prefilter()[0].nbytes, "load_seconds": round(load_s, 3),
