@@ -278,8 +278,12 @@ def test_labelled_pairs_precision(tmp_path):
     assert set(kept) == {s["id"] for s in samples}  # nothing lost: every sample written or filtered
     fig = pair_figures(pairs, kept)
     print(f"\ndedup labelled pairs: {fig}")
-    for how, (hit, n) in per_how(pairs, kept).items():
+    per = per_how(pairs, kept)
+    for how, (hit, n) in per.items():
         print(f"  {how:60s} {hit:4d}/{n}")
+    for kind in ("edit", "bundle"):  # reformatted copies are exact duplicates after normalisation: all found
+        hit, n = per[f"{kind}: whitespace"]
+        assert hit == n > 0, (kind, hit, n)
     assert fig["negatives"] >= 250 and fig["positives"] >= 250
     assert fig["precision"] >= 0.95, fig
     assert fig["recall"] >= 0.8, fig

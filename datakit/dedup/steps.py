@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from pathlib import Path
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 from datatrove.pipeline.dedup.minhash import MinhashDedupFilter, MinhashDedupSignature
+from datatrove.utils.text import simplify_text
 import xxhash
 
 from datakit.dedup.content import dedup_texts, exact_hash, group, keep_key
@@ -72,19 +74,43 @@ def _xxhash64(text: str) -> int:
     return xxhash.xxh64_intdigest(text.encode("utf-8"))
 
 
+# odd 64-bit multipliers, one per position in an n-gram (wrapping arithmetic): n-gram hash = Σ word hash × K[i]
+_POSITION_KEYS = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                           0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9],
+                          dtype=np.uint64)
+
+
 class SampleMinhashSignature(MinhashDedupSignature):
-    """datatrove's signature step on `group NUL near-text`: the shingles of the text XOR a 64-bit hash of the group
-    (a bijection, so Jaccard within a group is unchanged; across groups shingles never coincide but by chance).
-    Shingles are hashed with xxh64 of the UTF-8 bytes: datatrove's own xxhash path passes `str`, which xxhash 3.x
-    refuses ("Strings must be encoded before hashing")."""
+    """datatrove's signature step on `group NUL near-text`, with its shingling vectorised: the same n-gram sets
+    (the word tokenizer's words of `simplify_text`, n at a time), each n-gram hashed as a wrapping linear
+    combination of its words' xxh64 (each distinct word hashed once) rather than xxh64 of the joined n-gram
+    (datatrove's path also passes `str`, which xxhash 3.x refuses), duplicates dropped before the signature. The
+    shingles are XORed with a hash of the group: a bijection, so Jaccard within a group is unchanged, and across
+    groups shingles coincide only by chance. ASCII texts skip the diacritics pass (a no-op on them)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._hash_func = _xxhash64
+        if self.config.n_grams > len(_POSITION_KEYS):
+            raise ValueError(f"n_grams must be ≤ {len(_POSITION_KEYS)}, got {self.config.n_grams}")
+        self._ascii_norm = dataclasses.replace(self.config.norm_config, norm_unicode_diacritics=False)
 
     def get_shingles(self, text: str) -> np.ndarray:
         g, _, body = text.partition(_GROUP_SEP)
-        return super().get_shingles(body) ^ np.uint64(_xxhash64(g))
+        norm = self._ascii_norm if body.isascii() else self.config.norm_config
+        words = self.word_tokenizer.word_tokenize(simplify_text(body, norm))
+        n = self.config.n_grams
+        if len(words) < n:
+            return np.empty((0, 1), dtype=np.uint64)
+        codes: dict[str, int] = {}
+        index = np.fromiter((codes.setdefault(w, len(codes)) for w in words), dtype=np.int64, count=len(words))
+        word_hash = np.fromiter((xxhash.xxh64_intdigest(w.encode("utf-8")) for w in codes), dtype=np.uint64,
+                                count=len(codes))[index]
+        count = len(words) - n + 1
+        with np.errstate(over="ignore"):
+            shingles = np.zeros(count, dtype=np.uint64)
+            for i in range(n):
+                shingles += word_hash[i:i + count] * _POSITION_KEYS[i]
+        return (np.unique(shingles) ^ np.uint64(_xxhash64(g))).reshape((-1, 1))
 
 
 class ChooseKept(PipelineStep):
