@@ -222,6 +222,15 @@ def test_bundle_hunk_inside_a_key_without_its_begin_line_is_redacted():
     assert apply_hunks(red.apply(old), patched) == red.apply(new)
 
 
+def test_a_diff_block_written_in_the_pr_body_is_redacted_as_text():
+    sample = bundle_sample()
+    head, sep, rest = sample["text"].partition("\n\n")
+    snippet = f"```diff\n@@ -1 +1 @@\n-TOKEN = {TOKEN}\n+TOKEN = env\n```"  # a hunk without file headers
+    sample = {**sample, "text": head + "\n" + snippet + sep + rest}
+    out, red = redact_sample(sample)
+    assert f"-TOKEN = <SECRET:github_token>\n+TOKEN = env" in out["text"] and TOKEN not in out["text"]
+
+
 def test_bundle_check_catches_a_redaction_that_eats_a_diff_marker():
     sample = bundle_sample()
     text = sample["text"]

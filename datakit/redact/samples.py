@@ -167,7 +167,11 @@ def _check_bundle(before: str, after: str, red: Redaction) -> None:
         if b != red.apply(a):
             raise RedactReject("redaction_breaks_diff", f"diff {k} is not the redacted diff")
         try:
-            parsed_a, parsed_b = _hunk_lines(a), _hunk_lines(b)
+            parsed_a = _hunk_lines(a)
+        except UnidiffParseError:
+            continue  # a ```diff block someone wrote in the PR or an issue, not a bundled diff: text like the rest
+        try:
+            parsed_b = _hunk_lines(b)
         except UnidiffParseError as exc:
             raise RedactReject("redaction_breaks_diff", f"diff {k} does not parse after redaction: {exc}") from None
         expect = [(red.apply(s), red.apply(t), [(red.apply(h), [(kind, red.apply(v)) for kind, v in lines])
