@@ -97,6 +97,17 @@ def test_a_placeholder_already_in_the_text_is_not_reused():
     assert out == "earlier redacted: <SECRET:github_token>; new: <SECRET:github_token_2>\n"
 
 
+def test_longest_value_wins_and_thousands_of_values_each_get_theirs():
+    short, long = "abcdefgh1234", "abcdefgh12345678"
+    red = Redaction.build([Finding("secret_assignment", short, 0), Finding("secret_assignment", long, 1)])
+    assert red.apply(f"{long} {short} {long}x") == ("<SECRET:secret_assignment_2> <SECRET:secret_assignment> "
+                                                   "<SECRET:secret_assignment_2>x")
+    emails = [f"user{i:04d}.x@gmail.com" for i in range(3000)]  # a mailing-list page
+    doc = "".join(f"From: {e}\n" for e in emails)
+    out = Redaction.build(find_secrets(doc), avoid=doc).apply(doc)
+    assert "@gmail" not in out and out.splitlines()[-1] == "From: <EMAIL_3000>" and len(set(out.splitlines())) == 3000
+
+
 def test_private_key_lines_share_one_placeholder_and_keep_their_shape():
     doc = "key:\n" + PEM + "\ndiff:\n" + "".join(f"+{ln}\n" for ln in PEM.splitlines())
     out = Redaction.build(find_secrets(doc), avoid=doc).apply(doc)

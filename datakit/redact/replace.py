@@ -25,6 +25,38 @@ from datakit.redact.detect import Finding
 __all__ = ["Redaction", "placeholder"]
 
 
+_PLACEHOLDER = re.compile(r"<(?:SECRET:[a-z0-9_]+|EMAIL(?:_\d+)?)(?:#\d+)?>")
+
+
+def _trie(values) -> str:
+    """One regex matching any of `values`, the longest at a position first, as a prefix tree: Python's `re` tries
+    the branches of a flat alternation one by one at every position (5,000 addresses in a 250 KB mailing-list
+    page: 12 s), a tree follows one branch per character."""
+    root: dict = {}
+    for v in values:
+        node = root
+        for ch in v:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict) -> str:
+        out = []
+        while True:  # a chain of single children is one literal (and no recursion)
+            keys = [k for k in node if k]
+            if len(keys) == 1 and "" not in node:
+                out.append(re.escape(keys[0]))
+                node = node[keys[0]]
+                continue
+            break
+        branches = [re.escape(k) + emit(node[k]) for k in sorted(k for k in node if k)]
+        if branches:
+            group = "(?:" + "|".join(branches) + ")"
+            out.append(group + "?" if "" in node else group)  # greedy: the longer value first
+        return "".join(out)
+
+    return emit(root)
+
+
 def placeholder(kind: str, n: int) -> str:
     suffix = "" if n == 1 else f"_{n}"
     return f"<EMAIL{suffix}>" if kind == "email" else f"<SECRET:{kind}{suffix}>"
@@ -45,6 +77,7 @@ class Redaction:
         red = cls()
         by_identity: dict[tuple[str, str], str] = {}
         used: Counter = Counter()
+        taken = set(_PLACEHOLDER.findall(avoid))
         for f in findings:
             if f.example:
                 red.examples[f.kind] += 1
@@ -55,7 +88,7 @@ class Redaction:
                 while True:
                     used[f.kind] += 1
                     ph = placeholder(f.kind, used[f.kind])
-                    if ph not in avoid:
+                    if ph not in taken:
                         break
                 by_identity[key] = ph
             ph = by_identity[key]
@@ -64,7 +97,7 @@ class Redaction:
             (red.contextual if f.context else red.plain)[f.value] = ph
         for v in red.plain:
             red.contextual.pop(v, None)  # found as a plain secret too: replaced everywhere
-        alternatives = [re.escape(v) for v in sorted(red.plain, key=lambda v: (-len(v), v))]
+        alternatives = [_trie(red.plain)] if red.plain else []
         alternatives += [f"(?<=:){re.escape(v)}(?=@)" for v in sorted(red.contextual, key=lambda v: (-len(v), v))]
         red._pattern = re.compile("|".join(alternatives)) if alternatives else None
         return red
