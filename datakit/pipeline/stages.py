@@ -50,6 +50,10 @@ class StageType:
     local_only: ClassVar[bool] = False  # runs in-process, no executor (set-up work, e.g. the demo repository)
     multi_input: ClassVar[bool] = False  # reads every path of `ctx.inputs` (a recipe's `inputs:` list)
     units: ClassVar[tuple[str, ...]] = ()
+    input_format: ClassVar[str] = ""  # "parquet": inputs are folders of record files, checked before build
+    # sample kinds written (datakit.tokens.mixture.SOURCE_BY_KIND's keys); "inputs": its inputs' (a filter);
+    # None: not declared (a mixture source is then not checked against what the recipe makes)
+    produces: ClassVar[tuple[str, ...] | str | None] = None
 
     @dataclass
     class Options:
@@ -57,6 +61,11 @@ class StageType:
 
     def __init__(self, options: Any):
         self.options = options
+
+    def check(self, recipe: Any = None, spec: Any = None) -> None:
+        """Option *values* (enumerations, ranges, names the recipe must hold), checked when the recipe loads so
+        `--check` catches them and no stage runs first. Raises ValueError("option: what is wrong (what to do)");
+        `recipe`/`spec` (datakit.recipe) may be None for a stage checked on its own."""
 
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         raise NotImplementedError
@@ -70,6 +79,24 @@ class StageType:
     @classmethod
     def option_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls.Options)]
+
+
+def check_choices(option: str, values, known) -> None:
+    """ValueError naming the values not in `known`, the known ones and the closest, for a typo."""
+    import difflib
+
+    known = list(known)
+    for value in [values] if isinstance(values, str) else values:
+        if value not in known:
+            close = difflib.get_close_matches(str(value), [str(k) for k in known], n=1)
+            raise ValueError(f"{option}: unknown {value!r} (known: {', '.join(map(str, known))})"
+                             + (f"; did you mean {close[0]!r}?" if close else ""))
+
+
+def check_at_least(options: Any, names: tuple[str, ...], low: int) -> None:
+    for name in names:
+        if getattr(options, name) < low:
+            raise ValueError(f"{name} must be ≥ {low}, got {getattr(options, name)}")
 
 
 # ---------------------------------------------------------------------------------------------------- the stages
@@ -154,6 +181,11 @@ class GitHubSourceStage(StageType):
     needs_input = False  # `input` is optional: a repos.txt, or a folder holding one
     Options = _GitHubOptions
 
+    def check(self, recipe: Any = None, spec: Any = None) -> None:
+        check_choices("code", self.options.code, ("mirror", "api"))
+        if not 1 <= self.options.page_size <= 100:
+            raise ValueError(f"page_size: GitHub pages hold 1 to 100 PRs, got {self.options.page_size}")
+
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         import dataclasses as dc
 
@@ -162,10 +194,6 @@ class GitHubSourceStage(StageType):
         from datakit.sources.github.tokens import TokenPool
 
         o = self.options
-        if o.code not in ("mirror", "api"):
-            raise ValueError(f"code: expected mirror or api, got {o.code!r}")
-        if not 1 <= o.page_size <= 100:
-            raise ValueError(f"page_size: GitHub pages hold 1 to 100 PRs, got {o.page_size}")
         TokenPool.from_env(o.tokens_env, o.tokens_file or None)  # no token: fail before any task starts
         settings = CrawlSettings(**{f.name: getattr(o, f.name) for f in dc.fields(CrawlSettings)})
         state = Path(o.state).resolve() if o.state else ctx.root / "github_state"
@@ -256,6 +284,8 @@ class AgentlessSamplesStage(StageType):
     summary = "PullRecords + git mirrors → Agentless BugFixer/TestWriter localize and edit samples"
     units = ("bugfixer", "testwriter")
     multi_input = True  # `inputs: [github, gharchive]`: PullRecord folders read as one sequence
+    input_format = "parquet"
+    produces = ("localize", "edit")
 
     @dataclass
     class Options:
@@ -265,15 +295,21 @@ class AgentlessSamplesStage(StageType):
         max_prompt_bytes: int = 512 * 1024
         structure_cache_mb: int = 256  # rendered subtrees kept per repository and task (MiB); 0 disables it
 
+    def check(self, recipe: Any = None, spec: Any = None) -> None:
+        from datakit.samples.agentless import ROLES
+
+        if not self.options.roles:
+            raise ValueError(f"roles: empty (give one or both of {', '.join(ROLES)})")
+        check_choices("roles", self.options.roles, ROLES)
+        check_at_least(self.options, ("max_files", "max_file_bytes", "max_prompt_bytes"), 1)
+        check_at_least(self.options, ("structure_cache_mb",), 0)
+
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.io.records import RecordWriter
         from datakit.io.row_shards import RowShardedRecordReader
-        from datakit.samples.agentless import ROLES, Limits
+        from datakit.samples.agentless import Limits
         from datakit.samples.steps import AgentlessSamples
 
-        unknown = set(self.options.roles) - set(ROLES)
-        if unknown:
-            raise ValueError(f"roles: unknown {sorted(unknown)} (have {list(ROLES)})")
         limits = Limits(self.options.max_files, self.options.max_file_bytes, self.options.max_prompt_bytes)
         return [
             RowShardedRecordReader(str(ctx.input), limit=ctx.limit,  # N tasks share even one repository
@@ -289,6 +325,8 @@ class CommitBundlesStage(StageType):
     summary = "PullRecords + git mirrors → one curated commit-bundle document per PR (diffs verified with unidiff)"
     units = ("pulls",)
     multi_input = True
+    input_format = "parquet"
+    produces = ("commit_bundle",)
 
     @dataclass
     class Options:
@@ -297,6 +335,9 @@ class CommitBundlesStage(StageType):
         max_lines: int = 10_000  # added + deleted lines
         max_bytes: int = 1024 * 1024  # the rendered document
 
+    def check(self, recipe: Any = None, spec: Any = None) -> None:
+        check_at_least(self.options, ("max_commits", "max_files", "max_lines", "max_bytes"), 1)
+
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.bundles.build import BundleLimits
         from datakit.bundles.steps import CommitBundles
@@ -304,9 +345,6 @@ class CommitBundlesStage(StageType):
         from datakit.io.row_shards import RowShardedRecordReader
 
         o = self.options
-        for name in ("max_commits", "max_files", "max_lines", "max_bytes"):
-            if getattr(o, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(o, name)}")
         return [
             RowShardedRecordReader(str(ctx.input), limit=ctx.limit, extra_folders=[str(p) for p in ctx.inputs[1:]]),
             CommitBundles(str(ctx.mirrors), ctx.quarantine, BundleLimits(o.max_commits, o.max_files, o.max_lines,
@@ -321,6 +359,7 @@ class SynthIngestStage(StageType):
                "SWE-agent, mini-SWE-agent, OpenHands, prompt/answer) → validated chat Samples (kind synthetic)")
     units = ("rows",)
     needs_input = False  # `input` is optional: a file or folder, added to `paths`
+    produces = ("synthetic",)
 
     @dataclass
     class Options:
@@ -330,17 +369,19 @@ class SynthIngestStage(StageType):
         loader: str = "datakit"  # datakit (streaming readers) | json | parquet (datasets.load_dataset, local files)
         keep_exit_status: list = field(default_factory=list)  # agent runs: keep only these exit statuses ([] = all)
 
+    def check(self, recipe: Any = None, spec: Any = None) -> None:
+        from datakit.synth.formats import FORMATS
+
+        check_choices("format", self.options.format, ("auto", *FORMATS))
+        check_choices("loader", self.options.loader, ("datakit", "json", "parquet"))
+        check_at_least(self.options, ("max_turn_chars",), 1)
+
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.io.records import RecordWriter
-        from datakit.synth.formats import FORMATS
         from datakit.synth.readers import list_inputs
         from datakit.synth.steps import SynthIngest
 
         o = self.options
-        if o.format not in ("auto", *FORMATS):
-            raise ValueError(f"format: {o.format!r} is not one of auto, {', '.join(FORMATS)}")
-        if o.loader not in ("datakit", "json", "parquet"):
-            raise ValueError(f"loader: {o.loader!r} is not one of datakit, json, parquet")
         inputs = list_inputs(list(o.paths) + ([str(ctx.input)] if ctx.input is not None else []))
         return [
             SynthIngest([str(p) for p in inputs], ctx.quarantine, o.format, o.max_turn_chars, o.loader, ctx.limit,
@@ -354,6 +395,7 @@ class TokensStage(StageType):
     summary = "Samples → exact tokenization (Qwen2.5 by default) with loss masks → mixture → packed Parquet shards"
     units = ("documents",)
     multi_input = True  # `inputs: [decontam, synth, …]`: every Sample folder, interleaved
+    input_format = "parquet"
 
     @dataclass
     class Options:
@@ -377,22 +419,35 @@ class TokensStage(StageType):
 
         return load_tokenizer(self.options.tokenizer, self.options.engine)
 
-    def build(self, ctx: StageContext) -> list[PipelineStep]:
-        from datakit.io.records import RecordReader
+    def check(self, recipe: Any = None, spec: Any = None) -> None:
         from datakit.tokens.mixture import SOURCE_BY_KIND, parse_mixture, parse_validation
-        from datakit.tokens.steps import InterleavedRecordReader, PackShards, TokenizeSamples
 
         o = self.options
-        if o.seq_len < 1:
-            raise ValueError(f"seq_len must be ≥ 1, got {o.seq_len}")
+        check_at_least(o, ("seq_len", "window", "num_threads"), 1)
         if o.copy_gap < 0:
             raise ValueError(f"copy_gap must be ≥ 0 (0 = window), got {o.copy_gap}")
         if o.window_tokens < o.seq_len:
             raise ValueError(f"window_tokens must be ≥ seq_len ({o.seq_len}), got {o.window_tokens}")
         mixture = parse_mixture(o.mixture, o.target_tokens)
-        unknown = set(o.never_split) - set(SOURCE_BY_KIND)
-        if unknown:
-            raise ValueError(f"never_split: unknown sample kinds {sorted(unknown)} (kinds: {sorted(SOURCE_BY_KIND)})")
+        # a misspelled source would otherwise match no document: its up-sampling silently skipped
+        check_choices("mixture", list(mixture), sorted(set(SOURCE_BY_KIND.values())))
+        check_choices("never_split", o.never_split, SOURCE_BY_KIND)
+        parse_validation(o.validation)
+        kinds = recipe.input_kinds(spec) if recipe is not None else None
+        made = {SOURCE_BY_KIND[k] for k in kinds or () if k in SOURCE_BY_KIND}
+        for name in mixture if kinds is not None else ():
+            if name not in made:
+                raise ValueError(f"mixture.{name}: no input of this stage makes {name} samples (they make: "
+                                 f"{', '.join(sorted(made)) or 'none'}); add the stage that does to `inputs:` "
+                                 f"or drop mixture.{name}")
+
+    def build(self, ctx: StageContext) -> list[PipelineStep]:
+        from datakit.io.records import RecordReader
+        from datakit.tokens.mixture import parse_mixture, parse_validation
+        from datakit.tokens.steps import InterleavedRecordReader, PackShards, TokenizeSamples
+
+        o = self.options
+        mixture = parse_mixture(o.mixture, o.target_tokens)
         validation = parse_validation(o.validation)
         tok = self._tokenizer()  # fails here, before any work, on an unknown tokenizer
         inputs = ctx.inputs or [ctx.input]
@@ -474,6 +529,8 @@ class DecontamStage(StageType):
     summary = "drop SWE-bench Verified leakage (repos, renames, forks, mirrors, commits, text overlap) into a quarantine"
     units = ("samples",)
     multi_input = True  # `inputs: [samples, bundles, synth]`: every kind of sample is decontaminated
+    input_format = "parquet"
+    produces = "inputs"  # a filter
 
     @dataclass
     class Options:

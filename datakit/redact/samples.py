@@ -1,7 +1,8 @@
 """Redact one Sample record, and prove that the redaction broke nothing. Pure: a record in, a record out.
 
-The findings of the whole sample (its text, and a chat's messages and tools) make one `Redaction`, applied to
-every part, so the same secret reads the same everywhere in the sample. Then, per kind:
+The findings of the whole sample (its text, a chat's messages and tools, an edit sample's files after its edits)
+make one `Redaction`, applied to every part, so the same secret reads the same everywhere in the sample. Then,
+per kind:
 
 - `edit` (Agentless): the prompt and the completion are redacted apart (`prompt_chars` follows); the base files
   are read back from the redacted prompt (`datakit.sft.agentless.shown_files`) and must be the redacted base
@@ -25,6 +26,8 @@ import re
 
 from datakit.redact.detect import find_secrets
 from datakit.redact.replace import Redaction
+from datakit.samples.edits import EditError, apply_edits, check_roundtrip, parse_edits
+from datakit.sft.agentless import SftReject, shown_files
 
 __all__ = ["RedactReject", "redact_sample", "sample_strings"]
 
@@ -55,16 +58,13 @@ def sample_strings(sample: dict) -> list[str]:
     if sample.get("kind") == "edit" and sample.get("prompt_chars") is not None:
         try:
             strings += list(_edit_files(sample)[2].values())
-        except Exception:  # noqa: BLE001 — an unreadable sample is quarantined by the edit check itself
-            pass
+        except (EditError, SftReject):
+            pass  # an edit sample that does not read back: the edit check quarantines it (when it has findings)
     return strings
 
 
 def _edit_files(sample: dict):
     """(edits, base files shown in the prompt, files after the edits) of an edit sample."""
-    from datakit.samples.edits import apply_edits, parse_edits
-    from datakit.sft.agentless import shown_files
-
     cut = sample["prompt_chars"]
     edits = parse_edits(sample["text"][cut:])
     shown = shown_files(sample["text"][:cut], sample["role"], [e.old_path or e.path for e in edits
@@ -130,9 +130,6 @@ def _chat(sample: dict, red: Redaction) -> dict:
 
 
 def _check_edit(before: dict, after: dict, red: Redaction) -> None:
-    from datakit.samples.edits import EditError, check_roundtrip
-    from datakit.sft.agentless import SftReject
-
     try:
         _, base, result = _edit_files(before)
     except (EditError, SftReject) as exc:
