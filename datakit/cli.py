@@ -16,19 +16,35 @@ from datakit import __version__
 EXECUTOR_HELP = "where tasks run: local (default; datatrove's LocalPipelineExecutor), slurm or ray"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is two lines (what is wrong, where to read more), not the whole usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n  see `{self.prog} --help`\n")
+
+
+def _records(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"a positive number of records per task, got {n} (leave --limit out for "
+                                         "all of them)")
+    return n
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
     g.add_argument("--tasks", type=int, help="number of tasks (shards) per stage; overrides the recipe")
     g.add_argument("--workers", type=int, help="tasks run at the same time on this machine; overrides the recipe")
     g.add_argument("--output", help="output root; each stage writes <output>/<stage name>/ (overrides the recipe)")
-    g.add_argument("--limit", type=int, default=-1, help="at most N input records per task (for trying a recipe)")
+    g.add_argument("--limit", type=_records, default=-1, help="at most N input records per task (for trying a recipe)")
     g.add_argument("--executor", choices=("local", "slurm", "ray"), help=EXECUTOR_HELP)
     g.add_argument("--force", action="store_true", help="discard finished work of the stages run and redo it")
     g.add_argument("--quiet", action="store_true", help="no progress bar (the summary is still printed)")
+    g.add_argument("--json", action="store_true", help="print the summary as JSON on stdout (for scripts)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="datakit",
         description="Build mid-training and SFT corpora for code LLMs from GitHub PRs (Kimi-Dev style). "
                     "Stages: sources → pulls → samples → decontam → tokens → export.",
@@ -98,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--engine", default="auto", choices=("auto", "fastokens", "tiktoken", "hf"),
                      help="auto: the fastest engine proven id-identical for this tokenizer")
     tok.add_argument("--seq-len", type=int, default=32768, help="tokens per packed row (default 32768)")
-    tok.add_argument("--mixture", help='JSON, e.g. {"agentless": {"tokens": 5e10}, "synthetic": {"upsample": 4}}')
+    tok.add_argument("--mixture", help='JSON (or YAML flow), e.g. {"agentless": {"tokens": 5e10}, '
+                                       '"synthetic": {"upsample": 4}}')
     tok.add_argument("--seed", type=int, default=0, help="seed of the mixture's deterministic sampling")
     _common(tok)
 
@@ -153,30 +170,45 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--nodes", type=int, default=1, help="nodes for the wall-time projection (default 1)")
     pln.add_argument("--cores", type=int, default=32, help="cores per node (default 32)")
     pln.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
+    for p in (parser, *sub.choices.values(), *exp_sub.choices.values()):
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the traceback of an error (default: one or two lines naming the fix)")
     return parser
 
 
-def _plan(args, console) -> int:
+class UserError(ValueError):
+    """A mistake on the command line, found before any work."""
+
+
+def _plan(args, out) -> int:
     import dataclasses
 
-    from datakit.pipeline.runner import StageFailed
     from datakit.plan import plan_recipe, render_plan
-    from datakit.recipe import RecipeError, load_recipe
+    from datakit.recipe import load_recipe
 
     if args.sample_repos < 1 or args.nodes < 1 or args.cores < 1:
-        console.print("[bold red]error:[/] --sample-repos, --nodes and --cores must be ≥ 1")
-        return 2
-    try:
-        recipe = load_recipe(args.recipe)
-        plans, totals = plan_recipe(recipe, args.sample_repos, args.nodes, args.cores)
-    except (RecipeError, StageFailed) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        return 2
+        raise UserError("--sample-repos, --nodes and --cores must be ≥ 1")
+    recipe = load_recipe(args.recipe)
+    plans, totals = plan_recipe(recipe, args.sample_repos, args.nodes, args.cores)
     if args.json:
         print(json.dumps({"stages": [dataclasses.asdict(p) for p in plans], "totals": totals}, indent=2))
     else:
         print(render_plan(recipe, plans, totals), end="")
     return 0
+
+
+def _mixture(text: str) -> dict:
+    """--mixture: JSON, or YAML's flow style (a superset of JSON), which shell users often type."""
+    import yaml
+
+    example = """e.g. --mixture '{"agentless": {"upsample": 2}, "synthetic": {"tokens": 2e10}}'"""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--mixture: not JSON ({str(exc).splitlines()[0]}); {example}") from None
+    if not isinstance(value, dict):
+        raise UserError(f"--mixture: expected a mapping of source to settings, got {value!r}; {example}")
+    return value
 
 
 def _recipe_from_args(args) -> "Recipe":  # noqa: F821
@@ -199,7 +231,7 @@ def _recipe_from_args(args) -> "Recipe":  # noqa: F821
     elif args.command == "tokens":
         options = {"tokenizer": args.tokenizer, "engine": args.engine, "seq_len": args.seq_len, "seed": args.seed}
         if args.mixture:
-            options["mixture"] = json.loads(args.mixture)
+            options["mixture"] = _mixture(args.mixture)
         data = {"name": "tokens", "output": output,
                 "stages": [{"name": "tokens", "stage": "tokens", "input": args.input, "options": options}]}
     elif args.command == "decontam":
@@ -254,7 +286,7 @@ def _crawl_recipe(args, output: str) -> dict:
     return data
 
 
-def print_stage_types(console) -> None:
+def print_stage_types(out) -> None:
     from rich.table import Table
 
     from datakit.pipeline.stages import STAGES
@@ -264,130 +296,193 @@ def print_stage_types(console) -> None:
         table.add_column(col)
     for name, st in sorted(STAGES.items()):
         table.add_row(name, st.summary, ", ".join(st.option_names()) or "-")
-    console.print(table)
+    out.print(table)
 
 
 def summary_table(results):
     """One row per stage and unit: read = written + quarantined + filtered; other counters in the last column."""
     from rich.table import Table
 
-    table = Table(title="datakit summary")
+    from datakit.pipeline.progress import human
+
+    table = Table(title="datakit summary", caption=UNITS_NOTE, caption_justify="left")
     for col, justify in (("stage", "left"), ("unit", "left"), ("read", "right"), ("written", "right"),
-                         ("quarantined / filtered (by reason)", "left"), ("seconds", "right"), ("counters", "left")):
+                         ("quarantined / filtered (by reason)", "left"), ("rows out", "right"), ("seconds", "right"),
+                         ("counters", "left")):
         table.add_column(col, justify=justify)
     for r in results:
         seconds = f"{r.seconds:.1f}" + (" (resumed: nothing to do)" if r.skipped else "")
-        counters = ", ".join(f"{k} {v:g}" for k, v in r.counters.items()) or "-"
+        counters = ", ".join(f"{k} {human(v)}" for k, v in r.counters.items()) or "-"
+        rows = "-" if r.rows is None else human(r.rows)
         for i, (unit, u) in enumerate(r.units.items()):
             q = {**u["quarantined"], **{f"filtered: {k}": v for k, v in u.get("filtered", {}).items()}}
-            qtext = f"{sum(q.values())} (" + ", ".join(f"{k} {v}" for k, v in q.items()) + ")" if q else "0"
-            table.add_row(r.name if i == 0 else "", unit, str(u["read"]), str(u["written"]), qtext,
-                          seconds if i == 0 else "", counters if i == 0 else "")
+            qtext = f"{human(sum(q.values()))} (" + ", ".join(f"{k} {human(v)}" for k, v in q.items()) + ")" if q else "0"
+            first = i == 0
+            table.add_row(r.name if first else "", unit, human(u["read"]), human(u["written"]), qtext,
+                          rows if first else "", seconds if first else "", counters if first else "")
     return table
 
 
-def _build_index(args, console) -> int:
+# why the units written and the rows out differ: the question every first summary raises
+UNITS_NOTE = ("units are what a stage counts and quarantines: samples.agentless one PR per role (each written one "
+              "makes a localize and an edit row), bundles.commits one PR, tokens one document (packed with "
+              "others into seq_len rows; up-sampled copies are extra documents). rows out: records in the stage's "
+              "Parquet output.")
+
+
+def summary_json(results) -> str:
+    return json.dumps({"stages": [{
+        "stage": r.name, "type": r.type, "output": str(r.output), "fingerprint": r.fingerprint, "tasks": r.tasks,
+        "seconds": round(r.seconds, 3), "resumed": r.skipped, "rows": r.rows, "units": r.units,
+        "counters": {k: int(v) if v == int(v) else v for k, v in r.counters.items()},
+    } for r in results]}, indent=2)
+
+
+def _build_index(args, out) -> int:
     from datakit.decontam.index import build_index
     from datakit.decontam.reference import load_reference
 
     if not args.out or bool(args.from_files) == bool(args.from_hub):
-        console.print("[bold red]error:[/] build-index needs --out and one of --from-files DIR / --from-hub")
-        return 2
+        raise UserError("build-index needs --out and one of --from-files DIR / --from-hub")
     try:
         instances = (load_reference("hub", full=args.full) if args.from_hub
                      else load_reference("files", args.from_files, full=args.full))
-    except (ValueError, OSError, RuntimeError) as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        return 2
+    except (ValueError, OSError) as exc:
+        raise UserError(str(exc)) from exc
     index = build_index(instances)
     index.save(args.out)
-    console.print(f"index: {len(instances)} instances, {len(index.hashes)} n-gram hashes → {args.out}")
+    out.print(f"index: {len(instances)} instances, {len(index.hashes)} n-gram hashes → {args.out}")
     return 0
 
 
-def _build_roots(args, console) -> int:
+def _build_roots(args, out) -> int:
     from datakit.decontam.repos import build_root_commits
 
     if not args.mirrors or not args.out:
-        console.print("[bold red]error:[/] build-roots needs --mirrors DIR (owner__name.git mirrors) and --out FILE")
-        return 2
+        raise UserError("build-roots needs --mirrors DIR (owner__name.git mirrors) and --out FILE")
     try:
         data = build_root_commits(args.mirrors)
     except ValueError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        return 2
+        raise UserError(str(exc)) from exc
     Path(args.out).write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     found = {r: len(e["roots"]) for r, e in data["repos"].items()}
-    console.print(f"roots: {sum(found.values())} root commits of {len(found)} SWE-bench repositories → {args.out}"
-                  f"{'; none for ' + ', '.join(data['not_computed']) if data['not_computed'] else ''}")
+    out.print(f"roots: {sum(found.values())} root commits of {len(found)} SWE-bench repositories → {args.out}"
+              f"{'; none for ' + ', '.join(data['not_computed']) if data['not_computed'] else ''}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _audit(args, out) -> int:
+    from datakit.decontam.audit import write_audit
+
+    reference = None
+    if args.reference:
+        if not Path(args.reference).is_dir():
+            raise UserError(f"audit --reference {args.reference}: no such folder; give the folder holding SWE-bench "
+                            "Verified's verified.jsonl (../shared/data/README.md), or leave --reference out")
+        from datakit.decontam.reference import load_reference
+
+        reference = {i.instance_id: {"problem_statement": i.problem_statement, "patch": i.patch,
+                                     "test_patch": i.test_patch or ""} for i in load_reference("files", args.reference)}
+    settings = Path(args.dir) / "decontam.json"
+    threshold = json.loads(settings.read_text())["threshold"] if settings.is_file() else None
+    try:
+        md, html = write_audit(args.dir, args.out, reference=reference, threshold=threshold)
+    except (ValueError, FileNotFoundError) as exc:
+        raise UserError(str(exc)) from exc
+    out.print(f"audit: {md}\naudit: {html}")
+    return 0
+
+
+def _console(stderr: bool):
+    """Rich on stdout or stderr; colour only on a terminal (rich's own check, which also honours NO_COLOR), and
+    wide lines when piped so a table is not folded to 80 columns."""
     from rich.console import Console
 
-    from datakit.pipeline.runner import StageFailed, run_recipe
-    from datakit.recipe import RecipeError
-    from datakit.sources.github.client import BadCredentials
+    console = Console(stderr=stderr, highlight=False)
+    return console if console.is_terminal else Console(stderr=stderr, highlight=False, width=200)
 
+
+def describe(exc: BaseException) -> tuple[str, int]:
+    """What to print for an error, and the exit status: 2 for a mistake the message names the fix of, 1 else."""
+    from datakit.decontam.reference import ReferenceUnavailable
+    from datakit.io.records import RecordFileError
+    from datakit.pipeline.runner import StageFailed
+    from datakit.recipe import RecipeError
+    from datakit.sources.github.client import BadCredentials, GitHubError
+
+    if isinstance(exc, GitHubError) and not isinstance(exc, BadCredentials):
+        return (f"{exc}\n  the GitHub API did not answer or kept failing: check --api-url (recipe: options.api_url) "
+                "and the network, then rerun; finished repositories are not crawled again"), 2
+    known = (RecipeError, UserError, StageFailed, BadCredentials, RecordFileError, ReferenceUnavailable,
+             FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+    if isinstance(exc, known):
+        return str(exc), 2
+    return (f"{type(exc).__name__}: {exc}\n  an unexpected failure: rerun with --debug for the traceback, and "
+            "report it"), 1
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(stderr=True)
-    if not console.is_terminal:
-        console = Console(stderr=True, width=200)
+    err = _console(stderr=True)
+    try:
+        return _main(args, _console(stderr=False), err)
+    except KeyboardInterrupt:
+        err.print("interrupted: rerun the same command to resume (finished tasks are kept)")
+        return 130
+    except Exception as exc:
+        if getattr(args, "debug", False):
+            raise
+        from rich.text import Text
+
+        from datakit.pipeline.logs import redact
+
+        message, code = describe(exc)
+        err.print(Text.assemble(("error:", "bold red"), " ", redact(message)), soft_wrap=True)  # no markup
+        return code
+
+
+def _main(args, out, err) -> int:
+    """Results (tables, verdicts, paths written) on `out` (stdout); progress and logs on `err` (stderr)."""
+    from datakit.pipeline.runner import run_recipe
+    from datakit.recipe import RecipeError
+
     if args.command == "stages":
-        print_stage_types(console)
+        print_stage_types(out)
         return 0
     if args.command == "audit":
-        from datakit.decontam.audit import write_audit
-
-        reference = None
-        if args.reference:
-            from datakit.decontam.reference import load_reference
-
-            reference = {i.instance_id: {"problem_statement": i.problem_statement, "patch": i.patch,
-                                         "test_patch": i.test_patch or ""} for i in load_reference("files", args.reference)}
-        settings = Path(args.dir) / "decontam.json"
-        threshold = json.loads(settings.read_text())["threshold"] if settings.is_file() else None
-        try:
-            md, html = write_audit(args.dir, args.out, reference=reference, threshold=threshold)
-        except (ValueError, FileNotFoundError) as exc:
-            console.print(f"[bold red]error:[/] {exc}")
-            return 2
-        console.print(f"audit: {md}\naudit: {html}")
-        return 0
+        return _audit(args, out)
     if args.command == "decontam" and args.action == "build-index":
-        return _build_index(args, console)
+        return _build_index(args, out)
     if args.command == "decontam" and args.action == "build-roots":
-        return _build_roots(args, console)
+        return _build_roots(args, out)
     if args.command == "plan":
-        return _plan(args, console)
+        return _plan(args, out)
     if args.command == "inspect":
         from datakit.tokens.inspect import inspect_row
 
         try:
-            inspect_row(args.shard, args.row, args.tokenizer, args.max_chars, Console(highlight=False))
-        except (ValueError, IndexError, FileNotFoundError) as exc:
-            console.print(f"[bold red]error:[/] {exc}")
-            return 2
+            inspect_row(args.shard, args.row, args.tokenizer, args.max_chars, out)
+        except (ValueError, IndexError) as exc:
+            raise UserError(str(exc)) from exc
         return 0
-    try:
-        recipe = _recipe_from_args(args)
-        if getattr(args, "check", False):
-            console.print(f"[green]recipe OK[/]: {len(recipe.stages)} stages → {recipe.output}")
-            return 0
-        only = args.stages.split(",") if getattr(args, "stages", None) else None
-        if only:
-            unknown = set(only) - {s.name for s in recipe.stages}
-            if unknown:
-                raise RecipeError(f"--stages: no stage named {', '.join(sorted(unknown))}")
-        results = run_recipe(recipe, limit=args.limit, only=only, force=args.force,
-                             console=None if args.quiet or not console.is_terminal else console)
-    except (RecipeError, StageFailed, BadCredentials) as exc:  # BadCredentials: a crawl task stopped, none done
-        console.print(f"[bold red]error:[/] {exc}")
-        return 2
-    console.print(summary_table(results))
+    recipe = _recipe_from_args(args)
+    if getattr(args, "check", False):
+        out.print(f"recipe OK: {len(recipe.stages)} stages → {recipe.output}")
+        return 0
+    only = args.stages.split(",") if getattr(args, "stages", None) else None
+    if only:
+        unknown = set(only) - {s.name for s in recipe.stages}
+        if unknown:
+            raise RecipeError(f"--stages: no stage named {', '.join(sorted(unknown))} "
+                              f"(stages: {', '.join(s.name for s in recipe.stages)})")
+    results = run_recipe(recipe, limit=args.limit, only=only, force=args.force,
+                         console=None if args.quiet or not err.is_terminal else err)
+    if args.json:
+        print(summary_json(results))
+        return 0
+    out.print(summary_table(results))
     for r in results:
-        console.print(f"{r.name}: {r.output}")
+        out.print(f"{r.name}: {r.output}", soft_wrap=True)
     return 0
 
 

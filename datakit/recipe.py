@@ -73,6 +73,21 @@ class Recipe:
     def stage(self, name: str) -> StageSpec:
         return next(s for s in self.stages if s.name == name)
 
+    def input_kinds(self, spec: StageSpec) -> set[str] | None:
+        """The sample kinds a stage's inputs can hold, following filters (decontam) upstream; None when unknown
+        (an input is a path, or a stage that does not declare `produces`)."""
+        kinds: set[str] = set()
+        for name in spec.inputs:
+            if not any(s.name == name for s in self.stages):
+                return None
+            upstream = self.stage(name)
+            made = upstream.type.produces
+            made = self.input_kinds(upstream) if made == "inputs" else made
+            if made is None:
+                return None
+            kinds |= set(made)
+        return kinds
+
 
 def _fail(where: str, msg: str) -> RecipeError:
     return RecipeError(f"{where}: {msg}")
@@ -175,7 +190,14 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = 
             inputs=[str(stage_input), *extra_inputs] if stage_input is not None else [],
         ))
     text_hash = hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-    return Recipe(name, Path(source) if source != "<recipe>" else None, output, mirrors, executor, stages, text_hash)
+    recipe = Recipe(name, Path(source) if source != "<recipe>" else None, output, mirrors, executor, stages, text_hash)
+    for i, spec in enumerate(stages):  # option values, before any stage runs (and by --check)
+        try:
+            spec.make().check(recipe, spec)
+        except ValueError as exc:
+            where = source if source.startswith("datakit ") else f"{source}: stages[{i}] ({spec.name}).options"
+            raise _fail(where, str(exc)) from None
+    return recipe
 
 
 def load_recipe(path: str | Path, **kwargs) -> Recipe:

@@ -111,7 +111,7 @@ def test_refuses_to_write_into_a_foreign_folder(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------ the demo
 def test_demo_writes_samples_for_both_roles_and_counts_add_up(demo_run):
     out, proc = demo_run
-    assert "datakit summary" in proc.stderr
+    assert "datakit summary" in proc.stdout and "datakit summary" not in proc.stderr
     stats = json.loads((out / "samples" / "stats.json").read_text())
     validate(stats, "stage_stats")
     for role in ("bugfixer", "testwriter"):
@@ -170,7 +170,7 @@ def test_rerun_does_no_work_and_changes_no_byte(demo_run):
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
     proc = datakit("run", DEMO, "--output", out)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stderr.count("resumed: nothing to do") == 12
+    assert proc.stdout.count("resumed: nothing to do") == 12
     assert tree_digest(out) == before
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == mtimes
 
@@ -197,7 +197,7 @@ def test_killed_task_resumes_without_loss_or_duplication(tmp_path):
     proc = datakit("run", DEMO, "--output", out)
     assert proc.returncode == 0, proc.stderr
     # only the samples stage ran again; what depends on it had nothing new to do (same fingerprint)
-    assert proc.stderr.count("resumed: nothing to do") == 11
+    assert proc.stdout.count("resumed: nothing to do") == 11
     assert tree_digest(out) == reference
 
 

@@ -9,6 +9,7 @@ steps import this module, so a forkserver child applies it when it unpickles the
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 import datatrove.executor.base as executor_base
@@ -17,6 +18,22 @@ from loguru import logger
 
 _STDERR_LEVEL = "INFO" if os.environ.get("DATAKIT_VERBOSE") == "1" else "WARNING"
 _SAFE = {"diagnose": False, "backtrace": False}  # no variable values in tracebacks: secrets stay out of logs
+# GitHub's token formats (classic, OAuth, app, refresh, fine-grained)
+_TOKEN = re.compile(r"\b(?:gh[opsur]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
+
+
+def redact(text: str) -> str:
+    """`text` with GitHub tokens masked: token-shaped strings and the values of $GITHUB_TOKENS, whatever their
+    shape (a message can quote a header or a URL that holds one)."""
+    text = _TOKEN.sub("<token>", text)
+    for token in os.environ.get("GITHUB_TOKENS", "").split(","):
+        if len(token.strip()) >= 8:
+            text = text.replace(token.strip(), "<token>")
+    return text
+
+
+def _redact_record(record) -> None:
+    record["message"] = redact(record["message"])
 
 
 def _stderr_format(record) -> str:
@@ -43,6 +60,7 @@ def _quiet_default_logger() -> None:
 
 
 def install() -> None:
+    logger.configure(patcher=_redact_record)
     executor_base.add_task_logger = _quiet_task_logger
     dt_logging.setup_default_logger = _quiet_default_logger  # called when a task's logger is closed
     _quiet_default_logger()

@@ -13,11 +13,12 @@ import hashlib
 import json
 import re
 import shutil
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from datakit.pipeline.progress import PROGRESS_DIR, CountRecords, StageProgress
+from datakit.pipeline.progress import completed_tasks as _completed
 from datakit.pipeline.stages import StageContext
 from datakit.recipe import Recipe, RecipeError, StageSpec
 
@@ -42,6 +43,7 @@ class StageResult:
     skipped: bool
     units: dict[str, dict] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
+    rows: int | None = None  # records in the stage's output files (a unit can write several: see the summary)
 
 
 _WHOLE_FILE_BYTES = 64 * 2**20  # inputs up to this size are hashed whole; larger ones by size, head and tail
@@ -192,40 +194,43 @@ def _ray_executor(options: dict, pipeline: list, tasks: int, workers: int, loggi
                                cpus_per_task=cpus, mem_per_cpu_gb=mem)
 
 
-def _completed(logging_dir: Path) -> int:
-    folder = logging_dir / "completions"
-    return sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+def parquet_input_rows(spec: StageSpec, path: Path) -> int:
+    """A stage that reads record files gets a folder of readable Parquet files, or an error naming the fix before
+    any work; returns the rows they hold (the progress bar's total). Footers only: a damaged page is caught by the
+    readers (RecordFileError)."""
+    import pyarrow.parquet as pq
+
+    from datakit.io.records import reading_parquet
+
+    where = f"stage {spec.name} ({spec.type.type_name}): input {path}"
+    if path.is_file():
+        raise StageFailed(f"{where} is a file; this stage reads a folder of Parquet files: give its folder "
+                          f"({path.parent}), or move the file into a folder of its own")
+    files = sorted(path.glob("*.parquet"))
+    if not files:
+        if (path / STATE_DIR / "fingerprint").is_file():
+            raise StageFailed(f"{where}: the stage that wrote it kept no records; see {path / 'stats.json'} and "
+                              f"{path / 'quarantine'} for why, fix its input or options, and rerun")
+        found = sorted({p.suffix or p.name for p in path.iterdir() if p.is_file()})
+        if not found:
+            raise StageFailed(f"{where} is empty; give a folder of the Parquet records an earlier datakit stage "
+                              "wrote (e.g. out/demo/samples)")
+        raise StageFailed(f"{where} holds no .parquet files (only {', '.join(found)}); this stage reads the Parquet "
+                          "records an earlier datakit stage writes (`datakit stages`); JSONL / text chat or agent "
+                          "data goes through a synth.ingest stage first (options: {paths: [that folder]})")
+    rows = 0
+    for f in files:
+        with reading_parquet(str(f)):
+            rows += pq.read_metadata(f).num_rows
+    return rows
 
 
-class _Progress:
-    """A progress bar over the stage's tasks, fed by datatrove's completion markers (works for every executor)."""
+def output_rows(folder: Path) -> int | None:
+    """Rows in a stage's output Parquet files (footers only); None when it writes none (an export)."""
+    import pyarrow.parquet as pq
 
-    def __init__(self, console, label: str, tasks: int, logging_dir: Path):
-        self.console, self.label, self.tasks, self.logging_dir = console, label, tasks, logging_dir
-        self._stop = threading.Event()
-
-    def __enter__(self):
-        if self.console is None:
-            return self
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("tasks"), TimeElapsedColumn(), console=self.console, transient=True)
-        self._task = self._bar.add_task(self.label, total=self.tasks, completed=_completed(self.logging_dir))
-        self._bar.start()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def _poll(self):
-        while not self._stop.wait(0.2):
-            self._bar.update(self._task, completed=_completed(self.logging_dir))
-
-    def __exit__(self, *exc):
-        if self.console is not None:
-            self._stop.set()
-            self._thread.join()
-            self._bar.stop()
+    files = sorted(folder.glob("*.parquet"))
+    return sum(pq.read_metadata(f).num_rows for f in files) if files else None
 
 
 def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, force: bool = False,
@@ -258,13 +263,19 @@ def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, f
 
 def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerprint: str, limit: int,
               console=None, inputs: list[Path] | None = None) -> StageResult:
+    inputs = list(inputs) if inputs is not None else [input_path] if input_path is not None else []
+    total = None
+    if spec.type.input_format == "parquet":  # before the output folder exists
+        total = sum(parquet_input_rows(spec, p) for p in inputs)
+        if limit >= 0:  # records per task
+            total = min(total, limit * spec.tasks)
     stage = spec.make()
     logging_dir = _prepare_output(spec.output, fingerprint)
     ctx = StageContext(spec.name, spec.output, input_path, recipe.output, recipe.mirrors, limit, fingerprint,
                        spec.tasks, lambda pipeline, tasks, logs: make_executor(
                            recipe.executor["type"], recipe.executor, pipeline, tasks, spec.workers, logs),
                        recipe.executor["type"])
-    ctx.inputs = list(inputs) if inputs is not None else [input_path] if input_path is not None else []
+    ctx.inputs = inputs
     ctx.sample_repos = getattr(recipe, "sample_repos", -1)  # set by `datakit plan` on the recipe it samples
     start = time.perf_counter()
     if stage.local_only:
@@ -283,11 +294,15 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
             pipeline = stage.build(ctx)  # checks options, tokenizers, manifests: before any task writes
         except (ValueError, OSError, ImportError) as exc:
             raise StageFailed(f"stage {spec.name} ({spec.type.type_name}): {exc}") from exc
-        executor = make_executor(recipe.executor["type"], recipe.executor, pipeline, spec.tasks, spec.workers,
-                                 logging_dir)
         tasks = spec.tasks
         skipped = _completed(logging_dir) >= tasks
-        with _Progress(console, f"{spec.name} ({spec.type.type_name})", tasks, logging_dir):
+        counting = console is not None and len(pipeline) > 1 and recipe.executor["type"] != "slurm"
+        if counting:  # records yielded by the first step (read, or made by a source), live per task
+            pipeline.insert(1, CountRecords(str(logging_dir / PROGRESS_DIR)))
+        executor = make_executor(recipe.executor["type"], recipe.executor, pipeline, spec.tasks, spec.workers,
+                                 logging_dir)
+        with StageProgress(console, f"{spec.name} ({spec.type.type_name})", tasks, logging_dir,
+                           None if skipped else total, counting and not skipped):
             executor.run()
         if recipe.executor["type"] == "slurm":
             return StageResult(spec.name, spec.type.type_name, spec.output, fingerprint, tasks,
@@ -301,7 +316,7 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
         if not (skipped and (spec.output / "stats.json").is_file()):  # stats.json is written after finalize
             stage.finalize(ctx, units)
     result = StageResult(spec.name, spec.type.type_name, spec.output, fingerprint, tasks,
-                         time.perf_counter() - start, skipped, units, counters)
+                         time.perf_counter() - start, skipped, units, counters, output_rows(spec.output))
     check_counts(spec.name, units, spec.type.units)
     write_stage_stats(result)
     return result

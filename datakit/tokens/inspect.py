@@ -12,10 +12,29 @@ from rich.text import Text
 from datakit.tokens.shards import MANIFEST, iter_rows, row_documents
 
 
+def check_shard(shard: Path) -> None:
+    """A token shard, or a ValueError that says what the file is and what to give instead."""
+    import pyarrow.parquet as pq
+
+    from datakit.io.records import reading_parquet
+
+    example = "a tokens stage's output, e.g. out/demo/tokens/00000.parquet"
+    if shard.is_dir():
+        raise ValueError(f"{shard} is a folder; inspect reads one token shard: {example}")
+    if not shard.is_file():
+        raise ValueError(f"{shard}: no such file; inspect reads one token shard: {example}")
+    with reading_parquet(str(shard)):
+        names = pq.read_schema(shard).names
+    if "input_ids" not in names:
+        what = "a Sample file (its text is in the `text` column)" if "text" in names else "not a token shard"
+        raise ValueError(f"{shard} is {what}, with no input_ids; inspect reads {example}")
+
+
 def inspect_row(shard: str | Path, row: int, tokenizer: str | None, max_chars: int, console: Console) -> None:
     from datakit.tokens.tokenizer import load_tokenizer
 
     shard = Path(shard)
+    check_shard(shard)
     if tokenizer is None:
         manifest = shard.parent / MANIFEST
         tokenizer = json.loads(manifest.read_text())["tokenizer"]["name"] if manifest.is_file() else "qwen2.5"
