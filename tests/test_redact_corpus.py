@@ -116,6 +116,10 @@ def planted_corpus(seed: int = 0) -> list[tuple[str, str, list[str]]]:
         text, body = _pem(rng, label, sep="\\n")
         docs.append(("private_key", '{"type": "service_account", "project_id": "p-123", "private_key": "'
                                     + text + '\\n", "client_email": "svc@p-123.iam.gserviceaccount.com"}\n', body))
+    for _ in range(2):  # a PGP secret key block: armor headers, a blank line, the body, a checksum
+        body = [_r(rng, 64, B64) for _ in range(6)]
+        docs.append(("private_key", "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n" + "\n".join(body)
+                     + "\n=" + _r(rng, 4) + "\n-----END PGP PRIVATE KEY BLOCK-----\n", body))
     return docs
 
 
