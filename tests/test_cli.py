@@ -184,6 +184,7 @@ def _demo_with(tmp_path, edit) -> Path:
     (lambda s: s["samples"]["options"].update(max_files=-1), "max_files must be ≥ 1, got -1"),
     (lambda s: s["tokens"]["options"].update(never_split=["chat"]), "never_split: unknown 'chat'"),
     (lambda s: s["synth"]["options"].update(format="openia"), "did you mean 'openai'?"),
+    (lambda s: s["tokens"]["options"].update(target_tokens=-1), "target_tokens must be ≥ 0, got -1"),
 ])
 def test_option_values_fail_at_check_before_any_stage(tmp_path, capsys, edit, expected):
     path = _demo_with(tmp_path, edit)

@@ -183,6 +183,7 @@ class GitHubSourceStage(StageType):
 
     def check(self, recipe: Any = None, spec: Any = None) -> None:
         check_choices("code", self.options.code, ("mirror", "api"))
+        check_at_least(self.options, ("max_retries", "backoff", "timeout", "max_wait", "secondary_wait"), 0)
         if not 1 <= self.options.page_size <= 100:
             raise ValueError(f"page_size: GitHub pages hold 1 to 100 PRs, got {self.options.page_size}")
 
@@ -424,6 +425,7 @@ class TokensStage(StageType):
 
         o = self.options
         check_at_least(o, ("seq_len", "window", "num_threads"), 1)
+        check_at_least(o, ("target_tokens",), 0)
         if o.copy_gap < 0:
             raise ValueError(f"copy_gap must be ≥ 0 (0 = window), got {o.copy_gap}")
         if o.window_tokens < o.seq_len:
