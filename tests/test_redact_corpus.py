@@ -113,6 +113,8 @@ def planted_corpus(seed: int = 0) -> list[tuple[str, str, list[str]]]:
         docs.append(("private_key", f"Here is the key:\n{text}\n", body))
         text, body = _pem(rng, label, prefix="+")
         docs.append(("private_key", f"diff --git a/k.pem b/k.pem\n{text}\n", body))
+        text, body = _pem(rng, label, prefix="> ")  # quoted in a reply
+        docs.append(("private_key", f"**bob**: you pasted\n{text}\nplease rotate it\n", body))
         text, body = _pem(rng, label, sep="\\n")
         docs.append(("private_key", '{"type": "service_account", "project_id": "p-123", "private_key": "'
                                     + text + '\\n", "client_email": "svc@p-123.iam.gserviceaccount.com"}\n', body))

@@ -207,9 +207,9 @@ def is_example(value: str) -> bool:
 _PEM_BEGIN = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK)?-----")
 _PEM_RUN = re.compile(r"[A-Za-z0-9+/=]{16,}")
 _PEM_SPLIT = re.compile(r"\\r\\n|\\n|\r")  # inside a line: JSON's escaped newlines (and a stray CR)
-# a line of a key's body: base64, or an RFC 1421 header (Proc-Type, DEK-Info), inside any diff marker, comment
-# or string quoting; the body ends at the first line that is neither (its END line is not)
-_PEM_LINE = re.compile(r"[\s+\-\"',#/*;]*(?:[A-Za-z0-9+/=]*|[A-Za-z-]+: [^\n]*?)[\s\"',;\\]*")
+# a line of a key's body: base64, or an RFC 1421 header (Proc-Type, DEK-Info), inside any diff marker, comment,
+# string or Markdown quoting; the body ends at the first line that is neither (its END line is not)
+_PEM_LINE = re.compile(r"[\s+\-\"',#/*;>|]*(?:[A-Za-z0-9+/=]*|[A-Za-z-]+: [^\n]*?)[\s\"',;\\]*")
 _PEM_MAX_BODY = 64 * 1024  # a key body is a few KB
 
 
