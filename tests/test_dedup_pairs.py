@@ -227,18 +227,25 @@ def labelled_set(edit_bases: int = 240, bundle_bases: int = 80) -> tuple[list[di
     return samples, pairs
 
 
-def run_dedup(samples: list[dict], out: Path, tasks: int = 2, **options) -> dict[str, str]:
-    """Write the samples, run the dedup stage (in-process) on them, return id → kept id."""
+def write_samples(samples: list[dict], folder: Path) -> Path:
+    """The samples as a stage output would hold them: three Parquet files."""
     from datatrove.data import Document
 
     from datakit.io.records import RecordWriter
+
+    with RecordWriter(str(folder), "sample") as w:
+        for i, s in enumerate(samples):
+            w.write(Document(text=s["text"], id=s["id"], metadata=s), rank=i % 3)
+    return folder
+
+
+def run_dedup(samples: list[dict] | None, out: Path, tasks: int = 2, **options) -> dict[str, str]:
+    """Run the dedup stage (in-process, one worker) on the samples (None: those already in out/input); return
+    id → kept id."""
     from datakit.pipeline.runner import run_recipe
     from datakit.recipe import parse_recipe
 
-    src = out / "input"
-    with RecordWriter(str(src), "sample") as w:
-        for i, s in enumerate(samples):
-            w.write(Document(text=s["text"], id=s["id"], metadata=s), rank=i % 3)
+    src = write_samples(samples, out / "input") if samples is not None else out / "input"
     recipe = parse_recipe({"name": "dedup-test", "output": str(out / "run"), "executor": {"tasks": tasks, "workers": 1},
                            "stages": [{"name": "dedup", "stage": "dedup", "input": str(src), "options": options}]})
     run_recipe(recipe)

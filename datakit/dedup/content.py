@@ -34,8 +34,8 @@ _TOKENS = re.compile(r"\w+|[^\w\s]+")
 
 def normalise_exact(text: str) -> str:
     """NFC, LF line ends, each line's whitespace runs collapsed to one space and stripped, blank lines dropped."""
-    text = _LINE_BREAKS.sub("\n", unicodedata.normalize("NFC", text))
-    lines = (_SPACES.sub(" ", line).strip() for line in text.split("\n"))
+    text = _SPACES.sub(" ", _LINE_BREAKS.sub("\n", unicodedata.normalize("NFC", text)))
+    lines = (line.strip() for line in text.split("\n"))
     return "\n".join(line for line in lines if line)
 
 
