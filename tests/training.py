@@ -70,3 +70,37 @@ def train(batches, vocab: DenseVocab, steps: int, lr: float = 3e-3, seed: int = 
         opt.step()
         losses.append(float(loss.detach()))
     return losses
+
+
+def unigram_entropy(targets: np.ndarray) -> float:
+    """Entropy (nats) of the targets' unigram distribution: a model that learned only token frequencies scores this."""
+    _, counts = np.unique(np.asarray(targets), return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def sft_batch(row: dict) -> dict:
+    """A packed token-shard row (schemas/token_shard) as a flattening collator hands it to a Hugging Face causal
+    LM: input_ids, position_ids restarting at each segment, labels = the ids where datakit's loss mask is 1 and
+    -100 elsewhere (so also at each segment's first token: no label crosses a boundary). `n_loss_tokens`: the
+    targets the model's shifted loss counts."""
+    ids = torch.as_tensor(np.asarray(row["input_ids"], dtype=np.int64))
+    mask = torch.as_tensor(np.asarray(row["loss_mask"], dtype=np.int64))
+    lens = [int(n) for n in row["doc_lens"]]
+    positions = torch.cat([torch.arange(n) for n in lens])
+    labels = torch.where(mask.bool(), ids, torch.full_like(ids, -100))
+    starts = torch.cumsum(torch.as_tensor([0] + lens[:-1]), 0)
+    labels[starts] = -100
+    return {"input_ids": ids[None], "position_ids": positions[None], "labels": labels[None],
+            "n_loss_tokens": int((labels[1:] != -100).sum())}
+
+
+def causal_lm_loss(model, batch: dict) -> torch.Tensor:
+    """The causal-LM loss a Hugging Face model computes from `labels` (shift by one, mean over targets ≠ -100),
+    with the output layer applied only at the positions that have a target: with a 152k vocabulary the full
+    logits of a row cost gigabytes on CPU for no difference in the loss."""
+    hidden = model.model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).last_hidden_state
+    targets = batch["labels"][:, 1:]
+    keep = targets != -100
+    logits = model.lm_head(hidden[:, :-1][keep])
+    return nn.functional.cross_entropy(logits.float(), targets[keep])
