@@ -262,7 +262,9 @@ _TLDS = frozenset("""com org net edu gov mil int info biz name pro mobi asia tel
     codes engineering academy ventures capital finance consulting global works one zone social email ninja rocks
     guru expert science systems""".split())
 _EXAMPLE_DOMAINS = re.compile(r"(?i)(?:^|\.)(?:example\.(?:com|org|net)|example|test|invalid|localhost|local)$")
-_SERVICE_ADDRESSES = frozenset({"noreply@github.com", "git@github.com"})  # GitHub's committer, SSH user: no one
+# no one's address: an SSH user (git@gitlab.com), a no-reply sender (GitHub's web-merge committer noreply@github.com;
+# but 123+name@users.noreply.github.com names a person)
+_SERVICE_LOCAL_PARTS = frozenset({"git", "noreply", "no-reply", "donotreply", "do-not-reply"})
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9][A-Za-z0-9._%+-]{0,63})@"
     r"((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+([A-Za-z]{2,24}))"
@@ -280,7 +282,7 @@ def _emails(text: str) -> Iterator[Finding]:
         value = m.group(0)
         if _USERINFO.search(text, max(0, m.start() - 256), m.start()):
             continue  # `ssh://git@host/…`, `https://user:token@host`: a URL's user, not an address
-        example = bool(_EXAMPLE_DOMAINS.search(domain)) or value.lower() in _SERVICE_ADDRESSES
+        example = bool(_EXAMPLE_DOMAINS.search(domain)) or m.group(1).lower() in _SERVICE_LOCAL_PARTS
         yield Finding("email", value, m.start(), example=example)
 
 
