@@ -206,6 +206,9 @@ def load_recipe(path: str | Path, **kwargs) -> Recipe:
         raise RecipeError(f"{path}: no such recipe file")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # one line: where, and PyYAML's problem (its str() spans five)
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{where}: not valid YAML: {problem}") from None
     return parse_recipe(data, str(path), **kwargs)

@@ -267,3 +267,10 @@ def test_progress_counts_records_per_stage(demo_output, tmp_path):
         assert done == next(iter(r.units.values()))["read"] > 0  # a PullRecord per PR; a document per sample
         assert f"{r.name} ({r.type})" in shown and f"{done}/{done} records" in shown
     assert "tasks" in shown and "rec/s" in shown
+
+
+def test_recipe_yaml_error_is_one_line_with_its_place(tmp_path, capsys):
+    path = tmp_path / "r.yaml"
+    path.write_text("stages: [unclosed\n")
+    assert one_error(capsys, ["run", path, "--check"]) == f"error: {path}:2:1: not valid YAML: expected ',' or ']', " \
+                                                          "but got '<stream end>'"
