@@ -319,7 +319,10 @@ def test_redact_stage_counts_add_up_and_output_is_deterministic(tmp_path):
         recipe = tmp_path / f"r{tasks}.yaml"
         recipe.write_text(f"name: r\noutput: {tmp_path / f'out{tasks}'}\nexecutor: {{type: local, tasks: {tasks}, "
                           f"workers: 1}}\nstages:\n  - name: redact\n    stage: redact\n    inputs: "
-                          f"[{tmp_path / 'in_a'}, {tmp_path / 'in_b'}]\n")
+                          f"[{tmp_path / 'in_a'}, {tmp_path / 'in_b'}]\n"
+                          # where it stands in a corpus recipe: decontam reads what redact wrote
+                          + ("  - {name: decontam, stage: decontam, inputs: [redact], options: {mirrors: false}}\n"
+                             if tasks == 2 else ""))
         proc = subprocess.run([sys.executable, "-m", "datakit.cli", "run", str(recipe), "--quiet"],
                               capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "COLUMNS": "200"},
                               timeout=300)
@@ -333,3 +336,5 @@ def test_redact_stage_counts_add_up_and_output_is_deterministic(tmp_path):
     assert rows == sorted(_rows(outs[0]), key=lambda r: r["id"])  # the same records for 1 and 2 tasks
     assert not any(TOKEN in r["text"] or EMAIL in r["text"] for r in rows)
     assert [r["id"] for r in _rows(outs[1] / "quarantine")] == ["bad"]
+    d = _stats(outs[1].parent / "decontam")
+    assert d["samples.read"] == 5 == sum(len(_rows(outs[1].parent / "decontam" / f)) for f in ("", "quarantine"))
