@@ -6,8 +6,9 @@ Every path runs as a whole process (its wall, CPU and peak RSS are the process's
 --mb size in the same run: each engine's raw loop (the floor: fastokens `encode_batch_flat`, gigatoken when
 installed, tiktoken's `encode_ordinary` loop; the encode calls are also timed alone), datakit's tokens stage (1 and
 2 encoder threads), datatrove's `DocumentTokenizer` and Megatron's `preprocess_data` path; and start-up on its own:
-the stage on one document per task (as the code is, and with the pandas-free Arrow helpers of
-datakit/tokens/arrow_buffers.py patched into its three call sites).
+the stage on one document per task. With --baseline DIR (an earlier checkout: `git archive REV datakit schemas |
+tar -x -C DIR`), the `datakit_base` and `startup_base` paths run that datakit (PYTHONPATH=DIR), interleaved with
+the current one on the same input.
 
 1. Builds (once, cached under --out) a deterministic corpus of at least --mb MB: Python source from the installed
    stdlib and site-packages (.py files in sorted order, cut at line ends into documents of log-normal size,
@@ -61,7 +62,8 @@ ISSUE_SHARE = 0.10
 MEDIAN_DOC_CHARS = 4000
 SEQ_LEN = 32768
 ENGINE_BATCH = 1000
-REPEATED = ("fastokens", "datakit", "datakit_proposed")  # the pair whose ratio matters most: run --repeat times, interleaved
+# the paths whose ratios matter most: run --repeat times, interleaved
+REPEATED = ("fastokens", "datakit", "datakit_base", "startup", "startup_base")
 SPECIAL_STRINGS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|fim_", "<|file_sep|>", "<|repo_name|>",
                    "<tool_call>", "</tool_call>", "<|object_ref", "<|box_", "<|quad_", "<|vision_", "<|image_pad|>",
                    "<|video_pad|>")
@@ -74,18 +76,17 @@ PATHS = {
     "datakit": ("datakit tokens stage (`datakit run`, 1 worker): Parquet → packed shards + manifest", 1),
     "datakit_t2": ("datakit tokens stage, num_threads=2 (encoder threads inside the task)", 2),
     "datakit_tiktoken": ("datakit tokens stage on its former engine (`engine: tiktoken`)", 1),
-    "datakit_proposed": ("datakit tokens stage with the proposed call-site changes (arrays, no pandas, no "
-                         "dictionary on token columns)", 1),
+    "datakit_base": ("datakit tokens stage of the --baseline checkout (an earlier datakit), same recipe", 1),
     "megatron2": ("Megatron `preprocess_data.py` equivalent, 2 workers", 2),
     "megatron1": ("Megatron `preprocess_data.py` equivalent, 1 worker", 1),
     "datatrove": ("datatrove `JsonlReader` → `DocumentTokenizer`, 1 task, 1 worker", 1),
     "startup": ("start-up: the datakit stage on 1 document per task (whole process)", 1),
-    "startup_buffers": ("start-up, with arrow_buffers in the 3 pandas-importing call sites", 1),
+    "startup_base": ("start-up of the --baseline checkout", 1),
 }
-DEFAULT_PATHS = ("tiktoken", "fastokens", "gigatoken", "datakit", "datakit_proposed", "datakit_t2", "datakit_tiktoken",
-                 "megatron1",
-                 "datatrove", "startup", "startup_buffers")
-STARTUP = ("startup", "startup_buffers")
+DEFAULT_PATHS = ("tiktoken", "fastokens", "gigatoken", "datakit", "datakit_t2", "datakit_tiktoken", "megatron1",
+                 "datatrove", "startup")
+STARTUP = ("startup", "startup_base")
+BASELINE: str | None = None  # --baseline: a folder holding an earlier datakit package (the *_base paths)
 
 from machine import machine_facts as _machine_facts, peak_rss_mib, write_results  # noqa: E402 - benchmarks/machine.py, beside this script
 
@@ -337,83 +338,20 @@ def run_raw(path: str, corpus: Path) -> dict:
             "documents": len(texts), "content_tokens": sum(lens), "digests": dict(zip(ids, digests)), **_usage()}
 
 
-def _patch_arrow_buffers() -> None:
-    """The three call sites that import pandas (pa.array/pa.table of Python lists in ShardWriter and the mixture
-    ledger, pq.read_table in write_manifest) routed through datakit/tokens/arrow_buffers.py, as the one-line
-    changes listed in BENCHMARKS.md would do."""
-    import types
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    import datakit.tokens.shards as shards
-    from datakit.tokens import arrow_buffers as ab
-
-    fake_pa = types.ModuleType("pyarrow")
-    fake_pa.__getattr__ = lambda name: getattr(pa, name)
-    fake_pa.array = lambda values, type=None: ab.array(values, type)
-    fake_pa.table = lambda columns, schema=None: ab.table(columns, schema)
-    fake_pq = types.ModuleType("pyarrow.parquet")
-    fake_pq.__getattr__ = lambda name: getattr(pq, name)
-    fake_pq.read_table = ab.read_table
-    shards.pa, shards.pq, shards._fixed_lists = fake_pa, fake_pq, ab.fixed_lists
-    original = pa.table
-    pa.table = lambda data, schema=None, **kw: (ab.table(data, schema) if isinstance(data, dict) and schema is not None
-                                                and not kw else original(data, schema=schema, **kw))  # the ledger
-
-
-_ENCODE_CALL = (  # datakit/tokens/steps.py as it is, and with the proposed change (arrays straight from the engine)
-    """                encoded = tok.encode_batch([s["text"] for s in plain], num_threads=self.num_threads)
-                for sample, ids in zip(plain, encoded):
-                    ids.append(tok.eod_id)
-                    rendered.append((sample, np.asarray(ids, np.int32), np.ones(len(ids), np.uint8)))""",
-    """                encoded = tok.encode_batch_arrays([s["text"] for s in plain], num_threads=self.num_threads,
-                                                  append_eod=True)
-                for sample, ids in zip(plain, encoded):
-                    rendered.append((sample, ids, np.ones(len(ids), np.uint8)))""")
-
-
-def _patch_proposed() -> None:
-    """Measurement only: the stage with the call-site changes listed in BENCHMARKS.md applied in memory — steps.py
-    takes `encode_batch_arrays(..., append_eod=True)`, the Arrow helpers replace the pandas-importing calls, and
-    the shard writer keeps dictionary encoding off the token columns."""
-    import importlib.util
-
-    import pyarrow.parquet as pq
-
-    _patch_arrow_buffers()
-    import datakit.tokens
-    import datakit.tokens.shards as shards
-
-    path = Path(datakit.tokens.__file__).with_name("steps.py")
-    src = path.read_text()
-    if src.count(_ENCODE_CALL[0]) != 1:
-        raise SystemExit("datakit/tokens/steps.py changed: the proposed encode call site cannot be applied")
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("datakit.tokens.steps", loader=None))
-    module.__file__ = str(path)
-    sys.modules["datakit.tokens.steps"] = datakit.tokens.steps = module
-    exec(compile(src.replace(*_ENCODE_CALL), str(path), "exec"), module.__dict__)
-    shards.pq.ParquetWriter = lambda *a, **kw: pq.ParquetWriter(*a, use_dictionary=["source", "sample_ids"], **kw)
-
-
-def run_datakit(corpus: Path, work: Path, num_threads: int = 1, limit: int | None = None,
-                buffers: bool = False, proposed: bool = False, engine: str = "auto") -> dict:
+def run_datakit(corpus: Path, work: Path, num_threads: int = 1, limit: int | None = None, engine: str = "auto",
+                tag: str = "") -> dict:
     """`datakit run` of a one-stage recipe, timed whole (tokenizer load, read, render, encode, pack, write,
     manifest); the shards are read back afterwards (not timed) for the id check. `limit`: records per task (the
-    start-up paths)."""
+    start-up paths); `tag` names the output (the baseline's runs are apart)."""
     import numpy as np
 
-    if buffers:
-        _patch_arrow_buffers()
-    if proposed:
-        _patch_proposed()
     from datakit.cli import main as datakit_main
     from datakit.tokens.mixture import SOURCE_BY_KIND
     from datakit.tokens.shards import iter_documents, verify_manifest
 
     n_files = len(list((corpus / "samples").glob("*.parquet")))
-    name = (f"datakit_t{num_threads}" + (f"_limit{limit}" if limit else "") + ("_buffers" if buffers else "")
-            + ("_proposed" if proposed else "") + ("" if engine == "auto" else f"_{engine}"))
+    name = (f"datakit_t{num_threads}" + (f"_limit{limit}" if limit else "") + tag
+            + ("" if engine == "auto" else f"_{engine}"))
     once = {source: {"upsample": 1} for source in sorted(set(SOURCE_BY_KIND.values()))}  # every document once
     out = work / name
     shutil.rmtree(out, ignore_errors=True)
@@ -565,10 +503,10 @@ def run_path(path: str, corpus: Path, work: Path) -> dict:
         return run_raw(path, corpus)
     if path.startswith("datakit"):
         return run_datakit(corpus, work, num_threads=2 if path == "datakit_t2" else 1,
-                           proposed=path == "datakit_proposed",
-                           engine="tiktoken" if path == "datakit_tiktoken" else "auto")
+                           engine="tiktoken" if path == "datakit_tiktoken" else "auto",
+                           tag="_base" if path.endswith("_base") else "")
     if path in STARTUP:
-        return run_datakit(corpus, work, limit=1, buffers=path == "startup_buffers")
+        return run_datakit(corpus, work, limit=1, tag="_base" if path.endswith("_base") else "")
     if path.startswith("megatron"):
         return run_megatron(corpus, work, int(path[-1]), hf_tokenizer_files(work))
     return run_datatrove(corpus, work, hf_tokenizer_files(work))
@@ -580,6 +518,8 @@ def spawn(path: str, size_dir: Path) -> dict:
     result_file = size_dir / f"result-{path}.json"
     result_file.unlink(missing_ok=True)
     env = dict(os.environ, RAYON_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", PYTHONWARNINGS="ignore")
+    if path.endswith("_base"):
+        env["PYTHONPATH"] = BASELINE  # found before the editable install: the earlier datakit runs
     cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(size_dir), "--path", path,
            "--result-file", str(result_file)]
     log = size_dir / "logs" / f"{path}.log"
@@ -705,9 +645,9 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
     del _ids, _texts
     tt = results["tiktoken"]
     ok = all(c["differ"] == 0 for n, c in checks.items() if n in ("fastokens", "gigatoken", "hf", "datakit",
-                                                                     "datakit_t2", "datakit_proposed",
+                                                                     "datakit_t2", "datakit_base",
                                                                      "datakit_tiktoken"))
-    for name in ("datakit", "datakit_t2", "datakit_proposed", "datakit_tiktoken"):
+    for name in ("datakit", "datakit_t2", "datakit_base", "datakit_tiktoken"):
         if name in results:
             dk = results[name]
             count_ok = dk["manifest_tokens"] == tt["content_tokens"] + tt["documents"]
@@ -720,7 +660,7 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
     goal = 2.5 if mb < 2000 else 5.0
     # against tiktoken's loop = its encode calls alone (the whole tiktoken process also reads JSONL and hashes)
     tt_cpu, tt_wall = tt["encode_tokens_per_cpu_s"], tt["encode_tokens_per_wall_s"]
-    for name in ("datakit", "datakit_proposed"):
+    for name in ("datakit", "datakit_base"):
         if name not in results:
             continue
         dk = results[name]
@@ -728,9 +668,10 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
             "ratio": round(dk["tokens"] / dk["process_wall_s"] / dk["cores"] / tt_wall, 2), "target": goal}
         targets[f"{name}_vs_tiktoken_loop_per_cpu_s"] = {"ratio": round(dk["tokens_per_cpu_s"] / tt_cpu, 2),
                                                          "target": goal}
-        if "fastokens" in results and "startup" in results:
+        startup = "startup_base" if name == "datakit_base" else "startup"
+        if "fastokens" in results and startup in results:
             floor = results["fastokens"]["encode_cpu_s"]
-            own = dk["process_cpu_s"] - results["startup"]["process_cpu_s"] - floor
+            own = dk["process_cpu_s"] - results[startup]["process_cpu_s"] - floor
             targets[f"{name}_own_work_besides_encoding_vs_engine_cpu"] = {
                 "ratio": round(own / floor, 2), "target": 1.0, "own_cpu_s": round(own, 2),
                 "engine_cpu_s": round(floor, 2), "met_if": "ratio <= target"}
@@ -761,9 +702,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="runs of raw fastokens and datakit (interleaved, least CPU reported; default 2); "
                              "the other paths run once")
     parser.add_argument("--results", default=str(HERE / "results" / "tokens.json"))
+    parser.add_argument("--baseline", help="a folder with an earlier datakit package (`git archive REV datakit schemas "
+                                           "| tar -x -C DIR`): the *_base paths run it, interleaved")
     parser.add_argument("--path", choices=sorted(PATHS), help=argparse.SUPPRESS)  # internal: one path
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    global BASELINE
+    BASELINE = args.baseline
 
     if args.path:  # child process; --out is the size's folder
         out = Path(args.out).resolve()
@@ -772,6 +717,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     paths = [p for p in args.paths.split(",") if p]
+    if any(p.endswith("_base") for p in paths) and not args.baseline:
+        parser.error("the *_base paths need --baseline DIR (a folder holding an earlier datakit package)")
     unknown = set(paths) - set(PATHS)
     if unknown or "tiktoken" not in paths:
         parser.error(f"--paths: unknown {sorted(unknown)}" if unknown else "--paths must include tiktoken (the reference)")
@@ -801,6 +748,7 @@ def main(argv: list[str] | None = None) -> int:
                        "timing": "whole process (wall and CPU of the child and its children, measured by the "
                                  "parent); raw engines also report their encode calls alone",
                        "paths": {n: PATHS[n][0] for n in paths}},
+        "baseline": args.baseline,
         "sizes": sizes,
         "ids_ok": ok,
     }

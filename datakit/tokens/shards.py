@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from datakit import __version__
 from datakit.io.schemas import arrow_schema
+from datakit.tokens import arrow_buffers
 
 MANIFEST = "manifest.json"
 LEDGER_DIR = "mixture"  # per-task ledgers of documents repeated or left out (schemas/mixture_ledger.schema.json)
@@ -38,15 +39,22 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+# Only the per-segment strings repeat; dictionary pages on the token columns cost half the write CPU and save
+# nothing after zstd (ids are near-random over a 151k vocabulary; masks and small ints compress as well plain).
+DICTIONARY_COLUMNS = ["source", "sample_ids"]
+
+
 class ShardWriter:
-    """Writes PackedRows to one Parquet file (zstd), atomically: `path.tmp` is renamed to `path` on close."""
+    """Writes PackedRows to one Parquet file (zstd), atomically: `path.tmp` is renamed to `path` on close.
+    Arrow columns are built from numpy buffers (arrow_buffers: no pandas import, no per-token Python object)."""
 
     def __init__(self, path: str | Path, row_group_rows: int = 64):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".tmp")
         self.schema = arrow_schema("token_shard")
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
+        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd",
+                                        use_dictionary=DICTIONARY_COLUMNS)
         self._buffer: list = []
         self.row_group_rows = row_group_rows
 
@@ -60,19 +68,19 @@ class ShardWriter:
             return
         rows = self._buffer
         self._buffer = []
-        table = pa.table(
+        i32 = pa.int32()
+        table = arrow_buffers.table(
             {
-                "input_ids": _fixed_lists([r.input_ids for r in rows], pa.int32()),
-                "doc_lens": pa.array([r.doc_lens for r in rows], type=pa.list_(pa.int32())),
-                "loss_mask": _fixed_lists([r.loss_mask for r in rows], pa.uint8()),
-                "source": pa.array([r.source for r in rows], type=pa.list_(pa.string())),
-                "sample_ids": pa.array([r.sample_ids for r in rows], type=pa.list_(pa.string())),
-                "chunk_index": pa.array([list(r.chunk_index) for r in rows], type=pa.list_(pa.int32())),
-                "padding": pa.array([r.padding for r in rows], type=pa.int32()),
-                "repeat": pa.array([list(r.repeat) or [0] * len(r.sample_ids) for r in rows],
-                                   type=pa.list_(pa.int32())),
+                "input_ids": arrow_buffers.fixed_lists([r.input_ids for r in rows], i32),
+                "doc_lens": arrow_buffers.fixed_lists([r.doc_lens for r in rows], i32),
+                "loss_mask": arrow_buffers.fixed_lists([r.loss_mask for r in rows], pa.uint8()),
+                "source": [r.source for r in rows],
+                "sample_ids": [r.sample_ids for r in rows],
+                "chunk_index": [r.chunk_index for r in rows],
+                "padding": [r.padding for r in rows],
+                "repeat": [r.repeat or [0] * len(r.sample_ids) for r in rows],
             },
-            schema=self.schema,
+            self.schema,
         )
         self._writer.write_table(table)
 
@@ -90,14 +98,6 @@ class ShardWriter:
         else:
             self._writer.close()
             self._tmp.unlink(missing_ok=True)
-
-
-def _fixed_lists(arrays: list[np.ndarray], typ: pa.DataType) -> pa.ListArray:
-    """Rows of equal length as one flat buffer + offsets (no per-token Python objects)."""
-    flat = np.concatenate(arrays) if arrays else np.empty(0)
-    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
-    np.cumsum([len(a) for a in arrays], out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat, type=typ))
 
 
 def iter_rows(path: str | Path, batch_rows: int = 64) -> Iterator[dict]:
@@ -174,7 +174,7 @@ def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int
                 acc[k] = acc.get(k, 0) + v
     ledgers = sorted((folder / LEDGER_DIR).glob("*.parquet"))
     for path in ledgers:
-        table = pq.read_table(path, columns=["source", "tokens", "decision"]).to_pydict()
+        table = arrow_buffers.read_table(path, columns=["source", "tokens", "decision"]).to_pydict()
         for src, tokens, decision in zip(table["source"], table["tokens"], table["decision"]):
             acc = per_source.setdefault(src, {})
             key = "repeated" if decision == "repeated" else "left_out"
