@@ -20,10 +20,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "swebench"
 needs_shared = pytest.mark.skipif(not (SHARED / "verified.jsonl").is_file(), reason="../shared/data/swebench absent")
 
 
-def test_demo_quarantines_the_renamed_swebench_mirror(tmp_path):
-    out = tmp_path / "out"
-    proc = datakit("run", "recipes/demo.yaml", "--output", out)
-    assert proc.returncode == 0, proc.stderr
+def test_demo_quarantines_the_renamed_swebench_mirror(demo_output):
+    out = demo_output  # the demo run shared by the session (tests/conftest.py)
     stats = json.loads((out / "decontam" / "stats.json").read_text())["units"]["samples"]
     assert stats["read"] == stats["written"] + sum(stats["quarantined"].values())
     kept = pl.read_parquet(out / "decontam" / "*.parquet")

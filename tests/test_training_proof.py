@@ -15,8 +15,6 @@ restart and attention is cut after each EOD. These tests pin that behaviour (rec
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -54,12 +52,8 @@ class QwenIds:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo") / "out"
-    proc = subprocess.run([sys.executable, "-m", "datakit.cli", "run", str(ROOT / "recipes" / "demo.yaml"),
-                           "--output", str(out), "--quiet"], capture_output=True, text=True, cwd=out.parent)
-    assert proc.returncode == 0, proc.stderr
-    return out
+def demo(demo_output) -> Path:
+    return demo_output  # the demo run shared by the session (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
