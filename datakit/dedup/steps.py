@@ -38,6 +38,18 @@ DECISIONS_SCHEMA = pa.schema([("idx", pa.uint32()), ("id", pa.string()), ("kept"
 _GROUP_SEP = "\x00"
 
 
+def _replace(path: Path, write) -> None:
+    """Write through a temporary name, then rename: a killed task leaves no half file under the real name (and a
+    leftover dot-file, which pyarrow's folder reads skip, is overwritten by the rerun)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    _replace(path, lambda tmp: pq.write_table(table, tmp))
+
+
 def source_of(row: dict) -> str:
     from datakit.tokens.mixture import SOURCE_BY_KIND
 
@@ -67,7 +79,7 @@ class DedupKeys(PipelineStep):
             yield doc
         Path(self.keys_folder).mkdir(parents=True, exist_ok=True)
         skip_pyarrow_pandas_probe()
-        pq.write_table(pa.table(rows, schema=KEYS_SCHEMA), f"{self.keys_folder}/{rank:05d}.parquet")
+        _write_table(pa.table(rows, schema=KEYS_SCHEMA), Path(self.keys_folder) / f"{rank:05d}.parquet")
 
 
 def _xxhash64(text: str) -> int:
@@ -183,10 +195,10 @@ class ChooseKept(PipelineStep):
             folder.mkdir(parents=True, exist_ok=True)
         skip_pyarrow_pandas_probe()
         for r, rows in enumerate(out):
-            pq.write_table(pa.table(rows, schema=DECISIONS_SCHEMA), self.decisions_folder / f"{r:05d}.parquet")
+            _write_table(pa.table(rows, schema=DECISIONS_SCHEMA), self.decisions_folder / f"{r:05d}.parquet")
             # datatrove's filter reads `{rank:06d}.remove`: sorted uint32 indices of the documents to drop
-            (self.clusters_folder / f"{r:06d}.remove").write_bytes(
-                b"".join(struct.pack("<I", i) for i in sorted(rows["idx"])))
+            _replace(self.clusters_folder / f"{r:06d}.remove",
+                     lambda tmp, idx=sorted(rows["idx"]): tmp.write_bytes(b"".join(struct.pack("<I", i) for i in idx)))
         return None
 
 
