@@ -214,3 +214,26 @@ def test_a_task_killed_in_the_filter_phase_resumes_to_the_same_bytes(tmp_path, m
     assert names == sorted(p.relative_to(killed) for p in killed.rglob("*") if p.is_file()
                            and ".datakit" not in p.parts)
     assert all((clean / n).read_bytes() == (killed / n).read_bytes() for n in names), names
+
+
+def test_demo_mirror_is_found_as_exact_copies(demo_output, tmp_path):
+    """The demo lists one repository under two names (acme/widgets and its kennethreitz/requests mirror): every
+    Agentless sample and bundle of the mirror is an exact copy, and the copy kept is acme/widgets' (same times, not
+    forks: the repository name decides). Synthetic chats are all distinct."""
+    from datakit.pipeline.runner import run_recipe
+    from datakit.recipe import parse_recipe
+
+    inputs = [str(demo_output / s) for s in ("samples", "bundles", "synth")]
+    recipe = parse_recipe({"name": "demo-dedup", "output": str(tmp_path), "executor": {"tasks": 2, "workers": 1},
+                           "stages": [{"name": "dedup", "stage": "dedup", "inputs": inputs}]})
+    (result,) = run_recipe(recipe)
+    units = result.units
+    assert units["agentless"]["filtered"] == {"exact_duplicate": units["agentless"]["read"] // 2}
+    assert units["commit_bundles"]["filtered"] == {"exact_duplicate": units["commit_bundles"]["read"] // 2}
+    assert units["synthetic"]["filtered"] == {} and units["synthetic"]["read"] > 0
+    filtered = [json.loads(r["record"]) for f in sorted((tmp_path / "dedup" / "filtered").glob("*.parquet"))
+                for r in pq.read_table(f).to_pylist()]
+    assert filtered and {r["meta"]["repo"] for r in filtered} == {"kennethreitz/requests"}
+    kept = {r["meta"]["repo"] for f in sorted((tmp_path / "dedup").glob("*.parquet"))
+            for r in pq.read_table(f, columns=["meta"]).to_pylist()}
+    assert "kennethreitz/requests" not in kept and "acme/widgets" in kept
