@@ -7,11 +7,11 @@ import pytest
 
 from datakit.samples import templates
 from datakit.samples.edits import Block, FileEdit, render_edits
-from datakit.sft.agent import agent_sample, repo_of_instance, tools_of, verdict
+from datakit.sft.agent import agent_sample, repo_of_instance, verdict
 from datakit.sft.agentless import (Generation, SftReject, ThinkTags, extract_edits, localized_files, shown_files,
                                    trajectory)
 from datakit.sft.generations import parse_generation
-from datakit.synth.formats import FormatError
+from datakit.synth.formats import FormatError, tools_of
 
 BASE = {
     "pkg/core.py": "def f(x):\n    return x + 1\n```\n--- END FILE ---\n",  # the block's own closing text, inside
@@ -179,3 +179,25 @@ def test_agent_sample_keeps_tools_and_repo():
     assert sample["meta"]["repo"] == "psf/requests" and sample["source"]["repo"] == "psf/requests"
     assert sample["tools"] == ['{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}']
     assert sample["meta"]["sft"]["tool_calls"] == 1 and sample["meta"]["sft"]["turns"] == 2
+
+
+@pytest.mark.parametrize("stage, options, message", [
+    ("sft.agent", {"format": "swe_agnt"}, "did you mean 'swe_agent'"),
+    ("sft.agent", {"max_turns": 0}, "max_turns must be ≥ 1"),
+    ("sft.agent", {"think": ["<think>"]}, "think: expected two tags"),
+    ("sft.agentless", {}, "generations: name the teacher's answers"),
+    ("sft.agentless", {"generations": ["g.jsonl"], "min_recall": 1.5}, "min_recall must be within [0, 1]"),
+])
+def test_stage_options_are_checked_before_any_work(tmp_path, stage, options, message):
+    import yaml
+
+    from datakit.recipe import RecipeError, load_recipe
+
+    spec = {"name": "s", "stage": stage, "options": options}
+    if stage == "sft.agentless":
+        spec["input"] = str(tmp_path)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"name": "t", "stages": [spec]}))
+    with pytest.raises(RecipeError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_recipe(path, base_output=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

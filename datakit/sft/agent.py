@@ -15,15 +15,14 @@ with their reason). Then the filters a user expects, each counted under its reas
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from datakit.synth.formats import FormatError, convert
+from datakit.synth.formats import convert, tools_of
 from datakit.tokens.chat import check_messages
 
-__all__ = ["AgentLimits", "Verdict", "verdict", "agent_sample", "tools_of", "repo_of_instance"]
+__all__ = ["AgentLimits", "Verdict", "verdict", "agent_sample", "repo_of_instance"]
 
 INSTANCE = re.compile(r"^([A-Za-z0-9_.-]+?)__([A-Za-z0-9_.-]+)-\d+$")
 
@@ -70,19 +69,6 @@ def verdict(row: Any, meta: Mapping, require_resolved: bool = False) -> Verdict:
     if found is None and require_resolved:
         return Verdict(found, status, "no_verdict")
     return Verdict(found, status, None)
-
-
-def tools_of(row: Any) -> list[str] | None:
-    """The row's tool definitions (`tools`: a list of JSON objects), each serialised; FormatError when malformed."""
-    tools = row.get("tools") if isinstance(row, dict) else None
-    if tools is None:
-        return None
-    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
-        raise FormatError("invalid_tools", "tools must be a list of JSON objects (function definitions)")
-    try:
-        return [json.dumps(t, ensure_ascii=False) for t in tools]
-    except (TypeError, ValueError) as exc:
-        raise FormatError("invalid_tools", f"tools are not JSON serialisable: {exc}") from None
 
 
 def repo_of_instance(instance_id: Any) -> str | None:

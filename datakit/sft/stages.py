@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from datatrove.pipeline.base import PipelineStep
 
-from datakit.pipeline.stages import StageContext, StageType, register
+from datakit.pipeline.stages import StageContext, StageType, check_at_least, check_choices, register
+
+
+def _check_think(think: list) -> None:
+    if think and (len(think) != 2 or not all(isinstance(t, str) and t for t in think)):
+        raise ValueError(f"think: expected two tags like [\"<think>\", \"</think>\"] (or [] to drop reasoning), "
+                         f"got {think!r}")
 
 
 def _tags(think: list):
     from datakit.sft.agentless import ThinkTags
 
-    if think and (len(think) != 2 or not all(isinstance(t, str) and t for t in think)):
-        raise ValueError(f"think: expected two tags like [\"<think>\", \"</think>\"] (or [] to drop reasoning), "
-                         f"got {think!r}")
     return ThinkTags(*think) if think else ThinkTags(keep=False)
 
 
@@ -32,6 +36,8 @@ class AgentlessSftStage(StageType):
                "repair), validated like a reward (edits parse and apply; localisation recall); + messages Parquet")
     units = ("generations", "trajectories")
     multi_input = True  # Agentless sample folders (samples.agentless or decontam output; other kinds are ignored)
+    input_format = "parquet"
+    produces = ("sft",)
 
     @dataclass
     class Options:
@@ -39,15 +45,20 @@ class AgentlessSftStage(StageType):
         think: list = field(default_factory=lambda: ["<think>", "</think>"])  # reasoning tags; [] drops reasoning
         min_recall: float = 0.0  # a localisation answer finding less of the PR's files is quarantined (low_recall)
 
+    def check(self, recipe: Any = None, spec: Any = None) -> None:
+        o = self.options
+        if not o.generations:
+            raise ValueError("generations: name the teacher's answers (files or folders of {sample_id, reasoning, "
+                             "answer} rows)")
+        if not 0.0 <= o.min_recall <= 1.0:
+            raise ValueError(f"min_recall must be within [0, 1], got {o.min_recall}")
+        _check_think(o.think)
+
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.sft.steps import AgentlessTrajectories
         from datakit.synth.readers import list_inputs, resolve
 
         o = self.options
-        if not o.generations:
-            raise ValueError("generations: name the teacher's answers ({sample_id, reasoning, answer} rows)")
-        if not 0.0 <= o.min_recall <= 1.0:
-            raise ValueError(f"min_recall must be within [0, 1], got {o.min_recall}")
         files = [str(p) for p in list_inputs(list(o.generations))]
         roots = [resolve(p) for p in o.generations]
         root = str(roots[0] if roots[0].is_dir() else roots[0].parent) if len(roots) == 1 else None
@@ -62,6 +73,7 @@ class AgentSftStage(StageType):
                "filtered by the source's verdict and turn / token budgets; + messages Parquet")
     units = ("rows",)
     needs_input = False  # `input` is optional: a file or folder, added to `paths`
+    produces = ("sft",)
 
     @dataclass
     class Options:
@@ -74,17 +86,19 @@ class AgentSftStage(StageType):
         think: list = field(default_factory=lambda: ["<think>", "</think>"])  # reasoning tags; [] drops reasoning
         max_turn_chars: int = 200_000
 
+    def check(self, recipe: Any = None, spec: Any = None) -> None:
+        from datakit.synth.formats import FORMATS
+
+        check_choices("format", self.options.format, ("auto", *(f for f in FORMATS if f != "prompt_answer")))
+        check_at_least(self.options, ("max_turns", "max_tokens", "max_turn_chars"), 1)
+        _check_think(self.options.think)
+
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.sft.agent import AgentLimits
         from datakit.sft.steps import AgentTrajectories
-        from datakit.synth.formats import FORMATS
         from datakit.synth.readers import list_inputs
 
         o = self.options
-        if o.format not in ("auto", *FORMATS):
-            raise ValueError(f"format: {o.format!r} is not one of auto, {', '.join(FORMATS)}")
-        if o.max_turns < 1 or o.max_tokens < 1:
-            raise ValueError("max_turns and max_tokens must be ≥ 1")
         inputs = list_inputs(list(o.paths) + ([str(ctx.input)] if ctx.input is not None else []))
         limits = AgentLimits(o.max_turns, o.max_tokens, o.require_resolved)
         return [AgentTrajectories([str(p) for p in inputs], ctx.quarantine, o.format, limits, _tags(o.think),

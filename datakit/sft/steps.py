@@ -216,7 +216,7 @@ class AgentTrajectories(ChatRows):
     def convert(self, row) -> tuple[dict, dict]:
         sample, outcome = agent_sample(row, self.fmt, self.max_turn_chars, self.limits.require_resolved)
         sample["messages"] = fold_reasoning(sample["messages"], self.tags)
-        sample["id"] = sample_id(sample["messages"] + [{"tools": sample["tools"]}])
+        sample["id"] = sample_id(sample["messages"], sample["tools"])
         doc = rendered(sample)
         return doc.metadata, {"verdict": outcome}
 

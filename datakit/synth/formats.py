@@ -31,7 +31,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from datakit.tokens.chat import normalize_message
+from datakit.tokens.chat import ChatError, normalize_message, validate_tools
 
 FORMATS = ("openai", "mini_swe_agent", "swe_agent", "openhands", "prompt_answer")
 SKIPPED_OPENHANDS = {"agent_state_changed", "change_agent_state", "null", "recall", "condensation"}
@@ -301,3 +301,14 @@ def convert(row: Any, fmt: str = "auto") -> tuple[str, list[dict], dict]:
 
 def _is_text(value: Any) -> bool:
     return value is None or isinstance(value, str)
+
+
+def tools_of(row: Any) -> list[str] | None:
+    """The row's tool definitions (`tools`: a list of JSON objects, e.g. OpenAI function specs), each serialised
+    (the Sample's `tools`); None when it has none. FormatError("invalid_tools") when malformed."""
+    tools = row.get("tools") if isinstance(row, dict) else None
+    try:
+        plain = validate_tools(tools)
+    except ChatError as exc:
+        raise FormatError(exc.reason, str(exc)) from None
+    return [json.dumps(t, ensure_ascii=False) for t in plain] if plain else None

@@ -15,16 +15,17 @@ from pathlib import Path
 from datatrove.data import Document
 
 from datakit.pipeline.step import CountingStep
-from datakit.synth.formats import FormatError, convert
+from datakit.synth.formats import FormatError, convert, tools_of
 from datakit.synth.readers import RowError, input_bytes, iter_rows, load_dataset_rows
 from datakit.tokens.chat import ChatError, check_messages, render_chat_text
 
 TEMPLATE = "qwen2.5-chat@1"  # how `text` is rendered (datakit.tokens.chat)
 
 
-def sample_id(messages: list[dict]) -> str:
-    """Content-derived: the same conversation gets the same id wherever it comes from."""
-    canon = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+def sample_id(messages: list[dict], tools: list[str] | None = None) -> str:
+    """Content-derived: the same conversation (and tools offered) gets the same id wherever it comes from."""
+    canon = json.dumps(messages if tools is None else [messages, tools], ensure_ascii=False, sort_keys=True,
+                       separators=(",", ":"))
     return hashlib.sha256(canon.encode()).hexdigest()[:16]
 
 
@@ -33,14 +34,16 @@ def to_sample(row, fmt: str = "auto", max_turn_chars: int | None = None) -> tupl
     reason) when it cannot be one."""
     fmt, messages, meta = convert(row, fmt)
     check_messages(messages, max_turn_chars)
+    tools = tools_of(row)
     missing = [k for k, v in meta.items() if v is None]
     return {
-        "id": sample_id(messages),
+        "id": sample_id(messages, tools),
         "kind": "synthetic",
         "role": "none",
-        "text": render_chat_text(messages),
+        "text": render_chat_text(messages, tools=[json.loads(t) for t in tools] if tools else None),
         "prompt_chars": None,
         "messages": messages,
+        "tools": tools,
         "meta": {"template": TEMPLATE, "files": [], "problem_source": None},
         "source": {"kind": "synthetic", "method": fmt, "repo": None, "pr": None, "commit": None,
                    "crawled_at": None, "landing": None, "missing": missing},
