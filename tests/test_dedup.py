@@ -70,7 +70,7 @@ def test_localize_leaves_out_the_tree_and_bundles_their_header_and_the_repositor
     assert dedup_texts(bundle) == dedup_texts(fork) == ("## Fix\nbody\n", "## Fix\nbody\n")
 
 
-def test_chat_samples_leave_out_the_system_prompt():
+def test_chat_samples_leave_out_the_system_prompt_and_near_dedup_their_tool_results():
     def chat(sid, system, user):
         row = _row(sid, "synthetic", "rendered", None, "", 0, None)
         row["messages"] = [{"role": "system", "content": system}, {"role": "user", "content": user},
@@ -80,6 +80,10 @@ def test_chat_samples_leave_out_the_system_prompt():
     assert dedup_texts(chat("a", "long agent prompt", "fix it")) == dedup_texts(chat("b", "other prompt", "fix it"))
     assert "long agent prompt" not in dedup_texts(chat("a", "long agent prompt", "fix it"))[1]
     assert dedup_texts(chat("a", "p", "fix it")) != dedup_texts(chat("a", "p", "fix that"))
+    with_tool = chat("t", "p", "fix it")
+    with_tool["messages"].insert(2, {"role": "tool", "content": "def f():\n    return 1\n", "tool_call_id": "c0"})
+    exact, near = dedup_texts(with_tool)
+    assert "return 1" in exact and "return 1" not in near  # a file view is shared by every run on the repository
 
 
 def test_keep_key_prefers_upstream_then_oldest_then_repo_pr_id():

@@ -12,6 +12,8 @@ its unified diff). Labelled pairs:
 - **distinct-but-similar** pairs: the same module and template with another function edited; the same bot-like
   issue template with a different patch; the same function with a different change.
 
+Agent trajectories (kind synthetic) are made of the same parts, all behind one long agent system prompt.
+
 A pair is predicted a duplicate when both samples end with the same kept id (a written sample keeps itself, a
 filtered one names its kept id in `detail`). `pytest -s` prints the figures (BENCHMARKS.md); none is timed.
 """
@@ -150,6 +152,33 @@ class Base:
         return _row(sid, "commit_bundle", text, None, repo, pr, when, fork_of)
 
 
+    def chat(self, sid: str, repo: str, pr: int, when: str, fork_of=None, transform=None) -> dict:
+        """An agent trajectory (kind synthetic): the agent's long system prompt (the same in every trajectory), the
+        issue, a look at the file, the edit as a tool call's argument, the result."""
+        issue, files, completion = self.issue, "".join(self.window), _search_replace(self.f["path"], self.before,
+                                                                                     self.after)
+        if transform:
+            issue, files, completion = transform(issue, files, completion, self)
+        messages = [{"role": "system", "content": AGENT_PROMPT},
+                    {"role": "user", "content": f"<issue>\n{issue}\n</issue>\nResolve the issue."},
+                    {"role": "assistant", "content": f"Let me look at {self.f['path']}.",
+                     "reasoning": "The issue names the function; read its module first."},
+                    {"role": "tool", "content": files[:1500], "tool_call_id": "call_0", "name": "open_file"},
+                    {"role": "assistant", "content": f"The fix:\n{completion}"},
+                    {"role": "user", "content": "The edit applied; the tests pass."},
+                    {"role": "assistant", "content": "Done: the change is submitted."}]
+        row = _row(sid, "synthetic", "\n".join(m["content"] for m in messages), None, repo, pr, when, fork_of)
+        row["messages"] = messages
+        return row
+
+
+AGENT_PROMPT = ("You are an autonomous programmer working in a repository. You can run shell commands, open "
+                "files, search the code and edit files by SEARCH/REPLACE blocks. Work step by step: read the "
+                "issue, find the code it is about, reproduce the problem, make the smallest change that fixes it, "
+                "and check it with the tests. Never change tests to make them pass. When you are done, say so and "
+                "submit. " * 4).strip()
+
+
 def _rename(text: str, old: str, new: str) -> str:
     return re.sub(rf"\b{re.escape(old)}\b", new, text)
 
@@ -196,16 +225,18 @@ def t_vendored(a, b, c, base):  # vendored under another package: path prefix, o
 TRANSFORMS = [t_rename, t_whitespace, t_header, t_extra_function, t_vendored]
 
 
-def labelled_set(edit_bases: int = 240, bundle_bases: int = 80) -> tuple[list[dict], list[tuple[str, str, bool, str]]]:
-    """(samples, pairs): pairs are (id a, id b, is_duplicate, how)."""
+def labelled_set(edit_bases: int = 240, bundle_bases: int = 80, chat_bases: int = 60
+                 ) -> tuple[list[dict], list[tuple[str, str, bool, str]]]:
+    """(samples, pairs): pairs are (id a, id b, is_duplicate, how). Chats reuse the first functions (another
+    group: they never meet the edit samples)."""
     funcs = stdlib_functions(edit_bases + bundle_bases + 1)
     samples, pairs = [], []
-    for n in range(edit_bases + bundle_bases):
-        f, sibling_f = funcs[n], funcs[n + 1]
-        kind = "edit" if n < edit_bases else "bundle"
+    for n in range(edit_bases + bundle_bases + chat_bases):
+        kind = "edit" if n < edit_bases else "bundle" if n < edit_bases + bundle_bases else "chat"
+        f, sibling_f = funcs[n % len(funcs)], funcs[(n + 1) % len(funcs)]
         templated = n % 3 == 0
         base = Base(f, n, n % 3, templated)
-        make = base.edit if kind == "edit" else base.bundle
+        make = {"edit": base.edit, "bundle": base.bundle, "chat": base.chat}[kind]
         t = TRANSFORMS[n % len(TRANSFORMS)]
         a = make(f"b{n}", base.repo, n + 1, f"2024-01-01T{n % 24:02d}:00:00Z")
         fork = f"fork{n}/{base.repo.split('/')[1]}"
@@ -221,7 +252,8 @@ def labelled_set(edit_bases: int = 240, bundle_bases: int = 80) -> tuple[list[di
             how = "same module, another function" if sibling_f["path"] == f["path"] else "another module"
         if templated:
             how += ", same issue template"
-        d = (other.edit if kind == "edit" else other.bundle)(f"d{n}", base.repo, 5000 + n, "2024-03-01T00:00:00Z")
+        d = {"edit": other.edit, "bundle": other.bundle, "chat": other.chat}[kind](f"d{n}", base.repo, 5000 + n,
+                                                                                 "2024-03-01T00:00:00Z")
         samples += [a, copy, d]
         pairs += [(a["id"], copy["id"], True, f"{kind}: {t.__name__[2:]}"), (a["id"], d["id"], False, f"{kind}: {how}")]
     return samples, pairs

@@ -8,10 +8,12 @@ Two texts per sample, both without the prompt template's fixed wording and witho
   is its files and its completion (the problem statement is left out: the same change to the same files is the same
   sample, whatever the fork's PR says); a *localize* sample is its problem statement and completion (the tree
   listing is left out: a fork's tree differs by the files it added, and the answer alone is too short to tell PRs
-  apart); a commit bundle is its whole document, header line masked; a chat (synthetic, sft) its non-system turns.
+  apart); a commit bundle is its whole document, header line masked; a chat (synthetic, sft) its non-system turns
+  (tool calls included).
 - the **near text**, shingled for MinHash: the same parts, except that an edit sample is its problem statement
   and its completion (its files are left out: two different PRs on one file share the whole file, which would
-  make every such pair look alike).
+  make every such pair look alike), and a chat is its user and assistant turns (tool results — file views, command
+  output — are left out for the same reason: every trajectory on one repository reads the same files).
 
 Samples are compared only within their *group* (kind/role): a localize sample never duplicates an edit sample.
 """
@@ -124,9 +126,11 @@ def _parts(row: dict) -> tuple[str, str]:
         return body, body
     messages = row.get("messages")
     if messages:
-        turns = "\n".join(f"{m.get('role')}: {m.get('content') or ''}\n{m.get('reasoning') or ''}"
-                          for m in messages if m.get("role") != "system")
-        return turns, turns
+        def turns(roles):
+            return "\n".join(f"{m.get('role')}: {m.get('content') or ''}\n{m.get('reasoning') or ''}\n"
+                             f"{' '.join(str(c) for c in m.get('tool_calls') or [])}"
+                             for m in messages if m.get("role") in roles)
+        return turns(("user", "assistant", "tool")), turns(("user", "assistant"))
     return text, text
 
 
