@@ -66,6 +66,7 @@ def main() -> None:
                         str(tmp / "demo"), "--stages", "repo,pulls,samples,bundles,synth,decontam", "--quiet"],
                        check=True, capture_output=True)
         samples, gens, units = make_input(tmp / "demo" / "decontam", args.copies, tmp / "in")
+        n_rows = len(gens.read_text(encoding="utf-8").splitlines())
         mb = (sum(f.stat().st_size for f in samples.glob("*.parquet")) + gens.stat().st_size) / 1e6
         recipe = tmp / "sft.yaml"
         recipe.write_text(json.dumps({"name": "bench", "executor": {"type": "local", "tasks": 1, "workers": 1},
@@ -87,9 +88,10 @@ def main() -> None:
         written = json.loads((tmp / "out0" / "sft" / "stats.json").read_text())["units"]["trajectories"]["written"]
     report = {
         "command": f"benchmarks/bench_sft.py --copies {args.copies} --repeat {args.repeat}",
-        "input": {"units": units, "mb": round(mb, 1), "trajectories_written": written},
+        "input": {"units": units, "generation_rows": n_rows, "mb": round(mb, 1), "trajectories_written": written},
         "best_of_runs_by_cpu": best,
         "trajectories_per_cpu_s": {n: round(units / b["cpu_s"], 1) for n, b in best.items()},
+        "generations_per_cpu_s": {n: round(n_rows / b["cpu_s"], 1) for n, b in best.items()},
         "datakit_vs_peer_cpu": round(best["peer"]["cpu_s"] / best["datakit"]["cpu_s"], 2),
         "datakit_vs_floor_cpu": round(best["floor"]["cpu_s"] / best["datakit"]["cpu_s"], 2),
         "runs": runs,

@@ -104,8 +104,10 @@ def _work(spec_type: str, out: Path, stats: dict, tokens: dict[str, float]) -> t
         return _text_mb(out) + _text_mb(out / "quarantine", "record"), "MB"
     if spec_type in ("tokens", "export.megatron"):
         return float(sum(tokens.values())), "tokens"
-    if spec_type == "synth.ingest":
+    if spec_type in ("synth.ingest", "sft.agent"):
         return float(sum(u.get("read", 0) for u in units.values())), "rows"
+    if spec_type == "sft.agentless":
+        return float(units.get("generations", {}).get("read", 0)), "rows"
     return None, ""
 
 
@@ -143,7 +145,7 @@ def plan_recipe(recipe: Recipe, sample_repos: int = 20, nodes: int = 1, cores: i
                 plans.append(p)
                 continue
             stats = json.loads((out / "stats.json").read_text()) if (out / "stats.json").is_file() else {}
-            reads_repos = spec.type.type_name not in ("sources.gharchive", "synth.ingest", "demo.repo")
+            reads_repos = spec.type.type_name not in ("sources.gharchive", "synth.ingest", "sft.agent", "demo.repo")
             scale = total / sampled if reads_repos and sampled else 1.0
             p = StagePlan(spec.name, spec.type.type_name, list(spec.inputs), str(spec.output), scale=scale)
             p.provenance = f"sample×{scale:g} ({sampled} of {total} repositories)" if reads_repos else \

@@ -448,12 +448,19 @@ _MARKER_LINES = frozenset({SEARCH_MARKER, DIVIDER_MARKER, REPLACE_MARKER})
 _DRIVE = re.compile(r"[A-Za-z]:")
 
 
+# components that start with a word character or "-" and hold only word characters, ".", "-": never "", ".", "..",
+# ".git", a drive ("C:") or a separator other than "/"
+_PLAIN_PATH = re.compile(r"[\w\-][\w.\-]*(?:/[\w\-][\w.\-]*)*\Z", re.ASCII)
+
+
 def check_repo_path(path: object) -> str:
     """``path`` unchanged when it is a plain relative path inside a repository's work tree; else
     EditError("unsafe_path"). Refused: an empty or non-string path, an absolute one (``/x``, ``C:x``), a ``..``,
     ``.`` or empty component (``a/../../b``, ``./a``, ``a//b``, ``a/``), a component that is git's own
     directory (``.git``, any case: case-insensitive file systems), a backslash (a separator on Windows) and NUL or
     a line break. Call it on every path a diff header, an edit or a model's answer names before using it."""
+    if isinstance(path, str) and _PLAIN_PATH.match(path):  # the common case, decided by one regex
+        return path
     if not isinstance(path, str) or path == "":
         raise EditError("unsafe_path", f"a path must be a non-empty string, got {path!r:.200}")
     parts = path.split("/")

@@ -162,8 +162,8 @@ def _check_edit(edit_sample: Mapping, gen: Generation) -> dict:
     tests = [p for p in edited if is_test_path(p)]
     if role == "testwriter" and not tests:
         raise SftReject("no_test_file", f"the TestWriter's edits touch no test file ({', '.join(edited)})")
-    return {"edited_files": edited, "test_files": tests, "applies": True,
-            "matches_gold": result == apply_edits(base, gold)}
+    same = edits == gold or result == apply_edits(base, gold)
+    return {"edited_files": edited, "test_files": tests, "applies": True, "matches_gold": same}
 
 
 def trajectory_id(unit: str, gens: Sequence[Generation]) -> str:
