@@ -77,6 +77,8 @@ def unit_hash(seed: int, key: str) -> float:
 
 def copies(factor: float, seed: int, sample_id: str) -> int:
     whole = math.floor(factor)
+    if factor == whole:  # unit_hash < 0 never holds: no hash to compute (a sha256 per document)
+        return whole
     return whole + (1 if unit_hash(seed, sample_id) < factor - whole else 0)
 
 

@@ -26,6 +26,7 @@ order give the same rows, byte for byte. A window is flushed between documents, 
 from __future__ import annotations
 
 import heapq
+from bisect import bisect_left, insort
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,49 +149,10 @@ def chunk(doc: Document, seq_len: int) -> list[tuple[int, np.ndarray, np.ndarray
     are views of the document's arrays and concatenate back to it exactly.
     """
     seq_len = _check_seq_len(seq_len)
+    if 0 < len(doc.ids) <= seq_len:  # most documents: one chunk, the document itself
+        return [(0, doc.ids, doc.loss_mask)]
     starts = range(0, len(doc.ids), seq_len)
     return [(i, doc.ids[s : s + seq_len], doc.loss_mask[s : s + seq_len]) for i, s in enumerate(starts)]
-
-
-class _Fenwick:
-    """Counts per remaining capacity 0..capacity; finds the smallest capacity >= x that has a bin in O(log C)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size  # positions 0..size-1 (stored 1-based)
-        self.tree = [0] * (size + 1)
-        self.total = 0
-        self.top = 1 << (size.bit_length() - 1) if size else 0
-
-    def add(self, pos: int, delta: int) -> None:
-        self.total += delta
-        i = pos + 1
-        tree, n = self.tree, self.size
-        while i <= n:
-            tree[i] += delta
-            i += i & -i
-
-    def prefix(self, pos: int) -> int:
-        """Sum of counts over positions 0..pos (pos may be -1)."""
-        s, i, tree = 0, pos + 1, self.tree
-        while i > 0:
-            s += tree[i]
-            i -= i & -i
-        return s
-
-    def first_at_least(self, pos: int) -> int:
-        """Smallest position p >= pos with a non-zero count, or -1."""
-        target = self.prefix(pos - 1) + 1  # the first bin counted after positions < pos
-        if target > self.total:
-            return -1
-        # Descend: largest idx with prefix(idx) < target; the answer is idx (0-based: idx).
-        idx, step, tree, n = 0, self.top, self.tree, self.size
-        while step:
-            nxt = idx + step
-            if nxt <= n and tree[nxt] < target:
-                idx = nxt
-                target -= tree[nxt]
-            step >>= 1
-        return idx  # 1-based idx+1 holds it → 0-based position idx
 
 
 def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -198,10 +160,11 @@ def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]
 
     Items are sorted by length descending (ties by index, so it is deterministic); each is placed in the bin whose
     remaining capacity is the smallest that still fits it (ties: the earliest-created such bin), a new bin
-    otherwise. Bins are bucketed by remaining capacity (a min-heap of bin numbers per capacity) and a Fenwick tree
-    over capacities 0..capacity finds the smallest remaining capacity >= the item's length, so one placement is
-    O(log capacity + log bins), never a scan over bins. Returns bins of item indices, bins ordered by creation,
-    items in placement order. Every length must be in 1..capacity.
+    otherwise. Bins are bucketed by remaining capacity (a min-heap of bin numbers per capacity) and the capacities
+    that have a bin are kept sorted, so the smallest remaining capacity >= the item's length is one bisect (C), and
+    a placement is O(log bins) plus a memmove over at most `capacity` distinct values, never a scan over bins.
+    Returns bins of item indices, bins ordered by creation, items in placement order. Every length must be in
+    1..capacity.
     """
     capacity = _check_seq_len(capacity)
     lens = np.asarray(lengths, dtype=np.int64).reshape(-1)
@@ -213,27 +176,31 @@ def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]
         raise ValueError(f"item {i} has length {int(lens[i])}, outside 1..{capacity}")
     order = np.argsort(-lens, kind="stable")  # descending length, ties by index
 
-    tree = _Fenwick(capacity + 1)
+    caps: list[int] = []  # sorted remaining capacities that have at least one open bin
     buckets: dict[int, list[int]] = {}  # remaining capacity → heap of bin numbers
-    remaining: list[int] = []
     bins: list[list[int]] = []
-    for item in order.tolist():
-        length = int(lens[item])
-        r = tree.first_at_least(length) if tree.total else -1
-        if r < 0:
+    heappush, heappop = heapq.heappush, heapq.heappop
+    for item, length in zip(order.tolist(), lens[order].tolist()):
+        at = bisect_left(caps, length)
+        if at == len(caps):
             b = len(bins)
             bins.append([item])
-            remaining.append(capacity - length)
+            left = capacity - length
         else:
+            r = caps[at]
             heap = buckets[r]
-            b = heapq.heappop(heap)
-            tree.add(r, -1)
+            b = heappop(heap)
+            if not heap:
+                del caps[at], buckets[r]
             bins[b].append(item)
-            remaining[b] = r - length
-        left = remaining[b]
+            left = r - length
         if left > 0:  # a full bin never takes another item
-            heapq.heappush(buckets.setdefault(left, []), b)
-            tree.add(left, 1)
+            heap = buckets.get(left)
+            if heap is None:
+                buckets[left] = [b]
+                insort(caps, left)
+            else:
+                heappush(heap, b)
     return bins
 
 
