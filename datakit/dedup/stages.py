@@ -59,7 +59,7 @@ class DedupStage(StageType):
         from datatrove.pipeline.dedup.minhash import MinhashDedupBuckets, MinhashDedupCluster
 
         from datakit.dedup.content import CodeWordTokenizer
-        from datakit.dedup.steps import ChooseKept, DedupFilter, DedupKeys, SampleMinhashSignature
+        from datakit.dedup.steps import ChooseKept, DedupFilter, DedupKeys, EveryBand, SampleMinhashSignature
         from datakit.io.records import RecordWriter
         from datakit.io.row_shards import RowShardedRecordReader
 
@@ -75,7 +75,8 @@ class DedupStage(StageType):
 
         config = self.minhash_config()
         size = sum(p.stat().st_size for folder in inputs for p in Path(folder).glob("*.parquet"))
-        if size <= IN_PROCESS_BYTES and ctx.executor_kind == "local":
+        small = size <= IN_PROCESS_BYTES and ctx.executor_kind == "local"
+        if small:
             ctx = dataclasses.replace(ctx, phase_executor=None)  # run_phase's default: one worker, this process
         first = [reader(), DedupKeys(keys)]
         if o.near:
@@ -83,8 +84,11 @@ class DedupStage(StageType):
         run_phase(ctx, first, work / "logs" / "signatures", "signatures")
         choose = [ChooseKept(keys, clusters, decisions, ctx.tasks)]
         if o.near:
-            run_phase(dataclasses.replace(ctx, tasks=o.num_buckets), [MinhashDedupBuckets(sigs, dups, config=config)],
-                      work / "logs" / "buckets", "buckets")
+            bands = MinhashDedupBuckets(sigs, dups, config=config)
+            # one task per band; a small input's bands one after the other in one task (a task's logger set-up
+            # alone costs more than a small band)
+            run_phase(dataclasses.replace(ctx, tasks=1 if small else o.num_buckets),
+                      [EveryBand(bands, o.num_buckets) if small else bands], work / "logs" / "buckets", "buckets")
             choose.insert(0, MinhashDedupCluster(dups, clusters, config=config, save_cluster_id=True))
         run_phase(dataclasses.replace(ctx, tasks=1), choose, work / "logs" / "clusters", "clusters")
         return [reader(), DedupFilter(clusters, decisions, ctx.quarantine), RecordWriter(str(ctx.output), "sample")]

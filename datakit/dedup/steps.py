@@ -125,6 +125,21 @@ class SampleMinhashSignature(MinhashDedupSignature):
         return (np.unique(shingles) ^ np.uint64(_xxhash64(g))).reshape((-1, 1))
 
 
+class EveryBand(PipelineStep):
+    """datatrove's MinhashDedupBuckets for every band in turn, in one task (as `bands` tasks would run it)."""
+
+    name = "🎯 MinHash stage 2, every band"
+    type = "🫂 - DEDUP"
+
+    def __init__(self, step: PipelineStep, bands: int):
+        super().__init__()
+        self.step, self.bands = step, bands
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        for band in range(self.bands):
+            self.step.run(None, band, self.bands)
+
+
 class ChooseKept(PipelineStep):
     """One task, after datatrove's MinhashDedupCluster: joins its clusters with the exact-hash groups (union-find)
     and keeps, in each component, the copy with the smallest keep key."""
