@@ -241,3 +241,16 @@ def test_demo_mirror_is_found_as_exact_copies(demo_output, tmp_path):
     kept = {r["meta"]["repo"] for f in sorted((tmp_path / "dedup").glob("*.parquet"))
             for r in pq.read_table(f, columns=["meta"]).to_pylist()}
     assert "kennethreitz/requests" not in kept and "acme/widgets" in kept
+
+
+def test_band_tasks_and_one_band_task_decide_alike(tmp_path, monkeypatch):
+    """Over 64 MiB of input the bands run as one task each on the recipe's executor; under it, in one task."""
+    import datakit.dedup.stages as stages
+
+    samples, _ = labelled_set(edit_bases=20, bundle_bases=5, chat_bases=5)
+    small = run_dedup(samples, tmp_path / "small", tasks=2)
+    monkeypatch.setattr(stages, "IN_PROCESS_BYTES", 0)
+    big = run_dedup(samples, tmp_path / "big", tasks=2)
+    assert big == small and sum(k != i for i, k in big.items()) >= 20
+    logs = tmp_path / "big" / "run" / "dedup" / ".datakit" / "dedup" / "logs" / "buckets" / "completions"
+    assert len(list(logs.iterdir())) == stages.DedupStage.Options().num_buckets
