@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import functools
 import hashlib
 import random
 import re
@@ -51,6 +52,7 @@ SENTENCES = ["We hit this in production after upgrading.", "It only happens on t
              "Our CI caught it with a property-based test.", "It is easy to trigger from the command line."]
 
 
+@functools.cache  # several tests read the same functions (the caller must not change them)
 def stdlib_functions(count: int) -> list[dict]:
     """Functions of 8–40 lines from the standard library's modules (sorted by path, tests and idle skipped), two
     or more per module, as {path, source, name, start, end, args} (lines 0-based, end exclusive)."""
