@@ -230,7 +230,7 @@ def test_run_results_on_stdout_json_for_scripts(demo_output, tmp_path):
 
 def test_check_verdict_on_stdout():
     proc = cli("run", DEMO, "--check")
-    assert proc.returncode == 0 and proc.stdout.startswith("recipe OK: 12 stages") and proc.stderr == ""
+    assert proc.returncode == 0 and proc.stdout.startswith("recipe OK: 13 stages") and proc.stderr == ""
 
 
 def test_counters_are_readable_and_units_explained():

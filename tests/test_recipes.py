@@ -92,10 +92,12 @@ def test_help_explains_each_option():
 
 def test_demo_recipe_checks(tmp_path):
     recipe = load_recipe(DEMO, base_output=str(tmp_path / "o"), executor_override={"tasks": 3})
-    assert [s.name for s in recipe.stages] == ["repo", "pulls", "samples", "bundles", "synth", "decontam", "tokens",
+    assert [s.name for s in recipe.stages] == ["repo", "pulls", "samples", "bundles", "synth", "redact", "decontam",
+                                               "tokens",
                                                "megatron", "sft_trajectories", "sft_agent", "sft_decontam",
                                                "sft_tokens"]
-    assert recipe.stage("decontam").inputs == ["samples", "bundles", "synth"]
+    assert recipe.stage("redact").inputs == ["samples", "bundles", "synth"]
+    assert recipe.stage("decontam").inputs == ["redact"]
     assert all(s.tasks == 3 for s in recipe.stages)  # the command line wins over the stage
 
 
@@ -170,7 +172,7 @@ def test_rerun_does_no_work_and_changes_no_byte(demo_run):
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")}
     proc = datakit("run", DEMO, "--output", out)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.count("resumed: nothing to do") == 12
+    assert proc.stdout.count("resumed: nothing to do") == 13
     assert tree_digest(out) == before
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.parquet")} == mtimes
 
@@ -197,7 +199,7 @@ def test_killed_task_resumes_without_loss_or_duplication(tmp_path):
     proc = datakit("run", DEMO, "--output", out)
     assert proc.returncode == 0, proc.stderr
     # only the samples stage ran again; what depends on it had nothing new to do (same fingerprint)
-    assert proc.stdout.count("resumed: nothing to do") == 11
+    assert proc.stdout.count("resumed: nothing to do") == 12
     assert tree_digest(out) == reference
 
 
