@@ -27,6 +27,8 @@ FIGURES = {
                           "GH Archive ingestion, one core"),
     "decontam": ("decontam.json", "e2e.e2e.runs.1 task(s).mb_per_cpu_s", "MB per core-second",
                  "whole `datakit decontam` process on 512 MB of few-KB samples, per CPU second"),
+    "dedup": ("dedup.json", "samples_per_cpu_s", "samples per core-second",
+              "the dedup stage (exact + MinHash phases and the filter) on 9,120 fork-heavy samples, per CPU second"),
     "sft.agentless": ("sft.json", "generations_per_cpu_s.datakit", "rows per core-second",
                       "whole `datakit run` process: join, validate (parse + apply every edit), render, write"),
     "tokens": ("tokens.json", "sizes.200.paths.datakit_proposed.tokens_per_cpu_s", "tokens per core-second",

@@ -106,6 +106,8 @@ def _work(spec_type: str, out: Path, stats: dict, tokens: dict[str, float]) -> t
         return float(sum(tokens.values())), "tokens"
     if spec_type in ("synth.ingest", "sft.agent"):
         return float(sum(u.get("read", 0) for u in units.values())), "rows"
+    if spec_type in ("dedup", "redact"):
+        return float(sum(u.get("read", 0) for u in units.values())), "samples"
     if spec_type == "sft.agentless":
         return float(units.get("generations", {}).get("read", 0)), "rows"
     return None, ""
