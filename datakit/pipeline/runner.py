@@ -319,4 +319,7 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
                          time.perf_counter() - start, skipped, units, counters, output_rows(spec.output))
     check_counts(spec.name, units, spec.type.units)
     write_stage_stats(result)
+    from datakit.pipeline.cards import write_card  # the folder's dataset card, from stats.json and the manifest
+
+    write_card(result, spec, recipe)
     return result
