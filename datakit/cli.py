@@ -330,6 +330,48 @@ UNITS_NOTE = ("units are what a stage counts and quarantines: samples.agentless 
               "Parquet output.")
 
 
+def _subcommands() -> set[str]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return set(action.choices)
+
+
+def next_steps(recipe_path: str, root: Path, results, commands: set[str]) -> str:
+    """The end of a run: what was made, where, and the next three commands to try on it (those the CLI has)."""
+    import shlex
+
+    if not results:
+        return ""
+    by_type: dict[str, list] = {}
+    for r in results:
+        by_type.setdefault(r.type, []).append(r)
+    datasets = [r.name for r in results if r.rows is not None]
+    lines = [f"made: {len(results)} stage folders under {root}, each with stats.json and a dataset card (README.md)"]
+    if datasets:
+        lines.append(f"  datasets (datasets.load_dataset(folder), polars.read_parquet(folder/'*.parquet')): "
+                     f"{', '.join(datasets)}")
+    for r in by_type.get("export.megatron", []):
+        lines.append(f"  Megatron: --data-path $(cat {r.output / 'blend.txt'})")
+    tried = []
+    if "stats" in commands:
+        tried.append((f"datakit stats {shlex.quote(str(root))}", "rows, tokens, lengths and reasons per source"))
+    for r in by_type.get("decontam", [])[:1]:
+        if "audit" in commands:
+            tried.append((f"datakit audit {shlex.quote(str(r.output))}", "the decontamination audit report"))
+    for r in by_type.get("tokens", [])[:1]:
+        shards = sorted(Path(r.output).glob("*.parquet"))
+        if shards and "inspect" in commands:
+            tried.append((f"datakit inspect {shlex.quote(str(shards[0]))} --row 0",
+                          "a packed row decoded: document boundaries, the loss mask in colour"))
+    if "plan" in commands:
+        tried.append((f"datakit plan {shlex.quote(recipe_path)}", "documents, tokens, disk and core-hours at scale"))
+    tried.append((f"datakit run {shlex.quote(recipe_path)}", "again: resumes, nothing to do"))
+    lines.append("next:")
+    width = max(len(c) for c, _ in tried[:3])
+    lines += [f"  {c.ljust(width)}   # {why}" for c, why in tried[:3]]
+    return "\n".join(lines)
+
+
 def summary_json(results) -> str:
     return json.dumps({"stages": [{
         "stage": r.name, "type": r.type, "output": str(r.output), "fingerprint": r.fingerprint, "tasks": r.tasks,
@@ -483,6 +525,8 @@ def _main(args, out, err) -> int:
     out.print(summary_table(results))
     for r in results:
         out.print(f"{r.name}: {r.output}", soft_wrap=True)
+    if args.command == "run":  # a guided first run: what was made and what to try next
+        out.print(next_steps(args.recipe, recipe.output, results, _subcommands()), soft_wrap=True, markup=False, highlight=False)
     return 0
 
 
