@@ -363,7 +363,6 @@ def write_blend(path: str | os.PathLike, entries: Sequence[tuple[float, str | os
     if total <= 0:
         raise ValueError("the weights sum to 0")
     text = " ".join(f"{w / total!r} {p}" for w, p in zip(weights, prefixes)) + "\n"
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    from datakit.io.records import write_text_atomic
+
+    write_text_atomic(path, text)

@@ -26,6 +26,7 @@ class MegatronExport(PipelineStep):
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from datakit.export.megatron import MMapIndexedWriter
+        from datakit.io.records import write_text_atomic
         from datakit.tokens.shards import VALID_DIR, iter_documents
 
         self.output_folder.mkdir(parents=True, exist_ok=True)
@@ -44,7 +45,7 @@ class MegatronExport(PipelineStep):
                     self.stat_update("tokens", value=len(ids))
                 info = writer.finalize()
             info["per_source"] = per_source
-            prefix.with_suffix(".export.json").write_text(json.dumps(info, sort_keys=True) + "\n")
+            write_text_atomic(prefix.with_suffix(".export.json"), json.dumps(info, sort_keys=True) + "\n")
             self.stat_update("shards.written")
         return
         yield  # terminal step

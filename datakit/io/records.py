@@ -2,13 +2,16 @@
 
 Inside a pipeline a record travels as a datatrove `Document` whose `metadata` *is* the record dict (`text` and `id`
 mirror its fields so datatrove's own steps work on it). Writers take their Arrow schema from `schemas/`, never
-from the first document, and name files `{rank:05d}.parquet`, so no two tasks write one file.
+from the first document, and name files `{rank:05d}.parquet`, so no two tasks write one file. A file is written
+as `{rank:05d}.parquet.tmp` (which no reader globs) and renamed when complete: a killed task leaves no half file
+under a final name, and its rerun overwrites the `.tmp` and renames it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 
 import pyarrow as pa
@@ -98,6 +101,17 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
     return out
 
 
+PARTIAL = ".tmp"  # suffix of a file being written; renamed to its final name when complete
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """`path.tmp`, then a rename over `path`: a kill leaves the old file or the new one, never half of one."""
+    tmp = f"{os.fspath(path)}{PARTIAL}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 class RecordWriter(ParquetWriter):
     """Writes records of one schema (`pull_record`, `sample`, `quarantine`) to `{folder}/{rank:05d}.parquet`.
 
@@ -106,7 +120,7 @@ class RecordWriter(ParquetWriter):
     default, for Hugging Face Hub deduplication: it costs a quarter of the write CPU here and, with its small
     pages, a third more bytes); batches of 64 records, so a task holds a few MiB of rows, not a few hundred. Pages
     carry a CRC32, which `RecordReader` verifies: a corrupted byte is an error naming the file, not a changed
-    record."""
+    record. Atomic: see `PARTIAL`."""
 
     name = "📒 RecordWriter"
 
@@ -134,6 +148,17 @@ class RecordWriter(ParquetWriter):
                                                        write_statistics=self.use_dictionary, write_page_index=True,
                                                        write_page_checksum=True)
         super()._write(document, file_handler, filename)
+
+    def _get_output_file_with_retry(self, output_filename: str):
+        return super()._get_output_file_with_retry(output_filename + PARTIAL)
+
+    def close_file(self, filename: str) -> None:
+        """The last batch and the footer, then the rename (datatrove's own close_file would open `filename`)."""
+        self._write_batch(filename)
+        if filename in self._writers:
+            self._writers.pop(filename).close()
+        self.output_mg.pop(filename + PARTIAL).close()
+        self.output_folder.mv(filename + PARTIAL, filename)
 
 
 class RecordReader(ParquetReader):

@@ -145,8 +145,10 @@ def check_counts(stage: str, units: dict[str, dict], expected: tuple[str, ...]) 
 
 def _write_if_changed(path: Path, text: str) -> None:
     """A rerun that changes nothing rewrites nothing (bytes and mtimes), so no one downstream sees a change."""
+    from datakit.io.records import write_text_atomic  # here: the runner imports pyarrow only when it writes
+
     if not path.is_file() or path.read_text(encoding="utf-8") != text:
-        path.write_text(text, encoding="utf-8")
+        write_text_atomic(path, text)
 
 
 def write_stage_stats(result: StageResult) -> None:
@@ -286,7 +288,7 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
         else:
             units = stage.run_local(ctx)
             logging_dir.mkdir(parents=True, exist_ok=True)
-            done_marker.write_text(json.dumps(units, sort_keys=True))
+            _write_if_changed(done_marker, json.dumps(units, sort_keys=True))
         counters: dict[str, float] = {}
         tasks = 1
     else:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datakit import __version__
+from datakit.io.records import write_text_atomic
 from datakit.io.schemas import arrow_schema
 from datakit.tokens import arrow_buffers
 
@@ -219,7 +220,7 @@ def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int
         "recipe_hash": recipe_hash,
         **(extra or {}),
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(folder / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
