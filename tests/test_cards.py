@@ -111,3 +111,20 @@ def test_card_changes_with_the_folder_and_only_then(demo_output, tmp_path):
     changed = card_header(folder)
     assert [c["config_name"] for c in changed["configs"]] == ["default", "quarantine"]
     assert render_card(changed, **facts) != render_card(header, **facts)
+
+
+def test_licences_are_counted_from_the_upstream_pull_records(demo_output, tmp_path):
+    import pyarrow as pa
+
+    from datakit.pipeline.cards import _licences
+
+    assert "record no licence" in (demo_output / "samples" / CARD).read_text()  # git mirrors say none
+    crawl = tmp_path / "github"
+    crawl.mkdir()
+    pq.write_table(pa.table({"license": ["MIT", None, "Apache-2.0", "MIT"]}), crawl / "00000.parquet")
+    assert _licences([crawl]) == {"Apache-2.0": 1, "MIT": 2}
+    text = render_card({}, stage="s", type_name="t", summary="x", inputs=[], recipe="r", version="0",
+                       fingerprint="f", stats={}, licences=_licences([crawl]))
+    assert "PRs per licence): Apache-2.0 1, MIT 2." in text
+    assert "No source stage" in render_card({}, stage="s", type_name="t", summary="x", inputs=[], recipe="r",
+                                            version="0", fingerprint="f", stats={}, licences=None)

@@ -140,9 +140,12 @@ def _licence_section(licences: dict[str, int] | None) -> list[str]:
     if licences:
         lines.append("The repositories' licences (SPDX, from the PullRecords' `license`; PRs per licence): "
                      + ", ".join(f"{k} {v:,}" for k, v in licences.items()) + ".")
+    elif licences is not None:
+        lines.append("The PullRecords this folder comes from record no licence (a git mirror does not say one; the "
+                     "`sources.github` crawl does, and its `licenses` option keeps only the licences named).")
     else:
-        lines.append("No licence was recorded for these repositories (the git source does not read one; the GitHub "
-                     "crawl does, and its `licenses` option keeps only the licences named).")
+        lines.append("No source stage of this recipe made these records: their licences are those of the "
+                     "repositories and data they came from.")
     lines += ["Every record keeps its repository in `source.repo`: check the terms of each before you publish or "
               "train on it.", ""]
     return lines
@@ -228,6 +231,6 @@ def write_card(result, spec, recipe) -> Path:
         decontam=_read_json(folder / "decontam.json"),
         matches=sum(pq.read_metadata(f).num_rows for f in matches_files) if matches_files else None,
         manifest=_read_json(folder / "manifest.json"),
-        licences=_licences(_upstream_sources(recipe, spec)))
+        licences=_licences(sources) if (sources := _upstream_sources(recipe, spec)) else None)
     _write_if_changed(folder / CARD, text)
     return folder / CARD
