@@ -95,7 +95,10 @@ def test_card_prose_carries_counts_decontamination_and_tokens(demo_output):
     assert f"{manifest['tokens']:,} tokens in {manifest['documents']:,} documents" in tokens
     for source, s in manifest["per_source"].items():
         assert f"| {source} | {s['documents']:,} | {s['unique_tokens']:,} | {s['tokens']:,} |" in tokens
-    assert "## Tokens" in (demo_output / "megatron" / CARD).read_text()
+    megatron = (demo_output / "megatron" / CARD).read_text()
+    assert "## Tokens" in megatron and "--data-path $(cat blend.txt)" in megatron
+    assert "`messages` (messages/*.parquet, schema `datakit/schemas/sft_messages.schema.json`)" in (
+        demo_output / "sft_agent" / CARD).read_text()
     assert "## Decontamination" not in (demo_output / "samples" / CARD).read_text()
 
 

@@ -60,6 +60,11 @@ def parquet_groups(folder: Path) -> list[tuple[str, str]]:
     return groups
 
 
+def config_schemas(folder: Path) -> dict[str, str | None]:
+    """config name → the datakit schema its files hold (None: none matches; the card then shows the file's own)."""
+    return {config: _features_yaml(sorted(folder.glob(glob))[0])[0] for config, glob in parquet_groups(folder)}
+
+
 def card_header(folder: Path) -> dict:
     """The YAML header: configs (data_files) and dataset_info (features), tags."""
     configs, infos = [], []
@@ -146,15 +151,16 @@ def _licence_section(licences: dict[str, int] | None) -> list[str]:
     else:
         lines.append("No source stage of this recipe made these records: their licences are those of the "
                      "repositories and data they came from.")
-    lines += ["Every record keeps its repository in `source.repo`: check the terms of each before you publish or "
-              "train on it.", ""]
+    lines += ["Every Sample names its repository (`source.repo`; a PullRecord: `repo`, `license`): check the terms "
+              "of each before you publish or train on it.", ""]
     return lines
 
 
 def render_card(header: dict, *, stage: str, type_name: str, summary: str, inputs: list[str], recipe: str,
                 version: str, fingerprint: str, stats: dict, decontam: dict | None = None,
                 matches: int | None = None, manifest: dict | None = None,
-                licences: dict[str, int] | None = None) -> str:
+                licences: dict[str, int] | None = None, schemas: dict[str, str | None] | None = None,
+                blend: bool = False) -> str:
     """The card's text, from facts only (no clock, no absolute path)."""
     lines = ["---", yaml.safe_dump(header, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
              f"# {recipe} / {stage}", "", f"Stage `{stage}` of type `{type_name}`: {summary}.", ""]
@@ -166,13 +172,21 @@ def render_card(header: dict, *, stage: str, type_name: str, summary: str, input
                   'ds = load_dataset("path/to/this/folder")  # the default config: this folder\'s *.parquet']
         lines += [f'{c["config_name"]} = load_dataset("path/to/this/folder", "{c["config_name"]}")'
                   for c in configs[1:]]
-        lines += ["```", "", "Configs: " + "; ".join(f"`{c['config_name']}` ({c['data_files'][0]['path']})"
-                                                   for c in configs) + ".", ""]
+        def schema(config: str) -> str:
+            name = (schemas or {}).get(config)
+            return f", schema `datakit/schemas/{name}.schema.json`" if name else ""
+
+        lines += ["```", "", "Configs: " + "; ".join(f"`{c['config_name']}` ({c['data_files'][0]['path']}"
+                                                   f"{schema(c['config_name'])})" for c in configs) + ".", ""]
     lines += _units_section(stats)
     if decontam is not None:
         lines += _decontam_section(decontam, matches)
     if manifest is not None:
         lines += _tokens_section(manifest)
+    if blend:
+        lines += ["## Training", "", "`blend.txt` is Megatron-LM's `--data-path` (`--data-path $(cat blend.txt)`, "
+                  "weight and path prefix per shard, as this run wrote them); `valid_blend.txt`, when present, its "
+                  "`--valid-data-path`.", ""]
     lines += _licence_section(licences)
     lines += ["## Provenance", "", f"Made by datakit {version}, recipe `{recipe}`, stage fingerprint `{fingerprint}` "
               "(the same fingerprint gives the same bytes; see `datakit stages` for the stage's options).", ""]
@@ -231,6 +245,7 @@ def write_card(result, spec, recipe) -> Path:
         decontam=_read_json(folder / "decontam.json"),
         matches=sum(pq.read_metadata(f).num_rows for f in matches_files) if matches_files else None,
         manifest=_read_json(folder / "manifest.json"),
-        licences=_licences(sources) if (sources := _upstream_sources(recipe, spec)) else None)
+        licences=_licences(sources) if (sources := _upstream_sources(recipe, spec)) else None,
+        schemas=config_schemas(folder), blend=(folder / "blend.txt").is_file())
     _write_if_changed(folder / CARD, text)
     return folder / CARD
