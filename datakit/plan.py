@@ -58,7 +58,9 @@ def _rows(folder: Path) -> int:
 
 
 def _disk(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and ".datakit" not in p.parts)
+    """The stage's data bytes: its state and its dataset card (a few KiB whatever the size) are not scaled."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and ".datakit" not in p.parts
+               and p.relative_to(folder) != Path("README.md"))
 
 
 def _text_mb(folder: Path, column: str = "text") -> float:
