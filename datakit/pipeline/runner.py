@@ -285,7 +285,10 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
         skipped = done_marker.is_file()
         if skipped:
             units = json.loads(done_marker.read_text())
-        else:
+        else:  # no task markers to resume from: a killed run's leftovers (a half-built repository) go first
+            for p in spec.output.iterdir():
+                if p.name != STATE_DIR:
+                    shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
             units = stage.run_local(ctx)
             logging_dir.mkdir(parents=True, exist_ok=True)
             _write_if_changed(done_marker, json.dumps(units, sort_keys=True))
