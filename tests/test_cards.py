@@ -108,7 +108,7 @@ def test_card_changes_with_the_folder_and_only_then(demo_output, tmp_path):
     header = card_header(folder)
     assert card_header(folder) == header  # deterministic
     facts = dict(stage="decontam", type_name="decontam", summary="s", inputs=["redact"], recipe="demo",
-                 version="0", fingerprint="f", stats=json.loads((folder / "stats.json").read_text()))
+                 version="0", stats=json.loads((folder / "stats.json").read_text()))
     assert render_card(header, **facts) == render_card(card_header(folder), **facts)
     shutil.rmtree(folder / "matches")
     changed = card_header(folder)
@@ -126,8 +126,8 @@ def test_licences_are_counted_from_the_upstream_pull_records(demo_output, tmp_pa
     crawl.mkdir()
     pq.write_table(pa.table({"license": ["MIT", None, "Apache-2.0", "MIT"]}), crawl / "00000.parquet")
     assert _licences([crawl]) == {"Apache-2.0": 1, "MIT": 2}
-    text = render_card({}, stage="s", type_name="t", summary="x", inputs=[], recipe="r", version="0",
-                       fingerprint="f", stats={}, licences=_licences([crawl]))
+    text = render_card({}, stage="s", type_name="t", summary="x", inputs=[], recipe="r", version="0", stats={},
+                       licences=_licences([crawl]))
     assert "PRs per licence): Apache-2.0 1, MIT 2." in text
     assert "No source stage" in render_card({}, stage="s", type_name="t", summary="x", inputs=[], recipe="r",
-                                            version="0", fingerprint="f", stats={}, licences=None)
+                                            version="0", stats={}, licences=None)

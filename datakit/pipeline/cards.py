@@ -6,7 +6,7 @@ of the default) with the `datasets` features of the schema in `datakit/schemas/`
 `datasets.load_dataset(folder)` reads the folder as it is and a hub upload shows a proper card. The prose says what
 the stage is, its inputs, the counts of stats.json, the decontamination settings, the token counts of a manifest,
 licences and the recipe and datakit version that made it. No timestamps and no absolute paths: the same run gives
-the same bytes, and the card is rewritten only when its text changes (a no-op rerun rewrites nothing).
+the same bytes wherever it runs, and the card is rewritten only when its text changes (a no-op rerun rewrites nothing).
 """
 
 from __future__ import annotations
@@ -128,7 +128,8 @@ def _tokens_section(manifest: dict) -> list[str]:
              f"`{tok.get('name')}` (vocabulary {tok.get('vocab_size')}, hash `{tok.get('vocab_hash')}`).", ""]
     per_source = manifest.get("per_source") or {}
     if per_source:
-        lines += ["| source | documents | unique tokens | tokens (with copies) | up-sampling |", "|---|---:|---:|---:|---:|"]
+        lines += ["| source | documents | unique tokens | tokens (with copies) | up-sampling |",
+                  "|---|---:|---:|---:|---:|"]
         for name, s in per_source.items():
             lines.append(f"| {name} | {_n(s.get('documents', 0))} | {_n(s.get('unique_tokens', 0))} | "
                          f"{_n(s.get('tokens', 0))} | {s.get('upsample', 1)}× |")
@@ -157,7 +158,7 @@ def _licence_section(licences: dict[str, int] | None) -> list[str]:
 
 
 def render_card(header: dict, *, stage: str, type_name: str, summary: str, inputs: list[str], recipe: str,
-                version: str, fingerprint: str, stats: dict, decontam: dict | None = None,
+                version: str, stats: dict, decontam: dict | None = None,
                 matches: int | None = None, manifest: dict | None = None,
                 licences: dict[str, int] | None = None, schemas: dict[str, str | None] | None = None,
                 blend: bool = False) -> str:
@@ -188,8 +189,9 @@ def render_card(header: dict, *, stage: str, type_name: str, summary: str, input
                   "weight and path prefix per shard, as this run wrote them); `valid_blend.txt`, when present, its "
                   "`--valid-data-path`.", ""]
     lines += _licence_section(licences)
-    lines += ["## Provenance", "", f"Made by datakit {version}, recipe `{recipe}`, stage fingerprint `{fingerprint}` "
-              "(the same fingerprint gives the same bytes; see `datakit stages` for the stage's options).", ""]
+    # not the stage fingerprint: it holds the mirrors' path, and the same data should give the same card anywhere
+    lines += ["## Provenance", "", f"Made by datakit {version}, recipe `{recipe}` (its options for this stage: the "
+              f"recipe's `{stage}` entry; every option and default: docs/recipe_reference.md).", ""]
     return "\n".join(lines)
 
 
@@ -239,8 +241,10 @@ def write_card(result, spec, recipe) -> Path:
     matches_files = sorted((folder / "matches").glob("*.parquet"))
     text = render_card(
         card_header(folder), stage=spec.name, type_name=spec.type.type_name, summary=spec.type.summary,
-        inputs=[str(i) for i in (spec.inputs or ([spec.input] if spec.input is not None else []))],
-        recipe=recipe.name, version=__version__, fingerprint=result.fingerprint,
+        # an absolute input path by its name: the same data gives the same card wherever it lies
+        inputs=[Path(i).name if Path(i).is_absolute() else str(i)
+                for i in (spec.inputs or ([spec.input] if spec.input is not None else []))],
+        recipe=recipe.name, version=__version__,
         stats=_read_json(folder / "stats.json") or {},
         decontam=_read_json(folder / "decontam.json"),
         matches=sum(pq.read_metadata(f).num_rows for f in matches_files) if matches_files else None,
