@@ -31,7 +31,7 @@ FIGURES = {
               "the dedup stage (exact + MinHash phases and the filter) on 9,120 fork-heavy samples, per CPU second"),
     "sft.agentless": ("sft.json", "generations_per_cpu_s.datakit", "rows per core-second",
                       "whole `datakit run` process: join, validate (parse + apply every edit), render, write"),
-    "tokens": ("tokens_issue15.json", "sizes.200.paths.datakit.tokens_per_cpu_s", "tokens per core-second",
+    "tokens": ("tokens.json", "sizes.200.paths.datakit.tokens_per_cpu_s", "tokens per core-second",
                "the tokens stage as a whole process at 200 MB (fastokens, int32 arrays), per CPU second"),
 }
 NOTES = {
