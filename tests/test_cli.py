@@ -176,7 +176,7 @@ def _demo_with(tmp_path, edit) -> Path:
      "stages[2] (samples).options: roles: unknown 'testwritter' (known: bugfixer, testwriter); did you mean "
      "'testwriter'?"),
     (lambda s: s["tokens"]["options"]["mixture"].update(agentless={"upsampel": 2}),
-     "stages[6] (tokens).options: mixture.agentless: expected {tokens: N | fraction: F, upsample: F}"),
+     "stages[7] (tokens).options: mixture.agentless: expected {tokens: N | fraction: F, upsample: F}"),
     (lambda s: s["tokens"]["options"]["mixture"].update(synthetik={"upsample": 4}),
      "mixture: unknown 'synthetik' (known: agentless, commit_bundles, sft, synthetic); did you mean 'synthetic'?"),
     (lambda s: s["tokens"]["options"]["mixture"].update(sft={"upsample": 2}),
