@@ -113,14 +113,12 @@ def _redact(sample: dict, red: Redaction) -> tuple[dict, Redaction]:
 
 
 def _chat(sample: dict, red: Redaction) -> dict:
-    import json
-
-    from datakit.tokens.chat import ChatError, render_chat_text
+    from datakit.tokens.chat import ChatError, render_chat_text, stored_tools
 
     messages = red.apply_all(sample["messages"])
     tools = red.apply_all(sample["tools"]) if sample.get("tools") else sample.get("tools")
     try:
-        text = render_chat_text(messages, tools=[json.loads(t) for t in tools] if tools else None)
+        text = render_chat_text(messages, tools=stored_tools(tools))
     except (ChatError, ValueError) as exc:
         raise RedactReject("redaction_breaks_chat", f"the redacted messages do not render: {exc}") from None
     if text != red.apply(sample["text"]):

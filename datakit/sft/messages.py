@@ -18,15 +18,9 @@ import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
 from datakit.io.schemas import arrow_schema, hf_features
+from datakit.tokens.chat import content_with_reasoning
 
 SCHEMA = "sft_messages"
-
-
-def _content(m: Mapping) -> str:
-    # the renderer's layout for a separate reasoning field (datakit.tokens.chat)
-    if m.get("reasoning") is not None:
-        return f"<think>\n{m['reasoning']}\n</think>\n\n{m['content']}"
-    return m["content"]
 
 
 def messages_row(sample: Mapping) -> dict:
@@ -35,7 +29,7 @@ def messages_row(sample: Mapping) -> dict:
     for m in sample["messages"]:
         calls = [{"type": "function", "id": c["id"], "function": {"name": c["name"], "arguments": c["arguments"]}}
                  for c in m.get("tool_calls") or ()]
-        out.append({"role": m["role"], "content": _content(m), "tool_calls": calls or None,
+        out.append({"role": m["role"], "content": content_with_reasoning(m), "tool_calls": calls or None,
                     "tool_call_id": m.get("tool_call_id"), "name": m.get("name")})
     return {"id": sample["id"], "role": sample["role"], "messages": out, "tools": sample.get("tools")}
 

@@ -20,7 +20,7 @@ from datakit.sft.agentless import STEPS, SftReject, ThinkTags, trajectory
 from datakit.sft.generations import parse_generation
 from datakit.synth.readers import RowError, iter_rows
 from datakit.synth.steps import ChatRows, sample_id
-from datakit.tokens.chat import normalize_message, render_chat, render_chat_text
+from datakit.tokens.chat import normalize_message, render_chat, render_chat_text, stored_tools
 
 
 def owner(key: str, world_size: int) -> int:
@@ -43,14 +43,8 @@ def fold_reasoning(messages: list[dict], tags: ThinkTags) -> list[dict]:
     return out
 
 
-def _tools(sample: dict) -> list[dict] | None:
-    import json
-
-    return [json.loads(t) for t in sample["tools"]] if sample.get("tools") else None
-
-
 def rendered(sample: dict) -> Document:
-    sample["text"] = render_chat_text(sample["messages"], tools=_tools(sample))
+    sample["text"] = render_chat_text(sample["messages"], tools=stored_tools(sample.get("tools")))
     return Document(text=sample["text"], id=sample["id"], metadata=sample)
 
 
@@ -230,5 +224,5 @@ class AgentTrajectories(ChatRows):
             from datakit.tokens.tokenizer import load_tokenizer
 
             self._tok = load_tokenizer(self.tokenizer)
-        sft["tokens"] = len(render_chat(sample["messages"], self._tok, tools=_tools(sample))[0])
+        sft["tokens"] = len(render_chat(sample["messages"], self._tok, tools=stored_tools(sample.get("tools")))[0])
         return "too_many_tokens" if sft["tokens"] > self.limits.max_tokens else None

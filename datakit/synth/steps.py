@@ -17,7 +17,7 @@ from datatrove.data import Document
 from datakit.pipeline.step import CountingStep
 from datakit.synth.formats import FormatError, convert, tools_of
 from datakit.synth.readers import RowError, input_bytes, iter_rows, load_dataset_rows
-from datakit.tokens.chat import ChatError, check_messages, render_chat_text
+from datakit.tokens.chat import ChatError, check_messages, render_chat_text, stored_tools
 
 TEMPLATE = "qwen2.5-chat@1"  # how `text` is rendered (datakit.tokens.chat)
 
@@ -40,7 +40,7 @@ def to_sample(row, fmt: str = "auto", max_turn_chars: int | None = None) -> tupl
         "id": sample_id(messages, tools),
         "kind": "synthetic",
         "role": "none",
-        "text": render_chat_text(messages, tools=[json.loads(t) for t in tools] if tools else None),
+        "text": render_chat_text(messages, tools=stored_tools(tools)),
         "prompt_chars": None,
         "messages": messages,
         "tools": tools,

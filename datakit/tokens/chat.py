@@ -212,11 +212,16 @@ def check_messages(messages: Any, max_turn_chars: int | None = None) -> None:
             pending = []
 
 
-def _with_reasoning(m: Mapping) -> str:
+def content_with_reasoning(m: Mapping) -> str:
     """An assistant message's content with its reasoning (if any) as the <think> prefix."""
     if m.get("reasoning") is None:
         return m["content"]
     return f"<think>\n{m['reasoning']}\n</think>\n\n{m['content']}"
+
+
+def stored_tools(tools: Sequence[str] | None) -> list | None:
+    """A Sample's `tools` (each definition a JSON string, schemas/sample) as the renderer takes them."""
+    return [json.loads(t) for t in tools] if tools else None
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -256,7 +261,7 @@ def _qwen_pieces(messages: Any, tools: list | None) -> list[Piece]:
         if role != "assistant":
             special(IM_START), text(f"{role}\n{m['content']}"), special(IM_END), text("\n")
             continue
-        content = _with_reasoning(m)
+        content = content_with_reasoning(m)
         # the header's "\n"; with calls and no content it is the first call's "\n", still the header (a
         # generation prompt ends with it)
         special(IM_START), text("assistant\n"), text(content, True)
@@ -365,7 +370,7 @@ def _hf_messages(msgs: list[Mapping], fold_reasoning: bool) -> list[dict]:
     arguments as dicts, reasoning as `reasoning_content` (or folded into the content)."""
     out = []
     for i, m in enumerate(msgs):
-        hf: dict = {"role": m["role"], "content": _with_reasoning(m) if fold_reasoning else m["content"]}
+        hf: dict = {"role": m["role"], "content": content_with_reasoning(m) if fold_reasoning else m["content"]}
         if m.get("reasoning") is not None and not fold_reasoning:
             hf["reasoning_content"] = m["reasoning"]
         if m.get("tool_calls"):

@@ -96,7 +96,7 @@ class TokenizeSamples(CountingStep):
         self._tally.clear()
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        from datakit.tokens.chat import render_chat
+        from datakit.tokens.chat import render_chat, stored_tools
         from datakit.tokens.tokenizer import TokenizerError, load_tokenizer
 
         tok = load_tokenizer(self.tokenizer_name, self.engine)
@@ -111,8 +111,7 @@ class TokenizeSamples(CountingStep):
                     self.read("documents")
                     if sample.get("messages"):
                         try:
-                            tools = [json.loads(t) for t in sample["tools"]] if sample.get("tools") else None
-                            ids, mask = render_chat(sample["messages"], tok, tools=tools)
+                            ids, mask = render_chat(sample["messages"], tok, tools=stored_tools(sample.get("tools")))
                         except TokenizerError as exc:
                             self.reject("documents", sample, "invalid_chat", str(exc), rank)
                             continue
