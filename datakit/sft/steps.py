@@ -19,7 +19,7 @@ from datakit.sft.agent import AgentLimits, agent_sample
 from datakit.sft.agentless import STEPS, SftReject, ThinkTags, trajectory
 from datakit.sft.generations import parse_generation
 from datakit.synth.readers import RowError, iter_rows
-from datakit.synth.steps import ChatRows, sample_id
+from datakit.synth.steps import ChatRows, file_label, sample_id
 from datakit.tokens.chat import normalize_message, render_chat, render_chat_text, stored_tools
 
 
@@ -101,14 +101,11 @@ class AgentlessTrajectories(CountingStep):
         self.limit = limit
         self.root = root
 
-    def _label(self, path: Path) -> str:
-        return str(path.relative_to(self.root)) if self.root and path.is_relative_to(self.root) else path.name
-
     def _group(self, index, rank, world_size):
         """(unit, generation index) → {step: (Generation, prompts shown)} of this task's groups."""
         groups: dict[tuple[str, int], dict] = defaultdict(dict)
         for path in map(Path, self.generations):
-            label = self._label(path)
+            label = file_label(path, self.root)
             for i, row in iter_rows(path):
                 where = f"{label}#{i}"
                 if isinstance(row, RowError):

@@ -50,6 +50,13 @@ def to_sample(row, fmt: str = "auto", max_turn_chars: int | None = None) -> tupl
     }, meta
 
 
+def file_label(path: Path, root: str | None) -> str:
+    """How a row's file is named in ids and quarantine records: relative to the inputs' root, else its name."""
+    if root and path.is_relative_to(root):
+        return str(path.relative_to(root))
+    return path.name
+
+
 class ChatRows(CountingStep):
     """The reader half of a chat-row stage: rows of `inputs` (files and saved datasets) sharded over the tasks,
     each turned into a Sample by `convert` (FormatError / ChatError → quarantined with the reason), filtered by
@@ -87,12 +94,7 @@ class ChatRows(CountingStep):
                 continue
             r, w = (0, 1) if by_file else (rank, world_size)
             size = input_bytes(path) if by_file or rank == 0 else 0
-            yield self._label(path), iter_rows(path, r, w), size
-
-    def _label(self, path: Path) -> str:
-        if self.root and path.is_relative_to(self.root):
-            return str(path.relative_to(self.root))
-        return path.name
+            yield file_label(path, self.root), iter_rows(path, r, w), size
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         seen: set[str] = set()
