@@ -170,6 +170,17 @@ def build_parser() -> argparse.ArgumentParser:
     pln.add_argument("--nodes", type=int, default=1, help="nodes for the wall-time projection (default 1)")
     pln.add_argument("--cores", type=int, default=32, help="cores per node (default 32)")
     pln.add_argument("--json", action="store_true", help="print the plan as JSON instead of a table")
+
+    sts = sub.add_parser("stats", help="rows, tokens, lengths, reasons and decontamination per source, role and repo",
+                         description="Corpus statistics of a run's output folder (or one stage folder): per source, "
+                                     "role and repository, rows, tokens, length percentiles, quarantine and filter "
+                                     "reasons, up-sampling and decontamination. Prints tables and writes "
+                                     "corpus_stats.html (self-contained, with charts; links each decontam audit) "
+                                     "and corpus_stats.json, rewritten only when they change.")
+    sts.add_argument("dir", help="a run's output folder (e.g. out/demo) or one of its stage folders")
+    sts.add_argument("--out", help="where the report goes (default <dir>/corpus_stats; for a stage folder "
+                                   "<its parent>/corpus_stats/<stage>)")
+    sts.add_argument("--json", action="store_true", help="print the figures as JSON instead of tables")
     for p in (parser, *sub.choices.values(), *exp_sub.choices.values()):
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the traceback of an error (default: one or two lines naming the fix)")
@@ -194,6 +205,22 @@ def _plan(args, out) -> int:
         print(json.dumps({"stages": [dataclasses.asdict(p) for p in plans], "totals": totals}, indent=2))
     else:
         print(render_plan(recipe, plans, totals), end="")
+    return 0
+
+
+def _stats(args, out, err) -> int:
+    from datakit.stats import StatsError
+    from datakit.stats.report import print_report, to_json, write_report
+
+    try:
+        html_path, json_path, fig = write_report(args.dir, args.out)
+    except StatsError as exc:
+        raise UserError(str(exc)) from exc
+    if args.json:
+        print(to_json(fig), end="")
+    else:
+        print_report(fig, out)
+    (err if args.json else out).print(f"stats: {html_path}\nstats: {json_path}", soft_wrap=True, markup=False)
     return 0
 
 
@@ -499,6 +526,8 @@ def _main(args, out, err) -> int:
         return _build_roots(args, out)
     if args.command == "plan":
         return _plan(args, out)
+    if args.command == "stats":
+        return _stats(args, out, err)
     if args.command == "inspect":
         from datakit.tokens.inspect import inspect_row
 
