@@ -34,13 +34,17 @@ Why these defaults:
   trajectory sets name their SWE-bench task that way.
 
 Hot path (no per-n-gram Python; `batch_scan` does it for a whole batch of samples in one buffer, so the per-call
-numpy overhead is paid once per 256 KB, not per sample): hash every 13-gram (numpy), test membership with a bit table over the hashes'
-top bits, binary-search the few candidates in the sorted index, count distinct hits per item with
-``np.unique``/``np.bincount``; Python only loops over the (rare) matched items to build `TextMatch` records.
+numpy overhead is paid once per 256 KB, not per sample): hash every 13-gram, test membership with a bit table over the
+hashes' top bits, look the few candidates up in the sorted index, count distinct hits per item with ``np.unique``;
+Python only loops over the (rare) matched items to build `TextMatch` records. The hashing and look-up is one pass
+of the compiled kernel (`_scan.c`, built at install where a C compiler is) or, without it, ~15 numpy passes
+(`_hits_numpy`); both give the same hits, and the per-text `content_matches` (index build, spans of non-ASCII
+samples) stays numpy.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -51,7 +55,7 @@ from .ngrams import _word_hashes_spans, text_words, to_chars, window_hashes
 from .normalize import _ENTITY, canonical_bytes, line_number_words
 
 __all__ = ["TextMatch", "content_matches", "batch_flags", "batch_scan", "batch_matches", "plain_mask",
-           "instance_ids_in", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
+           "instance_ids_in", "kernel", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_MIN_MATCHED = 6
@@ -235,6 +239,67 @@ def _canonical_buffer(texts: list[str], plain=None) -> tuple[bytes, np.ndarray]:
     return (buf if plain is None else buf.lower()), doc_start
 
 
+def kernel():
+    """The compiled scan kernel (`datakit/decontam/_scan.c`, built at install when a C compiler is there), or None:
+    not built on this machine (logged once), or turned off with ``DATAKIT_NO_NATIVE=1``. Both paths give the same
+    hashes and hits (tests/test_decontam_kernel.py); the kernel does in one pass what numpy does in ~15."""
+    global _KERNEL
+    if os.environ.get("DATAKIT_NO_NATIVE", "") not in ("", "0"):
+        return None
+    if _KERNEL is None:
+        try:
+            from . import _scan as _KERNEL
+        except ImportError as e:
+            from loguru import logger
+
+            _KERNEL = False
+            logger.info(f"decontam: no compiled scan kernel ({e}); using the numpy path (same results, ~2x slower)")
+    return _KERNEL or None
+
+
+_KERNEL = None  # the module, False when it cannot be imported, None before the first try
+
+
+def _hits_numpy(buf: bytes, doc_start: np.ndarray, index: FingerprintIndex):
+    """(document, position in index.hashes, byte start of the first word, byte end of the last word) of every
+    window of `index.n` words of the canonical buffer that is in the index, in window order (the kernel's
+    `scan_hits`, in numpy)."""
+    none = (np.empty(0, np.int64),) * 4
+    full = np.frombuffer(buf, dtype=np.uint8)
+    w = _word_mask(full)
+    edges = np.flatnonzero(w[1:] ^ w[:-1])  # bool: numpy's fast nonzero
+    if len(edges) == 0:
+        return none
+    b = full[1:]
+    starts, ends = edges[0::2], edges[1::2]
+    wh = _word_hashes_spans(b, starts, ends, edges)
+    first_word = np.searchsorted(starts, doc_start[:-1])  # per document: its first word
+    drop = line_number_words(b, starts, ends)  # (a document start is a line start: the newline before it)
+    if len(drop):
+        keep = np.ones(len(wh), dtype=bool)
+        keep[drop] = False
+        wh, starts, ends = wh[keep], starts[keep], ends[keep]
+        first_word -= np.searchsorted(drop, first_word)
+    n = index.n
+    if len(wh) < n:
+        return none
+    at, pos = _lookup(index, window_hashes(wh, n))
+    if not len(at):
+        return none
+    d = np.searchsorted(first_word, at, side="right") - 1
+    ok = d == np.searchsorted(first_word, at + (n - 1), side="right") - 1  # the window lies in one document
+    at, pos, d = at[ok], pos[ok], d[ok]
+    return d, pos, starts[at], ends[at + (n - 1)]
+
+
+def _hits_native(native, buf: bytes, doc_start: np.ndarray, index: FingerprintIndex):
+    """`_hits_numpy` by the compiled kernel (no copy of the buffer: it reads the bytes after the lead in place)."""
+    bits, shift = index.prefilter()
+    rec = np.frombuffer(native.scan_hits(memoryview(buf)[1:], doc_start, index.n, bits, shift, index.hashes,
+                                         index.buckets(), index.BUCKET_SHIFT), dtype=np.int64).reshape(-1, 4)
+    return rec[:, 0], rec[:, 1], rec[:, 2], rec[:, 3]
+
+
 def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[np.ndarray, dict[int, str], dict]:
     out = np.zeros(len(texts), dtype=bool)
     buf, doc_start = _canonical_buffer(texts, plain)
@@ -243,35 +308,13 @@ def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[
         return out, named, {}
     if len(index.short_items):  # (none in Verified) decided per text
         return np.array([bool(content_matches(t, index, threshold, min_matched)) for t in texts]), named, {}
-    full = np.frombuffer(buf, dtype=np.uint8)
-    w = _word_mask(full)
-    edges = np.flatnonzero(w[1:] ^ w[:-1])  # bool: numpy's fast nonzero
-    if len(edges) == 0:
+    native = kernel()
+    d, pos_, w_start, w_end = (_hits_native(native, buf, doc_start, index) if native is not None
+                               else _hits_numpy(buf, doc_start, index))
+    if not len(d):
         return out, named, {}
-    b = full[1:]
-    starts, ends = edges[0::2], edges[1::2]
-    wh = _word_hashes_spans(b, starts, ends, edges)
-    first_word = np.searchsorted(starts, doc_start[:-1])  # per document: its first word
-    drop = line_number_words(b, starts, ends)  # (a document start is a line start: the newline before it)
-    keep = None
-    if len(drop):
-        keep = np.ones(len(wh), dtype=bool)
-        keep[drop] = False
-        wh = wh[keep]
-        first_word -= np.searchsorted(drop, first_word)
-    n = index.n
-    if len(wh) < n:
-        return out, named, {}
-    h = window_hashes(wh, n)
-    at, pos_ = _lookup(index, h)
-    if not len(at):
-        return out, named, {}
-    d = np.searchsorted(first_word, at, side="right") - 1
-    ok = d == np.searchsorted(first_word, at + (n - 1), side="right") - 1  # the window lies in one document
-    at, pos_, d = at[ok], pos_[ok], d[ok]
-    if not len(at):
-        return out, named, {}
-    pair = np.unique(np.stack([d, h[at].view(np.int64)]), axis=1, return_index=True)[1]  # distinct (doc, n-gram)
+    nh = len(index.hashes)
+    pair = np.unique(d * nh + pos_, return_index=True)[1]  # the first hit of each distinct (doc, n-gram)
     d_u, pos_u = d[pair], pos_[pair]
     n_items = index.item_sizes.size
     key = d_u * n_items + index.owner[pos_u].astype(np.int64) * 3 + index.field[pos_u]
@@ -282,13 +325,13 @@ def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[
     if not hit.any():
         return out, named, {}
     # per flagged document its strongest match, ranked as the per-text path ranks them (score capped at 1, then
-    # matched n-grams, then the first instance and field), spanning its first to its last matched n-gram
+    # matched n-grams, then the first instance and field), spanning its first to its last matched n-gram (hits
+    # are in window order, so the least and greatest hit number are the first and last window)
     group = np.searchsorted(keys, key)
-    first = np.full(len(keys), len(h), dtype=np.int64)
+    first = np.full(len(keys), len(d), dtype=np.int64)
     last = np.full(len(keys), -1, dtype=np.int64)
-    np.minimum.at(first, group, at[pair])
-    np.maximum.at(last, group, at[pair])
-    w_starts, w_ends = (starts[keep], ends[keep]) if keep is not None else (starts, ends)
+    np.minimum.at(first, group, pair)
+    np.maximum.at(last, group, pair)
     score = matched / np.maximum(sizes, 1)
     best: dict[int, TextMatch] = {}
     for j in np.flatnonzero(hit).tolist():  # keys ascending: by document, then instance and field
@@ -298,5 +341,5 @@ def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[
             continue
         owner, f = divmod(item, 3)
         best[doc] = TextMatch(index.instance_ids[owner], index.repos[owner], FIELDS[f], s, m,
-                              int(w_starts[first[j]] - doc_start[doc]), int(w_ends[last[j] + n - 1] - doc_start[doc]))
+                              int(w_start[first[j]] - doc_start[doc]), int(w_end[last[j]] - doc_start[doc]))
     return out, named, best

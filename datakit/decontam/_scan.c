@@ -1,0 +1,312 @@
+/* The decontam scan kernel: one pass over a buffer of canonical (lowered) bytes doing what the numpy path of
+ * datakit.decontam.content._scan_chunk does in ~15 passes: the word split, the polynomial word hash, the
+ * line-number prefix rule, the 13-gram window hash and the bit-table probe + binary search of the index.
+ *
+ * Exactly the hashes of datakit.decontam.ngrams (so the shipped index stays valid), all uint64 with wrapping:
+ *   word   [s, e):   splitmix64(1 + sum_j b_j * BYTE_BASE^(j - s))
+ *   window of n:     splitmix64(n * GOLDEN + sum_k w_{i+k} * WORD_BASE^k)
+ * The numpy path gets the same sums from prefix sums times inverse powers; here the word sum is accumulated
+ * directly and the window sum rolled with WORD_BASE's inverse (exact: the base is odd, so invertible mod 2^64).
+ *
+ * Memory: nothing proportional to the buffer but the hits (and, for the test entry point, its outputs); the GIL
+ * is released for the pass. Plain C function behind the CPython C API: no numpy headers needed to build it.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BYTE_BASE ((uint64_t)0x100000001B3ULL * 2 + 1)
+#define WORD_BASE ((uint64_t)0x9E3779B97F4A7C15ULL)
+#define GOLDEN ((uint64_t)0x9E3779B97F4A7C15ULL)
+#define MAX_LINE_NUMBER_DIGITS 7 /* normalize.MAX_LINE_NUMBER_DIGITS */
+#define MAX_INDENT 12            /* normalize.MAX_INDENT */
+#define MAX_N 1024               /* window sizes above this are refused (the ring lives on the stack) */
+
+static uint8_t IS_WORD[256], IS_DIGIT[256], AFTER_NUMBER[256], INDENT[256];
+
+static void init_tables(void) {
+    /* content._word_mask: [0-9a-z_] and every non-ASCII byte (the buffer is lowered: no A-Z) */
+    for (int c = 0; c < 256; c++) {
+        IS_WORD[c] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
+        IS_DIGIT[c] = c >= '0' && c <= '9';
+    }
+    AFTER_NUMBER[':'] = AFTER_NUMBER['\t'] = AFTER_NUMBER['|'] = 1;
+    INDENT[' '] = INDENT['\t'] = INDENT['+'] = INDENT['-'] = INDENT['>'] = 1;
+}
+
+static inline uint64_t splitmix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t inverse(uint64_t b) { /* of an odd number mod 2^64 (Newton) */
+    uint64_t x = b;
+    for (int i = 0; i < 6; i++) x *= 2 - b * x;
+    return x;
+}
+
+/* normalize.line_number_words for the word [s, e) of b[0:len]: all digits (<= 7), then ':', a tab or '|'
+ * (optionally after one space), and only indentation or a '+'/'-'/'>' marker before it on its line. Past either
+ * end of the buffer reads as a newline. */
+static inline int line_number_word(const uint8_t *b, Py_ssize_t len, Py_ssize_t s, Py_ssize_t e) {
+    if (e - s > MAX_LINE_NUMBER_DIGITS) return 0;
+    for (Py_ssize_t j = s; j < e; j++)
+        if (!IS_DIGIT[b[j]]) return 0;
+    uint8_t after = e < len ? b[e] : '\n';
+    if (!(AFTER_NUMBER[after] || (after == ' ' && (e + 1 < len ? b[e + 1] : '\n') == '|'))) return 0;
+    for (Py_ssize_t k = 1; k <= MAX_INDENT + 1; k++) {
+        uint8_t before = s - k >= 0 ? b[s - k] : '\n';
+        if (before == '\n') return 1;
+        if (!INDENT[before]) return 0;
+    }
+    return 0;
+}
+
+typedef struct {
+    char *p;
+    size_t len, cap;
+} vec_t;
+
+static int vec_push(vec_t *v, const void *x, size_t size) {
+    if (v->len + size > v->cap) {
+        size_t cap = v->cap ? 2 * v->cap : 4096;
+        while (cap < v->len + size) cap *= 2;
+        char *p = realloc(v->p, cap);
+        if (!p) return -1;
+        v->p = p;
+        v->cap = cap;
+    }
+    memcpy(v->p + v->len, x, size);
+    v->len += size;
+    return 0;
+}
+
+typedef struct { /* the index's membership structures (content._lookup, FingerprintIndex.buckets) */
+    const uint8_t *bits;
+    int shift;
+    const uint64_t *hashes;
+    Py_ssize_t nhashes;
+    const uint32_t *buckets; /* hashes[buckets[t] : buckets[t + 1]] are those whose top bits are t */
+    int bucket_shift;
+} index_t;
+
+/* Position of h in the sorted hashes, or -1 when absent: its bucket's few hashes, scanned. */
+static inline Py_ssize_t find(const index_t *ix, uint64_t h) {
+    uint64_t t = h >> ix->bucket_shift;
+    Py_ssize_t end = ix->buckets[t + 1] < ix->nhashes ? ix->buckets[t + 1] : ix->nhashes; /* (memory-safe) */
+    for (Py_ssize_t j = ix->buckets[t]; j < end; j++)
+        if (ix->hashes[j] >= h) return ix->hashes[j] == h ? j : -1;
+    return -1;
+}
+
+#define PIPELINE 16 /* windows between a bit-table prefetch and its probe: hides the cache miss */
+
+typedef struct {
+    uint64_t g;
+    int64_t doc, start, end;
+} pending_t;
+
+static inline int probe(const index_t *ix, const pending_t *w, vec_t *hits) {
+    uint64_t i = w->g >> ix->shift;
+    if (!((ix->bits[i >> 3] >> (i & 7)) & 1)) return 0;
+    Py_ssize_t pos = find(ix, w->g);
+    if (pos < 0) return 0;
+    int64_t rec[4] = {w->doc, (int64_t)pos, w->start, w->end};
+    return vec_push(hits, rec, sizeof rec);
+}
+
+static inline void prefetch(const void *p) {
+#if defined(__GNUC__)
+    __builtin_prefetch(p);
+#else
+    (void)p;
+#endif
+}
+
+/* The pass. Documents start at doc_start[0..ndocs) (a document start is a line start); windows never cross one.
+ * With ix: one (doc, position in the index, first word start, last word end) int64 record per window found in
+ * the index, in window order, to hits. Without: every kept word's (hash, start, end) to words and every window
+ * hash to windows (the test entry point). Returns 0, or -1 when out of memory. */
+static int scan(const uint8_t *b, Py_ssize_t len, const int64_t *doc_start, Py_ssize_t ndocs, int n,
+                const index_t *ix, vec_t *hits, vec_t *words, vec_t *windows) {
+    uint64_t ring_h[MAX_N];
+    int64_t ring_s[MAX_N];
+    uint64_t cinv = inverse(WORD_BASE), cpow_last = 1, salt = (uint64_t)n * GOLDEN, sum = 0;
+    for (int k = 1; k < n; k++) cpow_last *= WORD_BASE;
+    Py_ssize_t doc = 0, i = 0;
+    int64_t count = 0; /* kept words of the current document */
+    int slot = 0;      /* where the next word goes in the ring (= count % n) */
+    pending_t pend[PIPELINE];
+    int64_t npend = 0;
+    while (i < len) {
+        while (i < len && !IS_WORD[b[i]]) i++;
+        if (i >= len) break;
+        Py_ssize_t s = i;
+        uint64_t h = 0, p = 1;
+        while (i < len && IS_WORD[b[i]]) {
+            h += (uint64_t)b[i] * p;
+            p *= BYTE_BASE;
+            i++;
+        }
+        Py_ssize_t e = i;
+        if (IS_DIGIT[b[s]] && line_number_word(b, len, s, e)) continue;
+        h = splitmix64(h + 1); /* + 1: no word maps to 0 before mixing */
+        while (doc + 1 < ndocs && doc_start[doc + 1] <= s) {
+            doc++;
+            count = 0;
+            slot = 0;
+        }
+        if (words) {
+            int64_t rec[3] = {(int64_t)h, (int64_t)s, (int64_t)e};
+            if (vec_push(words, rec, sizeof rec)) return -1;
+        }
+        if (count >= n) sum = (sum - ring_h[slot]) * cinv + h * cpow_last; /* drop the oldest, add h */
+        ring_h[slot] = h;
+        ring_s[slot] = s;
+        if (++slot == n) slot = 0;
+        if (++count < n) continue;
+        if (count == n) { /* the document's first window: sum_k w_k C^k */
+            sum = 0;
+            for (int k = n - 1; k >= 0; k--) sum = sum * WORD_BASE + ring_h[k];
+        }
+        uint64_t g = splitmix64(sum + salt);
+        if (windows && vec_push(windows, &g, sizeof g)) return -1;
+        if (ix) { /* the bit table (MBs) is read at random: prefetch now, probe PIPELINE windows later */
+            uint64_t t = g >> ix->shift;
+            prefetch(ix->bits + (t >> 3));
+            prefetch(ix->buckets + (g >> ix->bucket_shift));
+            pending_t *w = pend + (npend % PIPELINE);
+            if (npend >= PIPELINE && probe(ix, w, hits)) return -1;
+            *w = (pending_t){g, (int64_t)doc, ring_s[slot], (int64_t)e}; /* slot: the window's oldest word */
+            npend++;
+        }
+    }
+    for (int64_t k = npend > PIPELINE ? npend - PIPELINE : 0; ix && k < npend; k++) /* the last, in order */
+        if (probe(ix, pend + (k % PIPELINE), hits)) return -1;
+    return 0;
+}
+
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (view->itemsize != itemsize) {
+        PyErr_Format(PyExc_TypeError, "%s: items of %zd bytes expected, got %zd", what, itemsize, view->itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *vec_bytes(vec_t *v) {
+    PyObject *out = PyBytes_FromStringAndSize(v->p ? v->p : "", (Py_ssize_t)v->len);
+    free(v->p);
+    v->p = NULL;
+    return out;
+}
+
+PyDoc_STRVAR(scan_hits_doc,
+"scan_hits(buf, doc_start, n, bits, shift, hashes, buckets, bucket_shift) -> bytes\n\n"
+"The windows of n kept words of the canonical bytes buf (documents at the int64 offsets doc_start) whose hash\n"
+"is in the sorted uint64 hashes (bits: the index's bit table over the top 64 - shift bits; buckets: uint32,\n"
+"where the hashes with each value of the top 64 - bucket_shift bits start, and len(hashes) last): int64\n"
+"records (document, position in hashes, byte start of the first word, byte end of the last), in window order.");
+
+static PyObject *scan_hits(PyObject *self, PyObject *args) {
+    PyObject *buf_o, *docs_o, *bits_o, *hashes_o, *buckets_o;
+    int n, shift, bucket_shift;
+    if (!PyArg_ParseTuple(args, "OOiOiOOi", &buf_o, &docs_o, &n, &bits_o, &shift, &hashes_o, &buckets_o,
+                          &bucket_shift))
+        return NULL;
+    if (n < 1 || n > MAX_N) return PyErr_Format(PyExc_ValueError, "n must be in [1, %d]", MAX_N);
+    if (shift < 40 || shift > 61 || bucket_shift < 40 || bucket_shift > 63)
+        return PyErr_Format(PyExc_ValueError, "shift and bucket_shift must be in [40, 61] and [40, 63]");
+    Py_buffer buf, docs, bits, hashes, buckets;
+    if (get_buffer(buf_o, &buf, 1, "buf") < 0) return NULL;
+    if (get_buffer(docs_o, &docs, 8, "doc_start") < 0) goto fail_buf;
+    if (get_buffer(bits_o, &bits, 1, "bits") < 0) goto fail_docs;
+    if (get_buffer(hashes_o, &hashes, 8, "hashes") < 0) goto fail_bits;
+    if (get_buffer(buckets_o, &buckets, 4, "buckets") < 0) goto fail_hashes;
+    if (bits.len != ((Py_ssize_t)1 << (64 - shift)) / 8 || buckets.len != 4 * (((Py_ssize_t)1 << (64 - bucket_shift)) + 1)) {
+        PyErr_SetString(PyExc_ValueError, "the bit table or the buckets do not have the size their shift says");
+        goto fail_buckets;
+    }
+    index_t ix = {bits.buf, shift, hashes.buf, hashes.len / 8, buckets.buf, bucket_shift};
+    vec_t hits = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = scan(buf.buf, buf.len, docs.buf, docs.len / 8, n, &ix, &hits, NULL, NULL);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buckets);
+    PyBuffer_Release(&hashes);
+    PyBuffer_Release(&bits);
+    PyBuffer_Release(&docs);
+    PyBuffer_Release(&buf);
+    if (rc) {
+        free(hits.p);
+        return PyErr_NoMemory();
+    }
+    return vec_bytes(&hits);
+fail_buckets:
+    PyBuffer_Release(&buckets);
+fail_hashes:
+    PyBuffer_Release(&hashes);
+fail_bits:
+    PyBuffer_Release(&bits);
+fail_docs:
+    PyBuffer_Release(&docs);
+fail_buf:
+    PyBuffer_Release(&buf);
+    return NULL;
+}
+
+PyDoc_STRVAR(scan_words_doc,
+"scan_words(buf, n) -> (words, windows)\n\n"
+"The pass over one document (buf: its canonical bytes) without the index: int64 (hash, start, end) records\n"
+"of its kept words (line-number prefixes left out) and the uint64 hash of every window of n of them.");
+
+static PyObject *scan_words(PyObject *self, PyObject *args) {
+    PyObject *buf_o;
+    int n;
+    if (!PyArg_ParseTuple(args, "Oi", &buf_o, &n)) return NULL;
+    if (n < 1 || n > MAX_N) return PyErr_Format(PyExc_ValueError, "n must be in [1, %d]", MAX_N);
+    Py_buffer buf;
+    if (get_buffer(buf_o, &buf, 1, "buf") < 0) return NULL;
+    int64_t zero = 0;
+    vec_t words = {0}, windows = {0};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = scan(buf.buf, buf.len, &zero, 1, n, NULL, NULL, &words, &windows);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    if (rc) {
+        free(words.p);
+        free(windows.p);
+        return PyErr_NoMemory();
+    }
+    PyObject *w = vec_bytes(&words), *g = vec_bytes(&windows);
+    if (!w || !g) {
+        Py_XDECREF(w);
+        Py_XDECREF(g);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", w, g);
+}
+
+static PyMethodDef methods[] = {
+    {"scan_hits", scan_hits, METH_VARARGS, scan_hits_doc},
+    {"scan_words", scan_words, METH_VARARGS, scan_words_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scan", "The decontam scan kernel (see _scan.c).", -1,
+                                    methods};
+
+PyMODINIT_FUNC PyInit__scan(void) {
+    init_tables();
+    return PyModule_Create(&module);
+}
