@@ -131,3 +131,25 @@ def test_licences_are_counted_from_the_upstream_pull_records(demo_output, tmp_pa
     assert "PRs per licence): Apache-2.0 1, MIT 2." in text
     assert "No source stage" in render_card({}, stage="s", type_name="t", summary="x", inputs=[], recipe="r",
                                             version="0", stats={}, licences=None)
+
+
+def test_yaml_features_are_what_datasets_writes_for_every_schema():
+    """cards.yaml_features spares every stage process the `datasets` import; it must write what `datasets` does."""
+    from datasets import Features
+
+    from datakit.io.schemas import SCHEMA_DIR, arrow_schema
+    from datakit.pipeline.cards import yaml_features
+
+    checked = 0
+    for path in sorted(SCHEMA_DIR.glob("*.schema.json")):
+        name = path.name.removesuffix(".schema.json")
+        try:
+            arrow_schema(name)
+        except (TypeError, KeyError):  # no Arrow form: never a card's features
+            continue
+        assert yaml_features(hf_features(name)) == Features.from_dict(hf_features(name))._to_yaml_list(), name
+        checked += 1
+    assert checked >= 6
+    nested = {"a": {"feature": {"feature": {"dtype": "int32", "_type": "Value"}, "_type": "List"}, "_type": "List"},
+              "b": {"feature": {"_type": "Json"}, "_type": "List"}}
+    assert yaml_features(nested) == Features.from_dict(nested)._to_yaml_list()

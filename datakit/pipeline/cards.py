@@ -41,14 +41,35 @@ def _features_yaml(first_file: Path) -> tuple[str | None, list]:
     """(schema name, the features in the card's YAML list form) of a Parquet file: the schema's when its columns
     are a datakit schema's (the single source of truth), else the file's own Arrow schema."""
     import pyarrow.parquet as pq
-    from datasets import Features
 
     from datakit.io.schemas import hf_features
 
     arrow = pq.read_schema(first_file)
     name = _schema_columns().get(tuple(arrow.names))
-    features = Features.from_dict(hf_features(name)) if name else Features.from_arrow_schema(arrow)
-    return name, features._to_yaml_list()  # the form `datasets` reads back from a card (DatasetInfo's YAML)
+    if name:  # written here: importing `datasets` (and pandas) costs every stage process ~0.7 s
+        return name, yaml_features(hf_features(name))
+    from datasets import Features
+
+    return name, Features.from_arrow_schema(arrow)._to_yaml_list()  # the form `datasets` reads back from a card
+
+
+def yaml_features(features: dict) -> list:
+    """`datasets.Features.from_dict(features)._to_yaml_list()` for the feature kinds of datakit's schemas (Value,
+    List, Json, structs); tests/test_cards.py checks it against `datasets` for every schema."""
+    def one(feature: dict) -> dict:
+        kind = feature.get("_type")
+        if kind == "Value":
+            return {"dtype": feature["dtype"]}
+        if kind == "Json":
+            return {"dtype": "json"}
+        if kind == "List":  # a list of one dtype or of a struct drops the inner key, as `datasets` writes it
+            inner = one(feature["feature"])
+            return {"list": inner[next(iter(inner))] if list(inner) in (["dtype"], ["struct"]) else inner}
+        if kind is None:
+            return {"struct": yaml_features(feature)}
+        raise TypeError(f"no YAML form for a {kind} feature")
+
+    return [{"name": name, **one(feature)} for name, feature in features.items()]
 
 
 def parquet_groups(folder: Path) -> list[tuple[str, str]]:

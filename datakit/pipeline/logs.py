@@ -2,17 +2,20 @@
 
 Full DEBUG logs still go to `logging_dir/logs/task_*.log`; stderr gets warnings and errors only, unless
 DATAKIT_VERBOSE=1 (INFO). Tracebacks never show local variables' values (loguru's `diagnose`, on by default,
-would print them, and a local can hold a GitHub token). Patched where the executors look the function up, in the parent and in every worker (the
-steps import this module, so a forkserver child applies it when it unpickles the pipeline).
+would print them, and a local can hold a GitHub token). Patched in `datatrove.utils.logging`, before any executor
+module binds the function by name (and in those already imported), in the parent and in every worker (the steps
+import this module, so a forkserver child applies it when it unpickles the pipeline). Cheap to import: not
+`datatrove.executor`, whose `datatrove.io` pulls in fsspec and huggingface_hub (~0.5 s) that `datakit --help` and
+the in-process commands never need.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
 
-import datatrove.executor.base as executor_base
 from datatrove.utils import logging as dt_logging
 from loguru import logger
 
@@ -59,8 +62,34 @@ def _quiet_default_logger() -> None:
     logger.add(sys.stderr, level=_STDERR_LEVEL, format=_stderr_format, **_SAFE)
 
 
+# the executor modules that bind add_task_logger by name when imported
+_EXECUTOR_MODULES = ("datatrove.executor.base", "datatrove.executor.ray", "datatrove.executor.jobs")
+
+
+def _cache_lib_dirs() -> None:
+    """loguru's every `logger.add` lists the library folders of every sysconfig scheme (~6 ms; a run adds 3 handlers
+    per task); they change only with sys.path, so cache them by it. A loguru without this method is left as is."""
+    from loguru._better_exceptions import ExceptionFormatter
+
+    original = ExceptionFormatter.__dict__.get("_get_lib_dirs")
+    if not isinstance(original, staticmethod) or getattr(original.__func__, "_datakit_cached", False):
+        return
+    by_path = functools.lru_cache(maxsize=8)(lambda path: tuple(original.__func__()))
+
+    def lib_dirs():
+        return list(by_path(tuple(sys.path)))
+
+    lib_dirs._datakit_cached = True
+    ExceptionFormatter._get_lib_dirs = staticmethod(lib_dirs)
+
+
 def install() -> None:
     logger.configure(patcher=_redact_record)
-    executor_base.add_task_logger = _quiet_task_logger
+    _cache_lib_dirs()
+    dt_logging.add_task_logger = _quiet_task_logger  # executor modules imported from now on bind this one
+    for name in _EXECUTOR_MODULES:  # and those imported before
+        module = sys.modules.get(name)
+        if module is not None and hasattr(module, "add_task_logger"):
+            module.add_task_logger = _quiet_task_logger
     dt_logging.setup_default_logger = _quiet_default_logger  # called when a task's logger is closed
     _quiet_default_logger()

@@ -263,9 +263,23 @@ def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, f
     return results
 
 
+def _pool_ahead(spec: StageSpec, recipe: Recipe, fingerprint: str) -> bool:
+    """Will this stage start datatrove's local pool (2 workers or more, and a task left to run)?"""
+    if recipe.executor["type"] != "local" or spec.type.local_only or min(spec.workers, spec.tasks) < 2:
+        return False
+    marker = spec.output / STATE_DIR / "fingerprint"
+    if not marker.is_file() or marker.read_text().strip() != fingerprint:
+        return True  # a fresh stage folder
+    return _completed(spec.output / STATE_DIR / "logs") < spec.tasks
+
+
 def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerprint: str, limit: int,
               console=None, inputs: list[Path] | None = None) -> StageResult:
     inputs = list(inputs) if inputs is not None else [input_path] if input_path is not None else []
+    if _pool_ahead(spec, recipe, fingerprint):  # first: its imports overlap this process's own start-up
+        from datakit.pipeline.workers import start_forkserver
+
+        start_forkserver(spec.type.worker_modules)
     total = None
     if spec.type.input_format == "parquet":  # before the output folder exists
         total = sum(parquet_input_rows(spec, p) for p in inputs)

@@ -48,6 +48,8 @@ class StageType:
     summary: ClassVar[str]
     needs_input: ClassVar[bool] = True
     local_only: ClassVar[bool] = False  # runs in-process, no executor (set-up work, e.g. the demo repository)
+    # the modules of its steps: datatrove's forkserver imports them once for all the workers (pipeline/workers.py)
+    worker_modules: ClassVar[tuple[str, ...]] = ()
     multi_input: ClassVar[bool] = False  # reads every path of `ctx.inputs` (a recipe's `inputs:` list)
     units: ClassVar[tuple[str, ...]] = ()
     input_format: ClassVar[str] = ""  # "parquet": inputs are folders of record files, checked before build
@@ -137,6 +139,7 @@ def repo_specs(extra: list, ctx: StageContext):
 
 class GitSourceStage(StageType):
     type_name = "sources.git"
+    worker_modules = ("datakit.sources.steps",)
     summary = "mirror repositories with pygit2 and list their merged PRs as PullRecords"
     units = ("repos", "pulls")
 
@@ -175,6 +178,7 @@ class _GitHubOptions(CrawlSettings):
 
 class GitHubSourceStage(StageType):
     type_name = "sources.github"
+    worker_modules = ("datakit.sources.github.steps",)
     summary = ("crawl GitHub's REST + GraphQL API (token pool, rate limits, retries, ETags, checkpoints) → "
                "PullRecords with linked issues; the code from git mirrors")
     units = ("repos", "pulls")
@@ -207,6 +211,7 @@ class GitHubSourceStage(StageType):
 
 class GHArchiveSourceStage(StageType):
     type_name = "sources.gharchive"
+    worker_modules = ("datakit.sources.steps",)
     summary = ("aggregate GH Archive hour files (PR, issue, comment, review events) → PullRecords; code from mirrors "
                "(two phases: partition by repository, then aggregate)")
     units = ("files", "lines", "pulls")
@@ -282,6 +287,7 @@ def run_phase(ctx: StageContext, pipeline: list[PipelineStep], logging_dir: Path
 
 class AgentlessSamplesStage(StageType):
     type_name = "samples.agentless"
+    worker_modules = ("datakit.io.row_shards", "datakit.samples.steps")
     summary = "PullRecords + git mirrors → Agentless BugFixer/TestWriter localize and edit samples"
     units = ("bugfixer", "testwriter")
     multi_input = True  # `inputs: [github, gharchive]`: PullRecord folders read as one sequence
@@ -323,6 +329,7 @@ class AgentlessSamplesStage(StageType):
 
 class CommitBundlesStage(StageType):
     type_name = "bundles.commits"
+    worker_modules = ("datakit.io.row_shards", "datakit.bundles.steps")
     summary = "PullRecords + git mirrors → one curated commit-bundle document per PR (diffs verified with unidiff)"
     units = ("pulls",)
     multi_input = True
@@ -356,6 +363,7 @@ class CommitBundlesStage(StageType):
 
 class SynthIngestStage(StageType):
     type_name = "synth.ingest"
+    worker_modules = ("datakit.synth.steps",)
     summary = ("synthetic reasoning / agent data (JSONL, .jsonl.zst, Parquet, saved datasets; OpenAI messages, "
                "SWE-agent, mini-SWE-agent, OpenHands, prompt/answer) → validated chat Samples (kind synthetic)")
     units = ("rows",)
@@ -393,6 +401,7 @@ class SynthIngestStage(StageType):
 
 class TokensStage(StageType):
     type_name = "tokens"
+    worker_modules = ("datakit.tokens.steps",)
     summary = "Samples → exact tokenization (Qwen2.5 by default) with loss masks → mixture → packed Parquet shards"
     units = ("documents",)
     multi_input = True  # `inputs: [decontam, synth, …]`: every Sample folder, interleaved
@@ -482,6 +491,7 @@ class TokensStage(StageType):
 
 class MegatronExportStage(StageType):
     type_name = "export.megatron"
+    worker_modules = ("datakit.export.steps",)
     summary = ("token shards → Megatron MMIDIDX .bin/.idx (int32, one document per sample) + blend file; a "
                "validation split → valid/*.bin/.idx + valid_blend.txt (--valid-data-path)")
     units = ("shards",)
@@ -528,6 +538,7 @@ class MegatronExportStage(StageType):
 
 class DecontamStage(StageType):
     type_name = "decontam"
+    worker_modules = ("datakit.decontam.steps",)
     summary = "drop SWE-bench Verified leakage (repos, renames, forks, mirrors, commits, text overlap) into a quarantine"
     units = ("samples",)
     multi_input = True  # `inputs: [samples, bundles, synth]`: every kind of sample is decontaminated

@@ -1,0 +1,45 @@
+"""Start-up: `datakit --help` and building the CLI import nothing heavy, and datatrove's workers fork from a
+forkserver that has imported their modules already (each would pay ~1 CPU s of imports otherwise)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+HEAVY = ("datatrove.io", "fsspec", "huggingface_hub", "requests", "pandas", "datasets", "torch", "pyarrow")
+
+
+def _imported_by(code: str) -> list[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport json, sys\n"
+                          f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_cli_and_runner_import_nothing_heavy():
+    assert _imported_by("import datakit.cli\ndatakit.cli.build_parser()") == []
+    # `datakit run` and every stage command: the heavy modules come with the stage's steps and executor only
+    assert _imported_by("import datakit.pipeline.runner") == []
+
+
+def test_forkserver_children_start_with_the_workers_modules_imported():
+    code = """
+import multiprocess
+from datakit.pipeline import workers
+assert workers.start_forkserver(("json",))
+with multiprocess.get_context("forkserver").Pool(1) as pool:
+    print(pool.apply(workers.imported, ("datatrove.io",)), pool.apply(workers.imported, ("datatrove.executor.local",)))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["True", "True"], out.stderr
+
+
+def test_stage_types_name_importable_worker_modules():
+    from datakit.pipeline.stages import STAGES
+    from datakit.pipeline.workers import PRELOAD
+
+    named = [m for st in STAGES.values() for m in st.worker_modules] + list(PRELOAD)
+    assert "datakit.samples.steps" in named
+    assert [m for m in named if importlib.util.find_spec(m) is None] == []
