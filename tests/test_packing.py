@@ -256,6 +256,23 @@ def test_window_bounded_in_tokens():
         Packer(4096, EOD, window_tokens=0)
 
 
+def test_copy_gap_defaults_to_one_window_of_rows():
+    """Up-sampled copies wait one window's rows by default (window_tokens // seq_len when that is fewer than
+    `window`), so the copies a task holds stay about one window of tokens, not its whole input: with the gap in
+    chunks (100,000 rows) every copy would wait until the end of this 300-row stream."""
+    docs = make_docs([700 + 13 * (i % 7) for i in range(400)], seed=9)
+    for d in docs[::2]:
+        d.copies = 2
+    packer = Packer(1024, EOD, window=100_000, window_tokens=20_000)
+    assert packer.copy_gap == 20_000 // 1024
+    rows = list(packer.pack(docs))
+    assert packer.stats.copies_released_early < 20  # only the last windows' copies meet the stream's end
+    assert packer.stats.min_copy_distance >= 1 and packer.stats.max_window_tokens <= 2 * (20_000 + 1024)
+    copies = [sid for r in rows for sid, *_ in unpack_row(r) if "@" in sid]
+    assert len(copies) == 200
+    assert Packer(1024, EOD, window=8).copy_gap == 8 and Packer(1024, EOD, window=8, copy_gap=3).copy_gap == 3
+
+
 def test_feed_and_finish_let_one_stream_fill_two_packers():
     """What the tokens stage does with a validation split: documents routed one by one to two packers give each
     the rows it would pack from its own documents alone."""

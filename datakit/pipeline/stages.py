@@ -410,13 +410,15 @@ class TokensStage(StageType):
     @dataclass
     class Options:
         tokenizer: str = "qwen2.5"  # built-in offline Qwen2.5, or a Hugging Face tokenizer name / local path
-        engine: str = "auto"  # auto: the fastest engine proven id-identical (tiktoken), else hf
+        engine: str = "auto"  # auto: the fastest engine proven id-identical (fastokens, then tiktoken), else hf
         seq_len: int = 32768
         window: int = 100_000  # chunks packed together (best-fit-decreasing) per window
-        window_tokens: int = 256_000_000  # …and at most this many tokens (≈1.3 GB of ids + masks per task)
+        # …and at most this many tokens: what a task holds, flat with input size (padding 0.33 % on log-normal
+        # lengths, median 1k tokens, vs 0.04 % at 256 M; BENCHMARKS.md, tokens)
+        window_tokens: int = 8_000_000
         mixture: dict = field(default_factory=dict)  # {source: {tokens | fraction: budget, upsample: factor}}
         target_tokens: float = 0.0  # the stream's size that mixture fractions refer to (after up-sampling)
-        copy_gap: int = 0  # rows between copies of an up-sampled document (0 = window)
+        copy_gap: int = 0  # rows between copies of an up-sampled document (0 = the rows of one window)
         seed: int = 0
         num_threads: int = 1  # encoder threads per task
         # sample kinds whose documents are never chunked across rows: longer than seq_len → left out (too_long)
@@ -436,7 +438,7 @@ class TokensStage(StageType):
         check_at_least(o, ("seq_len", "window", "num_threads"), 1)
         check_at_least(o, ("target_tokens",), 0)
         if o.copy_gap < 0:
-            raise ValueError(f"copy_gap must be ≥ 0 (0 = window), got {o.copy_gap}")
+            raise ValueError(f"copy_gap must be ≥ 0 (0 = the rows of one window), got {o.copy_gap}")
         if o.window_tokens < o.seq_len:
             raise ValueError(f"window_tokens must be ≥ seq_len ({o.seq_len}), got {o.window_tokens}")
         mixture = parse_mixture(o.mixture, o.target_tokens)

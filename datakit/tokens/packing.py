@@ -11,12 +11,14 @@ Pure numpy, no I/O. The flow:
    (`eod_id`, loss 0) and the last segment of the row.
 
 3. up-sampled documents (`Document.copies` > 1) are spread over the stream: copy 0 is packed where the document
-   arrives; copy k+1 waits until `copy_gap` rows (default: `window`) have been emitted after the last row of
-   copy k, then joins the next window. So no row ever holds two copies of one document, and copies are at
-   least `copy_gap` rows apart — except at the end of the stream, where nothing else is left to put between the
-   last copies: there every waiting copy joins one last window (still one copy per document and row), and
-   `PackStats` counts them (`copies_released_early`) and the smallest distance achieved (`min_copy_distance`). A waiting copy is held
-   in memory: about (copies − 1) × copy_gap × seq_len × (the source's share of the stream) tokens.
+   arrives; copy k+1 waits until `copy_gap` rows (default: the rows of one window, `window` or
+   `window_tokens // seq_len` if fewer) have been emitted after the last row of copy k, then joins the next
+   window. So no row ever holds two copies of one document, and copies are at least `copy_gap` rows apart —
+   except at the end of the stream, where nothing else is left to put between the last copies: there every
+   waiting copy joins one last window (still one copy per document and row), and `PackStats` counts them
+   (`copies_released_early`) and the smallest distance achieved (`min_copy_distance`). A waiting copy is held
+   in memory: about (copies − 1) × copy_gap × seq_len × (the source's share of the stream) tokens, so with the
+   default gap about one window's tokens.
 
 The result depends only on the input order (and `seq_len`, `window`, `copy_gap`): the same documents in the same
 order give the same rows, byte for byte. A window is flushed between documents, never inside one. `Packer` does the same and keeps `PackStats` (rows, tokens, padding, per source).
@@ -206,7 +208,8 @@ def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]
 
 class Packer:
     """Streaming BFD packer that keeps `PackStats`; `pack(docs)` yields rows, `stats` counts what was packed.
-    Up-sampled documents are spread as the module docstring says (`copy_gap` rows apart; default `window`)."""
+    Up-sampled documents are spread as the module docstring says (`copy_gap` rows apart; default the rows of one
+    window)."""
 
     def __init__(self, seq_len: int, eod_id: int, window: int = 100_000, copy_gap: int | None = None,
                  window_tokens: int | None = None) -> None:
@@ -220,7 +223,10 @@ class Packer:
             raise ValueError(f"eod_id must be an int32 token id >= 0, got {eod_id!r}")
         if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
             raise ValueError(f"window must be an integer >= 1, got {window!r}")
-        gap = window if copy_gap is None else copy_gap
+        # default: the rows of one window, so a waiting copy is held about one window's worth of tokens
+        # (the window in chunks alone, 100,000 rows of 32k tokens, would hold every copy of a task until its end)
+        rows_per_window = window if window_tokens is None else min(window, max(1, int(window_tokens) // self.seq_len))
+        gap = rows_per_window if copy_gap is None else copy_gap
         if isinstance(gap, bool) or not isinstance(gap, (int, np.integer)) or gap < 1:
             raise ValueError(f"copy_gap must be an integer >= 1, got {copy_gap!r}")
         self.eod_id = int(eod_id)

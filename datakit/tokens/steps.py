@@ -100,6 +100,7 @@ class TokenizeSamples(CountingStep):
         from datakit.tokens.tokenizer import TokenizerError, load_tokenizer
 
         tok = load_tokenizer(self.tokenizer_name, self.engine)
+        tok.prefetch()  # the engine builds while the first batch is read
         mixer = Mixer(self.mixture, world_size, self.seed)
         self._ledger = _Ledger(self.ledger_dir / f"{rank:05d}.parquet")
         try:

@@ -32,9 +32,12 @@ Otherwise "hf". Asking for `engine="fastokens"`/`"tiktoken"` on anything else ra
 reason; asking for one that is not installed names the pip command. `Tokenizer.engine_version` is the installed
 version of the engine (the manifest records both).
 
-Start-up and threads. The fastokens engine derives its merges from the ranks when it is built (~1.6 CPU s, in Rust,
-without the GIL): it is built in a background thread as soon as the tokenizer is loaded, so reading and rendering
-the first batch overlap with it, and `vocab_hash`, `eod_id`, `special_tokens` never wait for it.
+Start-up and threads. The fastokens engine derives its merges from the ranks when it is built (~1.5 CPU s, in Rust,
+without the GIL; fastokens 0.3.5 has no serialized form of a built tokenizer, and `from_file` of the equivalent
+tokenizer.json is no faster): it is built on the first encode, or in a background thread from `prefetch()` (the
+tokens step calls it before reading its first batch, so reading and rendering overlap with the build), and
+`vocab_hash`, `eod_id`, `special_tokens` never wait for it: a process that only reads those (a stage's driver,
+`finalize`) never builds it.
 `encode_batch_arrays` returns numpy arrays straight from the engine's flat output (no per-token Python objects).
 fastokens runs one BPE thread (FASTOKENS_BPE_THREADS=1 unless set: its own worker threads spin and cost CPU);
 `num_threads` > 1 encodes that many slices of a batch in parallel Python threads.
@@ -134,6 +137,11 @@ class Tokenizer:
         """The added/special tokens and their ids (never produced by `encode`)."""
         return dict(self._specials)
 
+    def prefetch(self) -> None:
+        """Let the engine build in the background now (fastokens: its tables, ~1.5 CPU s), so the first encode
+        waits less; a no-op for the other engines. Without it the engine is built at the first encode."""
+        getattr(self._impl, "prefetch", lambda: None)()
+
     def encode(self, text: str) -> list[int]:
         """Ids of `text` as plain text (special-token strings included as text); no BOS/EOS added."""
         if not isinstance(text, str):
@@ -229,8 +237,14 @@ class _FastokensImpl:
         self._tok = None
         self._error: BaseException | None = None
         self._pool = None
-        self._thread = threading.Thread(target=self._build, name="datakit-fastokens-load", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+
+    def prefetch(self) -> None:
+        """Start building the engine in a background thread (once). Not at load: a process that only reads the
+        tokenizer's metadata (a stage's driver: eod_id, vocab_hash, the manifest) never pays the ~1.5 CPU s."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._build, name="datakit-fastokens-load", daemon=True)
+            self._thread.start()
 
     def _build(self) -> None:
         try:
@@ -244,6 +258,7 @@ class _FastokensImpl:
     @property
     def tok(self):
         if self._tok is None:
+            self.prefetch()
             self._thread.join()
             if self._tok is None and self._error is None:  # forked while building: the thread is not in this process
                 self._build()
