@@ -11,6 +11,30 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"  # reference data beside the repository (README.md, "Reference data")
+# how to get each part of it, for the skip reason of a test that needs a file of it
+SHARED_SOURCES = {
+    "swebench/": "SWE-bench Verified from the Hugging Face dataset princeton-nlp/SWE-bench_Verified",
+    "qwen2.5/": "the tokenizer files of the Hugging Face model Qwen/Qwen2.5-72B (vocab.json, merges.txt, "
+                "tokenizer_config.json's chat_template)",
+}
+
+
+def shared_missing(*files: str) -> str | None:
+    """The skip reason of a test that needs these files of ../shared/data (which are missing, and how to get them);
+    None when they are all there."""
+    missing = [f for f in files if not (SHARED_DATA / f).is_file()]
+    if not missing:
+        return None
+    how = "; ".join(dict.fromkeys(h for f in missing for p, h in SHARED_SOURCES.items() if f.startswith(p)))
+    names = ", ".join(f"../shared/data/{f}" for f in missing)
+    return f"needs {names} (not in {SHARED_DATA}); get {how}: see README.md, 'Reference data (../shared)'"
+
+
+def requires_shared(*files: str) -> pytest.MarkDecorator:
+    """Skip unless these files of ../shared/data exist, e.g. `@requires_shared("swebench/verified.jsonl")`."""
+    reason = shared_missing(*files)
+    return pytest.mark.skipif(reason is not None, reason=reason or "")
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 
 from datakit.tokens.chat import DEFAULT_SYSTEM, render_chat, render_chat_text, render_plain
 from datakit.tokens.tokenizer import TokenizerError, load_tokenizer
-from tests.corpus import shared_available
+from tests.conftest import requires_shared
 
 IM_START, IM_END, EOD, NL = 151644, 151645, 151643, 198
 SYSTEM, USER, ASSISTANT = 8948, 872, 77091  # Qwen2.5 ids of "system", "user", "assistant"
@@ -136,7 +136,7 @@ def test_tool_calls_and_reasoning(tok):
                                                                           "arguments": "{oops"}]}], tok)
 
 
-@pytest.mark.skipif(not shared_available(), reason="no ../shared reference vocabulary")
+@requires_shared("qwen2.5/vocab.json", "qwen2.5/merges.txt")
 def test_same_ids_as_whole_string_tokenization():
     """The ids equal the reference HF tokenizer on the whole rendered string with its special tokens matched (how
     `apply_chat_template` + tokenize does it), contents starting with whitespace included (the header's "\n"

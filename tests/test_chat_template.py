@@ -15,11 +15,11 @@ import pytest
 from datakit.tokens import chat
 from datakit.tokens.chat import ChatError, render_chat, render_chat_text, tokenizer_chat_template, validate_tools
 from datakit.tokens.tokenizer import engine_available, load_tokenizer
-from tests.corpus import QWEN_REF, shared_available
+from tests.conftest import requires_shared
+from tests.corpus import QWEN_REF
 
 TEMPLATE_FILE = QWEN_REF / "chat_template.jinja"
-pytestmark = pytest.mark.skipif(not (shared_available() and TEMPLATE_FILE.is_file()),
-                                reason="no ../shared (Qwen2.5 vocabulary and chat template in ../shared/data/qwen2.5)")
+pytestmark = requires_shared("qwen2.5/vocab.json", "qwen2.5/merges.txt", "qwen2.5/chat_template.jinja")
 NFC = lambda s: unicodedata.normalize("NFC", s)  # noqa: E731
 
 BASH = {"type": "function", "function": {

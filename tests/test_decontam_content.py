@@ -24,12 +24,12 @@ from datakit.decontam.background import held_out
 from datakit.decontam.content import content_matches
 from datakit.decontam.index import FingerprintIndex, boilerplate_words, build_index, default_index, patch_views
 from datakit.decontam.reference import Instance, ReferenceUnavailable, full_test_ids, load_reference
+from tests.conftest import requires_shared, shared_missing
 from tests.test_decontam_planted import hunks
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SWEBENCH = SHARED / "data" / "swebench"
-needs_data = pytest.mark.skipif(not (SWEBENCH / "verified.jsonl").is_file(),
-                                reason=f"SWE-bench reference data not found at {SWEBENCH}")
+needs_data = requires_shared("swebench/verified.jsonl")
 ROOT = Path(__file__).resolve().parents[1]
 
 # projects that *are* SWE-bench repositories (or their vendored copies): the repository-level rules remove them;
@@ -57,8 +57,8 @@ _hunks = hunks  # one hunk splitter for the decontam tests (tests/test_decontam_
 
 @pytest.fixture(scope="module")
 def instances() -> list[Instance]:
-    if not (SWEBENCH / "verified.jsonl").is_file():
-        pytest.skip(f"SWE-bench reference data not found at {SWEBENCH}")
+    if why := shared_missing("swebench/verified.jsonl"):
+        pytest.skip(why)
     return load_reference("files", SWEBENCH)
 
 

@@ -18,6 +18,7 @@ from datakit.decontam.content import content_matches
 from datakit.decontam.index import default_index
 from datakit.decontam.normalize import canonical
 from datakit.decontam.reference import load_reference
+from tests.conftest import shared_missing
 from tests.test_decontam_planted import (HUNK_VARIANTS, STATEMENT_VARIANTS, hunk_side, hunks, new_start,
                                          own_words, words)
 
@@ -26,8 +27,8 @@ SWEBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "swebench"
 
 @pytest.fixture(scope="module")
 def instances():
-    if not (SWEBENCH / "verified.jsonl").is_file():
-        pytest.skip(f"SWE-bench reference data not found at {SWEBENCH}")
+    if why := shared_missing("swebench/verified.jsonl"):
+        pytest.skip(why)
     return load_reference("files", SWEBENCH)
 
 

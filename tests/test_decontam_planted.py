@@ -26,10 +26,10 @@ import pytest
 
 from datakit.decontam.background import HOLDOUT_MOD, excluded_path, held_out
 from datakit.decontam.reference import Instance, load_reference
+from tests.conftest import requires_shared, shared_missing
 
 SWEBENCH = Path(__file__).resolve().parents[2] / "shared" / "data" / "swebench"
-needs_data = pytest.mark.skipif(not (SWEBENCH / "verified.jsonl").is_file(),
-                                reason=f"SWE-bench reference data not found at {SWEBENCH}")
+needs_data = requires_shared("swebench/verified.jsonl")
 WORD = re.compile(r"[0-9A-Za-z_\x80-\U0010ffff]+")
 MIN_STATEMENT_WORDS = 40
 MIN_HUNK_WORDS = 30
@@ -450,8 +450,8 @@ def clean(n_code: int = 3600, n_issues: int = 800, n_per_trap: int = 110) -> lis
 
 @pytest.fixture(scope="module")
 def instances() -> list[Instance]:
-    if not (SWEBENCH / "verified.jsonl").is_file():
-        pytest.skip(f"SWE-bench reference data not found at {SWEBENCH}")
+    if why := shared_missing("swebench/verified.jsonl"):
+        pytest.skip(why)
     return load_reference("files", SWEBENCH)
 
 

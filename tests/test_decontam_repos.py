@@ -23,6 +23,7 @@ from datakit.decontam.repos import (
     normalize_repo,
 )
 from datakit.sources.git_mirror import RepoSpec, clone_mirror
+from tests.conftest import shared_missing
 from tests.gitrepo import RepoBuilder
 
 VERIFIED = Path(__file__).resolve().parents[2] / "shared" / "data" / "swebench" / "verified.jsonl"
@@ -36,8 +37,8 @@ THE_12 = {
 
 def verified_base_commits() -> dict[str, str]:
     """sha -> instance_id from ../shared (the first instance id when two instances share a base commit)."""
-    if not VERIFIED.is_file():
-        pytest.skip("../shared/data/swebench/verified.jsonl is not available")
+    if why := shared_missing("swebench/verified.jsonl"):
+        pytest.skip(why)
     out: dict[str, str] = {}
     for line in VERIFIED.read_text(encoding="utf-8").splitlines():
         if line.strip():

@@ -12,12 +12,13 @@ from datakit.cli import main
 from datakit.decontam.index import boilerplate_words, build_index
 from datakit.decontam.reference import Instance, load_reference
 from datakit.io.schemas import validate
+from tests.conftest import requires_shared, shared_missing
 from tests.gitrepo import RepoBuilder
 from tests.test_recipes import datakit
 from tests.test_tokens_stage import write_samples
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "swebench"
-needs_shared = pytest.mark.skipif(not (SHARED / "verified.jsonl").is_file(), reason="../shared/data/swebench absent")
+needs_shared = requires_shared("swebench/verified.jsonl")
 
 
 def test_demo_quarantines_the_renamed_swebench_mirror(demo_output):
@@ -136,7 +137,7 @@ def test_mirror_histories_are_checked(tmp_path):
 
 
 def test_build_index_cli(tmp_path):
-    if not (SHARED / "verified.jsonl").is_file():
-        pytest.skip("../shared/data/swebench absent")
+    if why := shared_missing("swebench/verified.jsonl"):
+        pytest.skip(why)
     assert main(["decontam", "build-index", "--from-files", str(SHARED), "--out", str(tmp_path / "i.npz")]) == 0
     assert main(["decontam", "build-index", "--out", str(tmp_path / "j.npz")]) == 2

@@ -17,6 +17,7 @@ from datakit.synth.readers import iter_rows, list_inputs, resolve
 from datakit.synth.steps import to_sample
 from datakit.tokens.chat import ChatError, check_messages, render_chat, render_chat_text
 from datakit.tokens.tokenizer import load_tokenizer
+from tests.conftest import requires_shared
 from tests.test_recipes import datakit
 
 FIXTURES = resolve("datakit:demo/fixtures/synth")
@@ -137,7 +138,7 @@ def test_tool_results_without_ids_answer_calls_in_order():
                     {"role": "tool", "content": "1"}, {"role": "tool", "content": "2"}])
 
 
-@pytest.mark.skipif(not TEMPLATE.is_file(), reason="no ../shared Qwen2.5 chat template")
+@requires_shared("qwen2.5/chat_template.jinja")
 def test_text_is_what_qwen25s_own_template_renders():
     """Every fixture conversation rendered by the published Jinja template (with transformers' tojson) equals
     `text`; reasoning, which that template has no field for, goes in as the content's <think> prefix."""

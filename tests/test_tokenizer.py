@@ -17,10 +17,10 @@ import pytest
 from datakit.tokens import tokenizer as tkmod
 from datakit.tokens.tokenizer import (QWEN25_SPECIAL_TOKENS, Tokenizer, TokenizerError, cached_merges,
                                       derive_merges, load_tokenizer)
-from tests.corpus import QWEN_REF, build_corpus, shared_available
+from tests.conftest import requires_shared, shared_missing
+from tests.corpus import QWEN_REF, build_corpus
 
-needs_shared = pytest.mark.skipif(not shared_available(),
-                                  reason=f"reference data not found at {QWEN_REF.parent} (../shared/data)")
+needs_shared = requires_shared("swebench/verified.jsonl", "qwen2.5/vocab.json", "qwen2.5/merges.txt")  # the corpus holds SWE-bench's texts
 
 QWEN_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
                 r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")  # from ../shared/data/README.md, on purpose not imported
@@ -67,8 +67,8 @@ def ids_tiktoken(corpus):
 
 @pytest.fixture(scope="module")
 def reference_ids(corpus):
-    if not shared_available():
-        pytest.skip(f"reference data not found at {QWEN_REF}")
+    if why := shared_missing("swebench/verified.jsonl", "qwen2.5/vocab.json", "qwen2.5/merges.txt"):
+        pytest.skip(why)
     ref = reference_tokenizer(with_specials=False)
     return [e.ids for e in ref.encode_batch(corpus, add_special_tokens=False)]
 
@@ -76,8 +76,8 @@ def reference_ids(corpus):
 @pytest.fixture(scope="module")
 def qwen_hf_dir(tmp_path_factory):
     """A local Hugging Face tokenizer directory holding the reference (with eos <|endoftext|> and the specials)."""
-    if not shared_available():
-        pytest.skip(f"reference data not found at {QWEN_REF}")
+    if why := shared_missing("qwen2.5/vocab.json", "qwen2.5/merges.txt"):
+        pytest.skip(why)
     from transformers import PreTrainedTokenizerFast
     path = tmp_path_factory.mktemp("qwen_hf")
     fast = PreTrainedTokenizerFast(tokenizer_object=reference_tokenizer(with_specials=True),
@@ -199,8 +199,8 @@ def test_token_id(builtin, builtin_hf):
 
 
 def test_special_tokens_match_shared_list():
-    if not shared_available():
-        pytest.skip("no ../shared")
+    if why := shared_missing("qwen2.5/special_tokens.json"):
+        pytest.skip(why)
     added = json.loads((QWEN_REF / "special_tokens.json").read_text())["added_tokens"]
     assert [(t["id"], t["content"]) for t in added] == [(151643 + i, s) for i, s in enumerate(QWEN25_SPECIAL_TOKENS)]
 
