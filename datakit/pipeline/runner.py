@@ -163,14 +163,14 @@ def make_executor(kind: str, options: dict, pipeline: list, tasks: int, workers:
         from datatrove.executor import LocalPipelineExecutor
 
         return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(workers, tasks), logging_dir=str(logging_dir))
-    if kind == "slurm":
-        from datatrove.executor import SlurmPipelineExecutor
+    if kind == "slurm":  # datatrove's, whose run() waits for the job array (datakit/pipeline/slurm.py)
+        from datakit.pipeline.slurm import WaitingSlurmExecutor
 
         extra = {k: v for k, v in options.items() if k not in ("type", "tasks", "workers")}
         for required in ("partition", "time"):
             if required not in extra:
                 raise RecipeError(f"executor.{required} is required for slurm")
-        return SlurmPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir), **extra)
+        return WaitingSlurmExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir), **extra)
     if kind == "ray":
         return _ray_executor(options, pipeline, tasks, workers, logging_dir)
     raise RecipeError(f"unknown executor {kind!r}")
@@ -315,7 +315,7 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
             raise StageFailed(f"stage {spec.name} ({spec.type.type_name}): {exc}") from exc
         tasks = spec.tasks
         skipped = _completed(logging_dir) >= tasks
-        counting = console is not None and len(pipeline) > 1 and recipe.executor["type"] != "slurm"
+        counting = console is not None and len(pipeline) > 1
         if counting:  # records yielded by the first step (read, or made by a source), live per task
             pipeline.insert(1, CountRecords(str(logging_dir / PROGRESS_DIR)))
         executor = make_executor(recipe.executor["type"], recipe.executor, pipeline, spec.tasks, spec.workers,
@@ -323,9 +323,6 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
         with StageProgress(console, f"{spec.name} ({spec.type.type_name})", tasks, logging_dir,
                            None if skipped else total, counting and not skipped):
             executor.run()
-        if recipe.executor["type"] == "slurm":
-            return StageResult(spec.name, spec.type.type_name, spec.output, fingerprint, tasks,
-                               time.perf_counter() - start, False)
         missing = tasks - _completed(logging_dir)
         if missing:  # datatrove's Ray executor returns normally when tasks fail: fail loudly here
             raise StageFailed(f"stage {spec.name}: {missing}/{tasks} tasks did not complete; see "

@@ -267,10 +267,8 @@ class GHArchiveSourceStage(StageType):
 
 
 def run_phase(ctx: StageContext, pipeline: list[PipelineStep], logging_dir: Path, what: str) -> None:
-    """Run a stage's own datatrove pipeline of `ctx.tasks` tasks to completion, on the recipe's executor."""
-    if ctx.executor_kind == "slurm":  # its run() only submits: the runner's pipeline would not wait for this one
-        raise ValueError(f"the {what} phase runs before the stage's tasks, which the slurm executor cannot "
-                         "order yet: use the local or ray executor for this stage")
+    """Run a stage's own datatrove pipeline of `ctx.tasks` tasks to completion, on the recipe's executor (every
+    executor's run() returns when its tasks ended: datakit's Slurm one waits for its job array)."""
     if ctx.phase_executor is not None:
         executor = ctx.phase_executor(pipeline, ctx.tasks, logging_dir)
     else:

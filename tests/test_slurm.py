@@ -1,0 +1,113 @@
+"""The demo recipe on a real single-node Slurm cluster (tests/slurm_cluster.py: slurmctld + slurmd + munge, installed
+with apt-get by the test run when missing) through datatrove's Slurm executor. The runner waits for every stage's
+job array, so stages run in order, and then finalizes, counts and writes cards as for the local executor: the
+output is the local executor's, byte for byte."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from filelock import FileLock
+
+from tests.slurm_cluster import PARTITION, SlurmCluster, install
+from tests.test_kill_resume import outputs
+from tests.test_recipes import DEMO
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory):
+    shared = tmp_path_factory.getbasetemp().parent if os.environ.get("PYTEST_XDIST_WORKER") else \
+        tmp_path_factory.getbasetemp()
+    with FileLock(str(shared / "slurm-install.lock")):  # one apt-get (dpkg's lock) for all xdist workers
+        reason = install()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs tests/test_slurm.py on a real Slurm cluster: {reason}")
+        pytest.skip(reason)
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+def run_on_slurm(slurm: SlurmCluster, tmp_path: Path, recipe: dict, **executor) -> subprocess.CompletedProcess:
+    recipe = {**recipe, "executor": {"type": "slurm", "tasks": 2, "workers": 2, "partition": PARTITION,
+                                     "time": "00:20:00", **executor}}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return subprocess.run([sys.executable, "-m", "datakit.cli", "run", str(path), "--output", str(tmp_path / "out"),
+                           "--quiet"], capture_output=True, text=True, cwd=tmp_path,
+                          env={**slurm.env, "COLUMNS": "200"}, timeout=600)
+
+
+def comparable(out: Path) -> dict[str, str]:
+    """Every file under `out`, as bytes, with three values that follow from the folder's path written as names:
+    the path itself (repos.txt, manifests and cards name their folders), each stage's fingerprint (a hash of the
+    stage's key, which holds the mirrors' path; manifests carry it as `recipe_hash`) and each manifest's sha256
+    (the export's manifest names its input's). Left out: `<stage>/.datakit/logs/`, datatrove's (task logs and
+    per-task stats carry timings, executor.json names the executor, Slurm adds its sbatch script, pickled executor
+    and job logs), of which only the completion markers' names are compared; and `mirrors/`, compared by their
+    refs (test_kill_resume.outputs: libgit2 names pack files differently per clone)."""
+    names = [(hashlib.sha256(m.read_bytes()).hexdigest().encode(), f"<sha256 of {m.relative_to(out)}>")
+             for m in sorted(out.glob("*/manifest.json"))]
+    names += [(f.read_bytes().strip(), f"<fingerprint of {f.parts[-3]}>") for f in sorted(out.glob("*/.datakit/fingerprint"))]
+    names.append((str(out).encode(), "<OUT>"))
+    found: dict[str, str] = {k: v for k, v in outputs(out).items() if k.startswith("mirrors/")}
+    for p in sorted(out.rglob("*")):
+        rel = p.relative_to(out)
+        if not p.is_file() or rel.parts[0] == "mirrors":
+            continue
+        if rel.parts[1:3] == (".datakit", "logs"):
+            if rel.parent.name == "completions":
+                found[str(rel)] = "marker"
+            continue
+        data = p.read_bytes()
+        for value, name in names:
+            data = data.replace(value, name.encode())
+        found[str(rel)] = hashlib.sha256(data).hexdigest()
+    return found
+
+
+def test_demo_on_slurm_gives_the_local_executors_bytes(slurm, demo_output, tmp_path):
+    recipe = yaml.safe_load(DEMO.read_text())
+    proc = run_on_slurm(slurm, tmp_path, recipe)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    # every stage with tasks ran as a Slurm job array (demo.repo runs in the driver, as it does locally)
+    launched = {p.parts[-4] for p in out.glob("*/.datakit/logs/launch_script.slurm")}
+    assert launched == {s["name"] for s in recipe["stages"]} - {"repo"}
+    expected, got = comparable(demo_output), comparable(out)
+    assert sorted(got) == sorted(expected)
+    differ = [k for k in expected if expected[k] != got[k]]
+    assert not differ, f"{len(differ)} files differ from the local executor's, e.g. {differ[:5]}"
+
+
+def test_failed_job_fails_the_stage_naming_its_logs(slurm, tmp_path):
+    """A job whose batch script fails (here: an environment command that cannot activate anything) is a
+    StageFailed naming Slurm's log folder; the stages after it never start."""
+    recipe = yaml.safe_load(DEMO.read_text())
+    recipe["stages"] = recipe["stages"][:3]  # repo (in the driver), pulls (fails), samples (never submitted)
+    proc = run_on_slurm(slurm, tmp_path, recipe, env_command="echo cannot activate >&2; exit 3")
+    slurm_logs = tmp_path / "out" / "pulls" / ".datakit" / "logs" / "slurm_logs"
+    assert proc.returncode != 0
+    assert "2/2 tasks did not complete" in proc.stderr and "FAILED" in proc.stderr, proc.stderr
+    assert str(slurm_logs) in proc.stderr
+    assert all("cannot activate" in p.read_text() for p in slurm_logs.glob("*.out")) and len(list(
+        slurm_logs.glob("*.out"))) == 2
+    assert not (tmp_path / "out" / "samples").exists()
+
+
+def test_sbatch_refusal_names_the_options(slurm, tmp_path):
+    recipe = yaml.safe_load(DEMO.read_text())
+    recipe["stages"] = recipe["stages"][:2]
+    proc = run_on_slurm(slurm, tmp_path, recipe, partition="nope")
+    assert proc.returncode != 0
+    assert "sbatch refused the job" in proc.stderr and "executor.partition" in proc.stderr, proc.stderr
