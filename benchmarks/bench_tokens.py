@@ -38,18 +38,22 @@ write); the raw engines are timed around the encode calls only, the tools over t
 from __future__ import annotations
 
 import argparse
+import builtins
 import hashlib
 import json
+import keyword
 import math
 import os
 import platform
 import random
+import re
 import resource
 import shutil
 import subprocess
 import sys
 import time
 import unicodedata
+import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -57,12 +61,13 @@ T0 = time.perf_counter()  # process start, for the raw paths' load time
 HERE = Path(__file__).resolve().parent
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SWEBENCH = SHARED / "data" / "swebench" / "verified.jsonl"
-GENERATOR_VERSION = 1  # bump when the corpus generator changes, so cached corpora are rebuilt
+GENERATOR_VERSION = 2  # bump when the corpus generator changes, so cached corpora are rebuilt
 SEED = 1234
 ISSUE_SHARE = 0.10
 MEDIAN_DOC_CHARS = 4000
 SEQ_LEN = 32768
 ENGINE_BATCH = 1000
+SHUFFLE_BUFFER = 20_000  # documents the corpus generator's bounded shuffle holds
 # the paths whose ratios matter most: run --repeat times, interleaved
 REPEATED = ("fastokens", "datakit", "datakit_base", "startup", "startup_base")
 SPECIAL_STRINGS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|fim_", "<|file_sep|>", "<|repo_name|>",
@@ -88,6 +93,7 @@ DEFAULT_PATHS = ("tiktoken", "fastokens", "gigatoken", "datakit", "datakit_t2", 
                  "datatrove", "startup")
 STARTUP = ("startup", "startup_base")
 BASELINE: str | None = None  # --baseline: a folder holding an earlier datakit package (the *_base paths)
+WINDOW_TOKENS: int | None = None  # --window-tokens: the stage's packing window (None: the stage's default)
 
 from machine import machine_facts as _machine_facts, peak_rss_mib, write_results  # noqa: E402 - benchmarks/machine.py, beside this script
 
@@ -154,8 +160,98 @@ def corpus_params(mb: int, n_files: int) -> dict:
             "median_doc_chars": MEDIAN_DOC_CHARS, "issues_from": "swebench" if SWEBENCH.is_file() else "generated"}
 
 
+_IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]{2,}\b")
+
+
+class _Renamer:
+    """Pass k > 0 over the source files renames every identifier-like word (3+ characters; not a keyword, builtin
+    or dunder) to another identifier of the corpus, chosen by a hash of (k, word): a file's k-th variant is text
+    the engines have not seen, with the words and token-per-byte ratio of real code. Pass 0 is the source as is
+    and collects the pool of names (first appearance order, so it is deterministic)."""
+
+    KEEP = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {"self", "cls"}
+    POOL_MAX = 200_000
+
+    def __init__(self):
+        self.pool: list[str] = []
+        self._seen: set[str] = set()
+
+    def collect(self, text: str) -> None:
+        if len(self.pool) < self.POOL_MAX:
+            for w in _IDENT.findall(text):
+                if w not in self._seen and w not in self.KEEP and not w.startswith("__"):
+                    self._seen.add(w)
+                    self.pool.append(w)
+
+    def variant(self, text: str, k: int) -> str:
+        pool, keep, n = self.pool, self.KEEP, len(self.pool)
+        salt = f"{k}\0".encode()
+        mapping = {w: w if w in keep or w.startswith("__") else pool[zlib.crc32(salt + w.encode()) % n]
+                   for w in set(_IDENT.findall(text))}
+        return _IDENT.sub(lambda m: mapping[m.group()], text)
+
+
+def _documents(budget: int, rng: random.Random, stats: dict):
+    """(id, kind, text) of the corpus, streamed: code pieces of the .py files (pass 0, then renamed variants until
+    the budget is reached), with an issue text whenever the issue bytes fall below ISSUE_SHARE of the total."""
+    files = _py_files()
+    issues = _issue_texts()
+    renamer = _Renamer()
+    n = code_bytes = issue_bytes = 0
+    for k in range(1000):
+        for path in files:
+            if code_bytes + issue_bytes >= budget:
+                stats.update(code_bytes=code_bytes, issue_bytes=issue_bytes, passes=k + 1)
+                return
+            try:
+                text = path.read_text(encoding="utf-8")
+            except (UnicodeDecodeError, OSError):
+                continue
+            text = unicodedata.normalize("NFC", text)
+            if not text.strip() or "\x00" in text:
+                continue
+            if k == 0:
+                renamer.collect(text)
+                stats["source_files"] = stats.get("source_files", 0) + 1
+            else:
+                text = renamer.variant(text, k)
+            for piece in _cut(text, rng):
+                if not piece.strip():
+                    continue
+                yield f"code/{n:08d}", "commit_bundle", piece
+                n += 1
+                code_bytes += len(piece.encode("utf-8"))
+                while issue_bytes < ISSUE_SHARE * (code_bytes + issue_bytes):
+                    iid, itext = issues[rng.randrange(len(issues))]
+                    if rng.random() < 0.5:
+                        _, other = issues[rng.randrange(len(issues))]
+                        itext += "\n\n## Comment\n\n" + other.split("\n\n", 2)[-1][:3000]
+                    itext = unicodedata.normalize("NFC", itext)
+                    yield f"issue/{n:08d}", "synthetic", itext
+                    n += 1
+                    issue_bytes += len(itext.encode("utf-8"))
+        if not renamer.pool:
+            break
+    raise SystemExit(f"only {code_bytes / 1e6:.0f} MB of .py text could be made; ask for a smaller --mb")
+
+
+def _shuffled(items, rng: random.Random, size: int = SHUFFLE_BUFFER):
+    """A bounded shuffle: each item waits in a buffer of `size` and leaves at a random turn (deterministic)."""
+    buf: list = []
+    for item in items:
+        if len(buf) < size:
+            buf.append(item)
+            continue
+        i = rng.randrange(size)
+        yield buf[i]
+        buf[i] = item
+    rng.shuffle(buf)
+    yield from buf
+
+
 def ensure_corpus(out: Path, mb: int, n_files: int) -> dict:
-    """The corpus folder's description (built if missing or built with other parameters)."""
+    """The corpus folder's description (built if missing or built with other parameters). Streamed: documents go
+    to a random file each (seeded) and are written in row groups of 1,000, so memory does not grow with --mb."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -173,67 +269,52 @@ def ensure_corpus(out: Path, mb: int, n_files: int) -> dict:
     (folder / "samples").mkdir(parents=True)
     t0 = time.perf_counter()
     rng = random.Random(SEED)
-    budget = mb * 1_000_000
-    code_budget = int(budget * (1 - ISSUE_SHARE))
-    docs: list[tuple[str, str, str]] = []  # (id, kind, text)
-    code_bytes = n_source_files = 0
-    for path in _py_files():
-        if code_bytes >= code_budget:
-            break
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (UnicodeDecodeError, OSError):
-            continue
-        text = unicodedata.normalize("NFC", text)
-        if not text.strip() or "\x00" in text:
-            continue
-        n_source_files += 1
-        for k, piece in enumerate(_cut(text, rng)):
-            if piece.strip():
-                docs.append((f"code/{len(docs):07d}", "commit_bundle", piece))
-                code_bytes += len(piece.encode("utf-8"))
-    if code_bytes < code_budget:
-        raise SystemExit(f"only {code_bytes / 1e6:.0f} MB of .py files found; ask for a smaller --mb")
-    issues = _issue_texts()
-    issue_bytes = 0
-    while issue_bytes < budget - code_bytes:
-        iid, text = issues[rng.randrange(len(issues))]
-        if rng.random() < 0.5:
-            _, other = issues[rng.randrange(len(issues))]
-            text += "\n\n## Comment\n\n" + other.split("\n\n", 2)[-1][:3000]
-        text = unicodedata.normalize("NFC", text)
-        docs.append((f"issue/{len(docs):07d}", "synthetic", text))
-        issue_bytes += len(text.encode("utf-8"))
-    rng.shuffle(docs)
-
     schema = arrow_schema("sample")
-    per_file = -(-len(docs) // n_files)
+    writers = [pq.ParquetWriter(folder / "samples" / f"{f:05d}.parquet", schema, compression="zstd")
+               for f in range(n_files)]
+    pending: list[list[dict]] = [[] for _ in range(n_files)]
+
+    def flush(f: int) -> None:
+        writers[f].write_table(pa.Table.from_pylist(pending[f], schema=schema), row_group_size=1000)
+        pending[f] = []
+
     digest = hashlib.sha256()
+    stats: dict = {}
+    sizes: list[int] = []
+    counts = {"commit_bundle": 0, "synthetic": 0}
+    special = 0
     with open(folder / "docs.jsonl", "w", encoding="utf-8") as jf:
-        for f in range(n_files):
-            part = docs[f * per_file:(f + 1) * per_file]
-            rows = [conform({"id": i, "kind": kind, "role": "bugfixer", "text": text, "prompt": None,
-                             "completion": None, "messages": None, "meta": None, "source": None}, "sample")
-                    for i, kind, text in part]
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / "samples" / f"{f:05d}.parquet",
-                           compression="zstd", row_group_size=1000)
-            for i, _kind, text in part:
-                jf.write(json.dumps({"id": i, "text": text}, ensure_ascii=False) + "\n")
-                digest.update(i.encode() + b"\0" + text.encode("utf-8") + b"\0")
-    sizes = sorted(len(t.encode("utf-8")) for _, _, t in docs)
+        for i, kind, text in _shuffled(_documents(mb * 1_000_000, rng, stats), rng):
+            f = rng.randrange(n_files)
+            pending[f].append(conform({"id": i, "kind": kind, "role": "bugfixer", "text": text, "prompt": None,
+                                       "completion": None, "messages": None, "meta": None, "source": None},
+                                      "sample"))
+            if len(pending[f]) >= 1000:
+                flush(f)
+            jf.write(json.dumps({"id": i, "text": text}, ensure_ascii=False) + "\n")
+            digest.update(i.encode() + b"\0" + text.encode("utf-8") + b"\0")
+            sizes.append(len(text.encode("utf-8")))
+            counts[kind] += 1
+            special += any(s in text for s in SPECIAL_STRINGS)
+    for f in range(n_files):
+        if pending[f]:
+            flush(f)
+        writers[f].close()
+    sizes.sort()
     info = {
         "params": params,
-        "documents": len(docs),
-        "code_documents": sum(1 for d in docs if d[1] == "commit_bundle"),
-        "issue_documents": sum(1 for d in docs if d[1] == "synthetic"),
-        "source_files": n_source_files,
-        "bytes": code_bytes + issue_bytes,
-        "code_bytes": code_bytes,
-        "issue_bytes": issue_bytes,
+        "documents": len(sizes),
+        "code_documents": counts["commit_bundle"],
+        "issue_documents": counts["synthetic"],
+        "source_files": stats["source_files"],
+        "source_passes": stats["passes"],
+        "bytes": stats["code_bytes"] + stats["issue_bytes"],
+        "code_bytes": stats["code_bytes"],
+        "issue_bytes": stats["issue_bytes"],
         "doc_bytes_median": sizes[len(sizes) // 2],
         "doc_bytes_p90": sizes[int(len(sizes) * 0.9)],
         "doc_bytes_max": sizes[-1],
-        "docs_with_special_token_strings": sum(1 for _, _, t in docs if any(s in t for s in SPECIAL_STRINGS)),
+        "docs_with_special_token_strings": special,
         "parquet_mib": round(sum(p.stat().st_size for p in (folder / "samples").glob("*.parquet")) / 2**20, 1),
         "sha256": digest.hexdigest(),
         "build_s": round(time.perf_counter() - t0, 1),
@@ -243,14 +324,23 @@ def ensure_corpus(out: Path, mb: int, n_files: int) -> dict:
     return info
 
 
-def read_jsonl(path: Path) -> tuple[list[str], list[str]]:
+def iter_jsonl(path: Path, batch: int = ENGINE_BATCH):
+    """(ids, texts) of the corpus JSONL in batches: a path holds one batch of text at a time, not the corpus."""
     ids, texts = [], []
     with open(path, encoding="utf-8") as f:
         for line in f:
             d = json.loads(line)
             ids.append(d["id"])
             texts.append(d["text"])
-    return ids, texts
+            if len(ids) == batch:
+                yield ids, texts
+                ids, texts = [], []
+    if ids:
+        yield ids, texts
+
+
+def read_ids(path: Path) -> list[str]:
+    return [i for ids, _ in iter_jsonl(path) for i in ids]
 
 
 def hf_tokenizer_files(out: Path) -> Path:
@@ -292,7 +382,6 @@ def run_raw(path: str, corpus: Path) -> dict:
     """Raw engine speed: only the encode calls are timed (reading the JSONL and the digests are not)."""
     from datakit.tokens.tokenizer import load_tokenizer
 
-    ids, texts = read_jsonl(corpus / "docs.jsonl")
     if path == "tiktoken":
         enc = load_tokenizer("qwen2.5", engine="tiktoken")._impl.enc  # the tiktoken.Encoding datakit builds
 
@@ -326,17 +415,16 @@ def run_raw(path: str, corpus: Path) -> dict:
             return [e.ids for e in encoder.encode_batch(batch, add_special_tokens=False)]
     encode(["warm-up: def f(x):\n    return x  # café"])  # first-call allocations (not corpus text: no cache)
     load_s = time.perf_counter() - T0
-    wall, cpu, lens, digests = 0.0, 0.0, [], []
-    for start in range(0, len(texts), ENGINE_BATCH):
-        batch = texts[start:start + ENGINE_BATCH]
+    wall, cpu, n_tokens, digests = 0.0, 0.0, 0, {}
+    for ids, batch in iter_jsonl(corpus / "docs.jsonl"):
         t0, c0 = time.perf_counter(), time.process_time()
         out = encode(batch)
         wall += time.perf_counter() - t0
         cpu += time.process_time() - c0
-        lens += [len(x) for x in out]
-        digests += [_digest(x) for x in out]
-    return {"encode_wall_s": round(wall, 3), "encode_cpu_s": round(cpu, 3), "load_and_read_s": round(load_s, 3),
-            "documents": len(texts), "content_tokens": sum(lens), "digests": dict(zip(ids, digests)), **_usage()}
+        n_tokens += sum(len(x) for x in out)
+        digests.update(zip(ids, map(_digest, out)))
+    return {"encode_wall_s": round(wall, 3), "encode_cpu_s": round(cpu, 3), "load_s": round(load_s, 3),
+            "documents": len(digests), "content_tokens": n_tokens, "digests": digests, **_usage()}
 
 
 def run_datakit(corpus: Path, work: Path, num_threads: int = 1, limit: int | None = None, engine: str = "auto",
@@ -362,7 +450,8 @@ def run_datakit(corpus: Path, work: Path, num_threads: int = 1, limit: int | Non
         "executor": {"type": "local", "tasks": n_files, "workers": 1},
         "stages": [{"name": "tokens", "stage": "tokens", "input": str(corpus / "samples"), "tasks": n_files,
                     "options": {"tokenizer": "qwen2.5", "engine": engine, "seq_len": SEQ_LEN,
-                                "num_threads": num_threads, "mixture": once}}]},
+                                "num_threads": num_threads, "mixture": once,
+                                **({"window_tokens": WINDOW_TOKENS} if WINDOW_TOKENS else {})}}]},
         indent=2))
     t0 = time.perf_counter()
     rc = datakit_main(["run", str(recipe), "--quiet", "--force"] + (["--limit", str(limit)] if limit else []))
@@ -385,6 +474,8 @@ def run_datakit(corpus: Path, work: Path, num_threads: int = 1, limit: int | Non
     return {"wall_s": round(wall, 3), "documents": manifest["documents"], "content_tokens": sum(lens.values()),
             "manifest_tokens": manifest["tokens"], "rows": manifest["rows"],
             "padding_tokens": manifest["padding_tokens"], "padding_ratio": manifest["padding_ratio"],
+            "max_window_tokens": max(json.loads(p.read_text())["max_window_tokens"]
+                                     for p in (out / "tokens").glob("*.pack.json")),
             "shard_mib": round(sum((out / "tokens" / f).stat().st_size for f in manifest["files"]) / 2**20, 1),
             "eod_after_every_document": eod_ok, "digests": digests, "engine": manifest["tokenizer"]["engine"],
             **usage, "_np": np.__version__, "check_s": round(time.perf_counter() - t_end, 3)}
@@ -454,7 +545,7 @@ def run_megatron(corpus: Path, work: Path, workers: int, tok_dir: Path) -> dict:
     wall = time.perf_counter() - t0
     usage = _usage()
     ds = indexed_dataset.IndexedDataset(str(prefix))
-    ids, _ = read_jsonl(corpus / "docs.jsonl")
+    ids = read_ids(corpus / "docs.jsonl")
     eod = tokenizer.eod
     digests, total, eod_ok = {}, 0, True
     for i, sample_id in enumerate(ids):
@@ -487,7 +578,7 @@ def run_datatrove(corpus: Path, work: Path, tok_dir: Path) -> dict:
     (ds_file,) = sorted((out / "tokens").glob("*.ds"))
     tokens = np.fromfile(ds_file, dtype=np.uint32)
     ends = np.fromfile(f"{ds_file}.index", dtype=np.uint64).astype(np.int64)
-    ids, _ = read_jsonl(corpus / "docs.jsonl")
+    ids = read_ids(corpus / "docs.jsonl")
     eod = 151643
     digests, total, eod_ok, start = {}, 0, True, 0
     for sample_id, end in zip(ids, ends.tolist()):
@@ -523,7 +614,7 @@ def spawn(path: str, size_dir: Path) -> dict:
     if path.endswith("_base"):
         env["PYTHONPATH"] = BASELINE  # found before the editable install: the earlier datakit runs
     cmd = [sys.executable, str(Path(__file__).resolve()), "--out", str(size_dir), "--path", path,
-           "--result-file", str(result_file)]
+           "--result-file", str(result_file)] + (["--window-tokens", str(WINDOW_TOKENS)] if WINDOW_TOKENS else [])
     log = size_dir / "logs" / f"{path}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -573,17 +664,21 @@ def machine_facts() -> dict:
     return _machine_facts(**versions)
 
 
-def compare(results: dict[str, dict], texts_by_id: dict[str, str]) -> dict:
+def compare(results: dict[str, dict], corpus_jsonl: Path) -> dict:
     """Per path: documents whose ids differ from raw tiktoken's, and whether all of those hold special-token
-    strings (which a tokenizer that matches added tokens in text turns into control tokens)."""
+    strings (which a tokenizer that matches added tokens in text turns into control tokens). Only the texts of
+    differing documents are kept while the JSONL is read."""
     ref = results["tiktoken"]["digests"]
-    out = {}
+    diffs = {}
     for name, r in results.items():
         if name == "tiktoken" or "digests" not in r:
             continue
         d = r["digests"]
-        differ = sorted(k for k in ref if d.get(k) != ref[k])
-        missing = sorted(set(ref) - set(d))
+        diffs[name] = (sorted(k for k in ref if d.get(k) != ref[k]), sorted(set(ref) - set(d)))
+    wanted = {k for differ, _ in diffs.values() for k in differ}
+    texts_by_id = {i: t for ids, texts in iter_jsonl(corpus_jsonl) for i, t in zip(ids, texts) if i in wanted}
+    out = {}
+    for name, (differ, missing) in diffs.items():
         special = [k for k in differ if any(s in texts_by_id[k] for s in SPECIAL_STRINGS)]
         out[name] = {"documents_compared": len(ref), "identical": len(ref) - len(differ), "differ": len(differ),
                      "missing": len(missing), "differ_with_special_token_strings": len(special),
@@ -646,9 +741,7 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
         r["runs"] = [{"wall_s": x["process_wall_s"], "cpu_s": x["process_cpu_s"]} for x in runs[name]]
         r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs[name])
         results[name] = add_rates(name, r)
-    _ids, _texts = read_jsonl(size_dir / "corpus" / "docs.jsonl")
-    checks = compare({k: v for k, v in results.items() if k not in STARTUP}, dict(zip(_ids, _texts)))
-    del _ids, _texts
+    checks = compare({k: v for k, v in results.items() if k not in STARTUP}, size_dir / "corpus" / "docs.jsonl")
     tt = results["tiktoken"]
     ok = all(c["differ"] == 0 for n, c in checks.items() if n in ("fastokens", "gigatoken", "hf", "datakit",
                                                                      "datakit_t2", "datakit_base",
@@ -710,11 +803,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", default=str(HERE / "results" / "tokens.json"))
     parser.add_argument("--baseline", help="a folder with an earlier datakit package (`git archive REV datakit schemas "
                                            "| tar -x -C DIR`): the *_base paths run it, interleaved")
+    parser.add_argument("--window-tokens", type=int, help="the tokens stage's window_tokens (default: the stage's)")
     parser.add_argument("--path", choices=sorted(PATHS), help=argparse.SUPPRESS)  # internal: one path
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    global BASELINE
-    BASELINE = args.baseline
+    global BASELINE, WINDOW_TOKENS
+    BASELINE, WINDOW_TOKENS = args.baseline, args.window_tokens
 
     if args.path:  # child process; --out is the size's folder
         out = Path(args.out).resolve()
@@ -748,6 +842,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "benchmarks/bench_tokens.py", *(argv if argv is not None else sys.argv[1:])]),
         "machine": machine_facts(),
         "parameters": {"seq_len": SEQ_LEN, "engine_batch": ENGINE_BATCH, "tokenizer": "qwen2.5",
+                       "window_tokens": args.window_tokens or "the stage's default",
                        "repeat": {n: args.repeat if n in REPEATED else 1 for n in paths},
                        "reported_run": "least CPU of the runs of a path; peak RSS the highest",
                        "tokens_counted": "document tokens + 1 EOD per document, on every path",
