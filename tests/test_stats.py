@@ -83,6 +83,19 @@ def test_reasons_equal_stats_json(run, demo_output):
                 want += [(doc["stage"], unit, outcome, r, n) for r, n in u[outcome].items() if n]
     got = [(r["stage"], r["unit"], r["outcome"], r["reason"], r["count"]) for r in run["fig"]["reasons"]]
     assert sorted(got) == sorted(want) and len(got) == len(set(got))
+    # the quarantine on disk, by repository, adds up to stats.json's counts per stage and reason
+    on_disk: dict[tuple[str, str], int] = {}
+    for r in run["fig"]["set_aside"]:
+        if r["outcome"] == "quarantined":
+            on_disk[(r["stage"], r["reason"])] = on_disk.get((r["stage"], r["reason"]), 0) + r["rows"]
+    counted: dict[tuple[str, str], int] = {}
+    for stage, _, outcome, reason, n in want:
+        if outcome == "quarantined" and (demo_output / stage / "quarantine").is_dir():
+            counted[(stage, reason)] = counted.get((stage, reason), 0) + n
+    assert on_disk == counted and len(on_disk) >= 10
+    requests = [r for r in run["fig"]["set_aside"] if r["stage"] == "decontam"]
+    assert {(r["repo"], r["reason"]) for r in requests} == {("kennethreitz/requests", "repo_renamed")}
+    assert sum(r["rows"] for r in requests) == 38 and {r["source"] for r in requests} >= {"agentless", "commit_bundles"}
     decon = {d["stage"]: d for d in run["fig"]["decontamination"]}
     stats = json.loads((demo_output / "decontam" / "stats.json").read_text())["units"]["samples"]
     assert {r["rule"]: r["removed"] for r in decon["decontam"]["rules"]} == stats["quarantined"]

@@ -19,7 +19,7 @@ tokens folder read alone has them as "(unknown)". Pure apart from reading the fi
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,8 @@ class RunStats:
     """A run's output folder, loaded.
 
     records:   one row per sample / PullRecord of each samples / pulls stage: stage, id, source, role, repo, chars
+    set_aside: one row per record in a stage's quarantine/ and filtered/ folders: stage, outcome, reason, source,
+               role, repo (from the record the quarantine keeps whole)
     documents: one row per document in each tokens stage's shards (copies `{id}@{k}` are rows of their own):
                stage, split, id, base_id, repeat, source, role, repo, chunks, tokens
     """
@@ -66,7 +68,7 @@ class RunStats:
     stages: list[Stage]
     records: pl.DataFrame
     documents: pl.DataFrame
-    notes: list[str] = field(default_factory=list)
+    set_aside: pl.DataFrame
 
     def stage(self, name: str) -> Stage:
         return next(s for s in self.stages if s.name == name)
@@ -102,7 +104,17 @@ def _schema_required(name: str) -> set[str]:
 
 
 def _holds(names: list[str], schema: str) -> bool:
-    return _schema_required(schema) <= set(names) <= set(arrow_schema(schema).names) | {"__index_level_0__"}
+    return _schema_required(schema) <= set(names) <= set(arrow_schema(schema).names)
+
+
+def _columns(schema: str, *paths: str) -> list[str]:
+    """The column paths (`meta.repo`: a struct's field) checked against the schema: a renamed field fails here,
+    loudly, not as a column of nulls."""
+    for path in paths:
+        kind = arrow_schema(schema).field(path.split(".")[0]).type
+        for part in path.split(".")[1:]:
+            kind = kind.field(part).type
+    return list(paths)
 
 
 def _files(folder: Path) -> list[Path]:
@@ -147,7 +159,7 @@ def _read(files: list[Path], columns: list[str], names: list[str]) -> pl.DataFra
 def _sample_rows(stage: Stage) -> pl.DataFrame:
     from datakit.tokens.mixture import SOURCE_BY_KIND
 
-    f = _read(_files(stage.path), ["id", "kind", "role", "meta.repo", "source.repo", "text"],
+    f = _read(_files(stage.path), _columns("sample", "id", "kind", "role", "meta.repo", "source.repo", "text"),
               ["id", "kind", "role", "meta_repo", "source_repo", "text"])
     return f.select(
         pl.lit(stage.name).alias("stage"), "id",
@@ -159,7 +171,7 @@ def _sample_rows(stage: Stage) -> pl.DataFrame:
 
 
 def _pull_rows(stage: Stage) -> pl.DataFrame:
-    f = _read(_files(stage.path), ["id", "repo"], ["id", "repo"])
+    f = _read(_files(stage.path), _columns("pull_record", "id", "repo"), ["id", "repo"])
     return f.select(pl.lit(stage.name).alias("stage"), "id", pl.lit("pulls").alias("source"),
                     pl.lit(NONE).alias("role"), pl.col("repo").fill_null(NONE), pl.lit(None, pl.Int64).alias("chars"))
 
@@ -176,14 +188,16 @@ def _token_documents(stage: Stage, folder: Path, split: str) -> pl.DataFrame:
     if not files:
         return pl.DataFrame(schema={k: v for k, v in _DOCUMENTS.items() if k not in ("role", "repo")})
     has_repeat = "repeat" in pq.read_schema(files[0]).names
-    cols = ["doc_lens", "source", "sample_ids"] + (["repeat"] if has_repeat else [])
+    cols = _columns("token_shard", "doc_lens", "source", "sample_ids", *(["repeat"] if has_repeat else []))
     f = _read(files, cols, cols)
-    if not has_repeat:
-        f = f.with_columns(pl.col("sample_ids").list.eval(pl.lit(0)).alias("repeat"))
+    lists = ["tokens", "source", "id", *(["repeat"] if has_repeat else [])]
     segments = f.select(
         pl.col("doc_lens").list.head(pl.col("sample_ids").list.len()).alias("tokens"),  # the padding is last
-        "source", pl.col("sample_ids").alias("id"), "repeat",
-    ).explode("tokens", "source", "id", "repeat")
+        "source", pl.col("sample_ids").alias("id"), *(["repeat"] if has_repeat else []),
+    ).explode(*lists)
+    if not has_repeat:  # shards from before the column: copy k of a document is named "{id}@{k}"
+        segments = segments.with_columns(pl.col("id").str.extract(r"@(\d+)$").cast(pl.Int64).fill_null(0)
+                                         .alias("repeat"))
     return (
         segments.group_by("id").agg(pl.col("source").first(), pl.col("repeat").first().cast(pl.Int64),
                                     pl.len().cast(pl.Int64).alias("chunks"), pl.col("tokens").sum().cast(pl.Int64))
@@ -192,6 +206,34 @@ def _token_documents(stage: Stage, folder: Path, split: str) -> pl.DataFrame:
                       .otherwise(pl.col("id")).alias("base_id"))
         .select("stage", "split", "id", "base_id", "repeat", "source", "chunks", "tokens")
     )
+
+
+# the source a stage's records are for, when its quarantined input (a PullRecord, a raw row) has no sample kind
+SOURCE_BY_TYPE = {"samples.agentless": "agentless", "bundles.commits": "commit_bundles", "synth.ingest": "synthetic",
+                  "sft.agentless": "sft", "sft.agent": "sft"}
+_SET_ASIDE = {"stage": pl.String, "outcome": pl.String, "reason": pl.String, "source": pl.String, "role": pl.String,
+              "repo": pl.String}
+
+
+def _set_aside(stage: Stage) -> pl.DataFrame:
+    """The records in <stage>/quarantine/ and <stage>/filtered/ (schemas/quarantine), by reason and repository."""
+    from datakit.tokens.mixture import SOURCE_BY_KIND
+
+    parts = []
+    for outcome, sub in (("quarantined", "quarantine"), ("filtered", "filtered")):
+        files = _files(stage.path / sub)
+        if not files or not _holds(pq.read_schema(files[0]).names, "quarantine"):
+            continue
+        f = _read(files, _columns("quarantine", "role", "reason", "record"), ["role", "reason", "record"])
+        record = pl.col("record")
+        parts.append(f.select(
+            pl.lit(stage.name).alias("stage"), pl.lit(outcome).alias("outcome"), "reason",
+            record.str.json_path_match("$.kind").replace_strict(SOURCE_BY_KIND, default=None)
+            .fill_null(SOURCE_BY_TYPE.get(stage.type, UNKNOWN)).alias("source"),
+            pl.coalesce(pl.col("role"), record.str.json_path_match("$.role")).fill_null(NONE).alias("role"),
+            pl.coalesce(*(record.str.json_path_match(p) for p in ("$.meta.repo", "$.repo", "$.source.repo")))
+            .fill_null(NONE).alias("repo")))
+    return pl.concat(parts) if parts else pl.DataFrame(schema=_SET_ASIDE)
 
 
 def _load_stage(folder: Path, stats: dict[str, Any]) -> Stage:
@@ -237,14 +279,13 @@ def load(dir: str | Path) -> RunStats:
             if (s.path / "valid").is_dir():
                 docs.append(_token_documents(s, s.path / "valid", "valid"))
     documents = _attach_samples(pl.concat(docs) if docs else pl.DataFrame(schema=_DOCUMENTS), records, stages)
-    return RunStats(root=root, single=own is not None, stages=stages,
-                    records=records.sort("stage", "id"), documents=documents.sort("stage", "split", "id"))
+    set_aside = pl.concat([_set_aside(s) for s in stages])
+    return RunStats(root=root, single=own is not None, stages=stages, records=records.sort("stage", "id"),
+                    documents=documents.sort("stage", "split", "id"), set_aside=set_aside)
 
 
 def _attach_samples(documents: pl.DataFrame, records: pl.DataFrame, stages: list[Stage]) -> pl.DataFrame:
     """Role and repository of each token document, from the sample stage nearest the tokens in the flow."""
-    if "role" in documents.columns:
-        return documents.select(list(_DOCUMENTS))
     rank = {s.name: i for i, s in enumerate(stages)}
     known = (records.filter(pl.col("source") != "pulls")
              .with_columns(pl.col("stage").replace_strict(rank, return_dtype=pl.Int64).alias("_rank"))
@@ -288,6 +329,14 @@ def reasons(rs: RunStats) -> pl.DataFrame:
             for outcome in ("quarantined", "filtered") for reason, n in sorted((u.get(outcome) or {}).items()) if n]
     return pl.DataFrame(rows, schema={"stage": pl.String, "unit": pl.String, "outcome": pl.String,
                                       "reason": pl.String, "count": pl.Int64})
+
+
+def set_aside_by_repo(rs: RunStats) -> pl.DataFrame:
+    """Quarantined and filtered records on disk per stage, repository, reason, source and role (a stage that only
+    counts its filtered units, in stats.json, has no rows here for them)."""
+    out = rs.set_aside.group_by("stage", "repo", "outcome", "reason", "source", "role").agg(
+        pl.len().cast(pl.Int64).alias("rows"))
+    return _ordered(out, rs, "repo", "outcome", "reason", "source", "role")
 
 
 def _flow(rs: RunStats) -> pl.Expr:

@@ -19,7 +19,7 @@ import polars as pl
 
 from datakit.stats import svg
 from datakit.stats.collect import (RunStats, decontamination, histogram, load, reasons, repositories,
-                                   samples_by_source, stage_table, tokens_by_source, upsampling)
+                                   samples_by_source, set_aside_by_repo, stage_table, tokens_by_source, upsampling)
 
 OUT_DIR = "corpus_stats"
 HTML_FILE, JSON_FILE = "corpus_stats.html", "corpus_stats.json"
@@ -67,6 +67,7 @@ def figures(rs: RunStats, out: Path | None = None) -> dict[str, Any]:
     return {
         "dir": rs.root.name, "single_stage": rs.single,
         "stages": stage_table(rs).to_dicts(), "reasons": reasons(rs).to_dicts(),
+        "set_aside": set_aside_by_repo(rs).to_dicts(),
         "samples": samples_by_source(rs).to_dicts(), "tokens": tokens_by_source(rs).to_dicts(),
         "token_totals": token_totals(rs), "upsampling": upsampling(rs).to_dicts(),
         "repositories": repositories(rs).to_dicts(), "decontamination": decon,
@@ -177,6 +178,14 @@ def print_report(fig: dict[str, Any], console) -> None:
     if fig["reasons"]:
         console.print(_table("quarantine and filter reasons", fig["reasons"],
                              ["stage", "unit", "outcome", "reason", "count"]))
+    by_repo: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in fig["set_aside"]:
+        row = by_repo.setdefault((r["stage"], r["repo"]), {"stage": r["stage"], "repo": r["repo"], "quarantined": 0,
+                                                           "filtered": 0})
+        row[r["outcome"]] += r["rows"]
+    if by_repo:
+        console.print(_table("quarantined and filtered records on disk, by repository", list(by_repo.values()),
+                             ["stage", "repo", "quarantined", "filtered"]))
     if fig["samples"]:
         console.print(_table("records by source and role (length: characters of text)", fig["samples"],
                              ["stage", "source", "role", "rows", "repos", *LENGTHS]))
@@ -240,7 +249,11 @@ def render_html(rs: RunStats, fig: dict[str, Any]) -> str:
           table(fig["stages"], ["stage", "type", "unit", "read", "written", "quarantined", "filtered", "rows",
                                 "quarantine_rows"])]
     P += [_section("Quarantine and filter reasons", "reasons"), chart(plot_reasons(rs)),
-          table(fig["reasons"], ["stage", "unit", "outcome", "reason", "count"])]
+          table(fig["reasons"], ["stage", "unit", "outcome", "reason", "count"]),
+          "<h3>Quarantined and filtered records on disk, by repository</h3><p>From each stage's "
+          "<code>quarantine/</code> and <code>filtered/</code> folders (the input record kept whole names its "
+          "repository); a stage that only counts what it filters has no rows here for it.</p>",
+          table(fig["set_aside"], ["stage", "repo", "outcome", "reason", "source", "role", "rows"])]
     P.append(_section("Tokens", "tokens"))
     P.append(table(fig["token_totals"], ["stage", "split", "format", "rows", "documents", "tokens",
                                          "padding_tokens", "seq_len", "tokenizer"]))
