@@ -461,6 +461,8 @@ class TokensStage(StageType):
         mixture = parse_mixture(o.mixture, o.target_tokens)
         validation = parse_validation(o.validation)
         tok = self._tokenizer()  # fails here, before any work, on an unknown tokenizer
+        if ctx.executor_kind == "local":  # tasks may run in this process: the engine builds while the executor starts
+            tok.prefetch()
         inputs = ctx.inputs or [ctx.input]
         reader = (RecordReader(str(inputs[0]), text_field="text", limit=ctx.limit) if len(inputs) == 1 else
                   InterleavedRecordReader([str(p) for p in inputs], text_field="text", limit=ctx.limit))
