@@ -144,36 +144,46 @@ def _flow_rank(stage_type: str) -> int:
                 len(FLOW))
 
 
-def _read(files: list[Path], columns: list[str], names: list[str]) -> pl.DataFrame:
-    """The columns (dotted paths read only that leaf of a struct) of the files, renamed to `names`."""
-    import pyarrow as pa
+BATCH_ROWS = 4096  # rows per batch read: the text of a batch is measured and dropped, never held for a whole run
 
-    try:
-        tables = [pq.read_table(f, columns=columns) for f in files]
-    except Exception as exc:
-        raise StatsError(f"{files[0].parent}: cannot read {', '.join(columns)} ({exc}); rerun its stage") from exc
-    table = pa.concat_tables([t.rename_columns(names) for t in tables], promote_options="permissive")
-    return pl.from_arrow(table)
+
+def _scan(files: list[Path], paths: list[str], reduce, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """The column paths of the files (`meta.repo`: only that field of the struct), batch by batch, each batch as a
+    polars frame with one column per path (named by it) passed through `reduce`; the results concatenated."""
+    fields = []
+    for path in paths:
+        head, *rest = path.split(".")
+        expr = pl.col(head)
+        for part in rest:
+            expr = expr.struct.field(part)
+        fields.append(expr.alias(path))
+    out = []
+    for f in files:
+        try:
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=BATCH_ROWS, columns=paths):
+                out.append(reduce(pl.from_arrow(batch).select(fields)))
+        except Exception as exc:  # a truncated file, not Parquet, a column missing, …
+            raise StatsError(f"{f}: cannot read {', '.join(paths)} ({exc}); rerun the stage that wrote it") from exc
+    return pl.concat(out) if out else pl.DataFrame(schema=schema)
 
 
 def _sample_rows(stage: Stage) -> pl.DataFrame:
     from datakit.tokens.mixture import SOURCE_BY_KIND
 
-    f = _read(_files(stage.path), _columns("sample", "id", "kind", "role", "meta.repo", "source.repo", "text"),
-              ["id", "kind", "role", "meta_repo", "source_repo", "text"])
-    return f.select(
-        pl.lit(stage.name).alias("stage"), "id",
-        pl.col("kind").replace_strict(SOURCE_BY_KIND, default=pl.col("kind")).alias("source"),
-        pl.col("role").fill_null(NONE),
-        pl.coalesce("meta_repo", "source_repo").fill_null(NONE).alias("repo"),
-        pl.col("text").str.len_chars().cast(pl.Int64).alias("chars"),
-    )
+    return _scan(_files(stage.path), _columns("sample", "id", "kind", "role", "meta.repo", "source.repo", "text"),
+                 lambda f: f.select(
+                     pl.lit(stage.name).alias("stage"), "id",
+                     pl.col("kind").replace_strict(SOURCE_BY_KIND, default=pl.col("kind")).alias("source"),
+                     pl.col("role").fill_null(NONE),
+                     pl.coalesce("meta.repo", "source.repo").fill_null(NONE).alias("repo"),
+                     pl.col("text").str.len_chars().cast(pl.Int64).alias("chars")), _RECORDS)
 
 
 def _pull_rows(stage: Stage) -> pl.DataFrame:
-    f = _read(_files(stage.path), _columns("pull_record", "id", "repo"), ["id", "repo"])
-    return f.select(pl.lit(stage.name).alias("stage"), "id", pl.lit("pulls").alias("source"),
-                    pl.lit(NONE).alias("role"), pl.col("repo").fill_null(NONE), pl.lit(None, pl.Int64).alias("chars"))
+    return _scan(_files(stage.path), _columns("pull_record", "id", "repo"),
+                 lambda f: f.select(pl.lit(stage.name).alias("stage"), "id", pl.lit("pulls").alias("source"),
+                                    pl.lit(NONE).alias("role"), pl.col("repo").fill_null(NONE),
+                                    pl.lit(None, pl.Int64).alias("chars")), _RECORDS)
 
 
 _RECORDS = {"stage": pl.String, "id": pl.String, "source": pl.String, "role": pl.String, "repo": pl.String,
@@ -188,13 +198,12 @@ def _token_documents(stage: Stage, folder: Path, split: str) -> pl.DataFrame:
     if not files:
         return pl.DataFrame(schema={k: v for k, v in _DOCUMENTS.items() if k not in ("role", "repo")})
     has_repeat = "repeat" in pq.read_schema(files[0]).names
-    cols = _columns("token_shard", "doc_lens", "source", "sample_ids", *(["repeat"] if has_repeat else []))
-    f = _read(files, cols, cols)
-    lists = ["tokens", "source", "id", *(["repeat"] if has_repeat else [])]
-    segments = f.select(
-        pl.col("doc_lens").list.head(pl.col("sample_ids").list.len()).alias("tokens"),  # the padding is last
-        "source", pl.col("sample_ids").alias("id"), *(["repeat"] if has_repeat else []),
-    ).explode(*lists)
+    repeat = ["repeat"] if has_repeat else []
+    segments = _scan(files, _columns("token_shard", "doc_lens", "source", "sample_ids", *repeat),
+                     lambda f: f.select(
+                         pl.col("doc_lens").list.head(pl.col("sample_ids").list.len()).alias("tokens"),  # padding last
+                         "source", pl.col("sample_ids").alias("id"), *repeat).explode("tokens", "source", "id", *repeat),
+                     {"tokens": pl.Int32, "source": pl.String, "id": pl.String, **{r: pl.Int32 for r in repeat}})
     if not has_repeat:  # shards from before the column: copy k of a document is named "{id}@{k}"
         segments = segments.with_columns(pl.col("id").str.extract(r"@(\d+)$").cast(pl.Int64).fill_null(0)
                                          .alias("repeat"))
@@ -224,15 +233,14 @@ def _set_aside(stage: Stage) -> pl.DataFrame:
         files = _files(stage.path / sub)
         if not files or not _holds(pq.read_schema(files[0]).names, "quarantine"):
             continue
-        f = _read(files, _columns("quarantine", "role", "reason", "record"), ["role", "reason", "record"])
         record = pl.col("record")
-        parts.append(f.select(
+        parts.append(_scan(files, _columns("quarantine", "role", "reason", "record"), lambda f: f.select(
             pl.lit(stage.name).alias("stage"), pl.lit(outcome).alias("outcome"), "reason",
             record.str.json_path_match("$.kind").replace_strict(SOURCE_BY_KIND, default=None)
             .fill_null(SOURCE_BY_TYPE.get(stage.type, UNKNOWN)).alias("source"),
             pl.coalesce(pl.col("role"), record.str.json_path_match("$.role")).fill_null(NONE).alias("role"),
             pl.coalesce(*(record.str.json_path_match(p) for p in ("$.meta.repo", "$.repo", "$.source.repo")))
-            .fill_null(NONE).alias("repo")))
+            .fill_null(NONE).alias("repo")), _SET_ASIDE))
     return pl.concat(parts) if parts else pl.DataFrame(schema=_SET_ASIDE)
 
 
