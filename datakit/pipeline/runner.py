@@ -179,7 +179,8 @@ def make_executor(kind: str, options: dict, pipeline: list, tasks: int, workers:
 def _ray_executor(options: dict, pipeline: list, tasks: int, workers: int, logging_dir: Path):
     try:
         import ray
-        from datatrove.executor.ray import RayPipelineExecutor
+
+        from datakit.pipeline.ray_executor import RayExecutor  # datatrove's, tasks in the Ray worker process
     except ImportError as exc:
         raise RecipeError("executor ray needs `pip install 'datakit[ray]'`") from exc
     if not ray.is_initialized():
@@ -192,8 +193,8 @@ def _ray_executor(options: dict, pipeline: list, tasks: int, workers: int, loggi
                for n in nodes)
     if not fits:
         raise RecipeError(f"executor ray: no node has {cpus} CPUs and {mem * cpus} GiB for one task")
-    return RayPipelineExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir),
-                               cpus_per_task=cpus, mem_per_cpu_gb=mem)
+    return RayExecutor(pipeline, tasks=tasks, workers=workers, logging_dir=str(logging_dir),
+                       cpus_per_task=cpus, mem_per_cpu_gb=mem)
 
 
 def parquet_input_rows(spec: StageSpec, path: Path) -> int:
