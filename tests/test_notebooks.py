@@ -37,6 +37,7 @@ def test_notebook_runs_on_the_demo_output(name, demo_output, tmp_path, monkeypat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     # the kernel's working folder is tmp_path: a notebook that writes beside itself writes there
+    before = sorted((str(p), p.stat().st_mtime_ns) for p in demo_output.rglob("*"))
     client = nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()  # raises CellExecutionError on any error
@@ -45,4 +46,4 @@ def test_notebook_runs_on_the_demo_output(name, demo_output, tmp_path, monkeypat
     shown = "".join(json.dumps(o.get("data", {})) + o.get("text", "") for o in outputs)
     missing = [e for e in expected if e not in shown]
     assert not missing, f"{name}: its outputs do not show {missing}"
-    assert not (demo_output / "corpus_stats").exists()  # nothing written into the shared demo output
+    assert sorted((str(p), p.stat().st_mtime_ns) for p in demo_output.rglob("*")) == before  # nothing written there

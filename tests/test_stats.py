@@ -151,7 +151,29 @@ def test_not_a_datakit_output_is_one_line_naming_the_fix(tmp_path, capsys):
     assert "no such folder" in capsys.readouterr().err
     with pytest.raises(StatsError):
         load(tmp_path)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "stats.json").write_text("{not json")
+    assert main(["stats", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "broken/stats.json: cannot be read as JSON" in err and "rerun the stage" in err
     assert not (tmp_path / "corpus_stats").exists()
+
+
+def test_charts_are_well_formed_svg_with_escaped_labels():
+    import xml.etree.ElementTree as ET
+
+    from datakit.stats import svg
+
+    evil = '<script>alert(1)</script>/"repo"&'
+    charts = [svg.bars([evil, "b"], {"one": [3, 0], "two": [1, 2]}, title=evil, xlabel="x"),
+              svg.histogram(["1–2", "2–4"], {evil: [0, 5]}, title="t", xlabel=evil, ylabel="n"),
+              svg.bars([], {"one": []}, title="empty", xlabel="x")]
+    for chart in charts:
+        root = ET.fromstring(chart)  # well-formed: every label escaped
+        assert root.tag == "svg" and "<script" not in chart and "http" not in chart
+        assert chart is charts[2] or evil in "".join(root.itertext())  # shown as text, not markup
+    assert charts[0] == svg.bars([evil, "b"], {"one": [3, 0], "two": [1, 2]}, title=evil, xlabel="x")
+    assert svg.ticks(38) == [0, 10, 20, 30, 40] and svg.ticks(0) == [0.0, 1.0]
 
 
 def test_the_first_run_ends_with_stats(tmp_path):

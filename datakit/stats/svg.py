@@ -1,7 +1,7 @@
 """The report's charts as inline SVG text: no plotting library, no fonts or scripts fetched, and the same figures
 give the same bytes (coordinates rounded to 0.1 px, no ids, no timestamps). Labels are escaped: repository names
-and reasons are data. The SVG carries no xmlns, as HTML5 puts an inline <svg> in the SVG namespace itself (and the
-report holds no URL); `standalone()` adds it for a .svg file.
+and reasons are data. The SVG carries no xmlns: HTML5 puts an inline <svg> in the SVG namespace itself, and the report
+holds no URL.
 """
 
 from __future__ import annotations
@@ -126,8 +126,3 @@ def histogram(bins: list[str], series: dict[str, list[int]], *, title: str, xlab
     body.append(f'<text x="12" y="{_f(top + plot_h / 2)}" text-anchor="middle" '
                 f'transform="rotate(-90 12 {_f(top + plot_h / 2)})">{_t(ylabel)}</text>')
     return _svg(width, height, title, body)
-
-
-def standalone(svg: str) -> str:
-    """The chart as an .svg file (or for `IPython.display.SVG`): the root element with its namespace."""
-    return svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
