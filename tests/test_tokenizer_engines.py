@@ -17,7 +17,8 @@ import pytest
 
 from datakit.tokens import tokenizer as tkmod
 from datakit.tokens.tokenizer import FAST_ENGINES, TokenizerError, engine_available, load_tokenizer
-from tests.corpus import QWEN_REF, build_corpus, shared_available
+from tests.conftest import shared_missing
+from tests.corpus import build_corpus
 from tests.test_tokenizer import first_mismatch, reference_tokenizer
 
 ENGINES = ("fastokens", "tiktoken", "hf")
@@ -55,8 +56,8 @@ def extra_cases(seed: int = 15) -> list[str]:
 
 @pytest.fixture(scope="module")
 def corpus() -> list[str]:
-    if not shared_available():
-        pytest.fail(f"the exactness proof needs the reference at {QWEN_REF} (../shared/data/qwen2.5)")
+    if why := shared_missing("swebench/verified.jsonl", "qwen2.5/vocab.json", "qwen2.5/merges.txt"):
+        pytest.fail(f"the exactness proof {why}")  # a fail, not a skip: see the module docstring
     return build_corpus(1_000_000) + extra_cases()
 
 
