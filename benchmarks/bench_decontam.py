@@ -14,10 +14,15 @@
    texts, one set lookup per n-gram) on a 16 MB slice of the pool, against `content_matches` on the same slice.
 5. Prints a Markdown summary and writes benchmarks/results/decontam.json. Timings are reported, never asserted.
 
-    python benchmarks/bench_decontam.py --e2e [--e2e-mb 512 --baseline DIR --repeat 3]
+    python benchmarks/bench_decontam.py --e2e [--e2e-mb 512 --numpy --baseline DIR --repeat 3]
 
 is the whole `datakit decontam` process instead (see `e2e()`): CPU, wall and peak RSS per child process, the
-start-up, the I/O floor and the scan alone, optionally against an earlier checkout run interleaved.
+start-up, the I/O floor and the scan alone, optionally against the same code on its numpy path (`--numpy`:
+DATAKIT_NO_NATIVE=1, i.e. without the compiled scan kernel) and an earlier checkout, run interleaved.
+
+    python benchmarks/bench_decontam.py --rss-mb 51.2,512 [--repeat 2]
+
+is the peak RSS of the whole process on 1x and 10x input (`flat_memory()`, issue 16).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import platform
 import random
 import re
 import resource
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -196,10 +202,11 @@ def write_samples_dataset(folder: Path, target_mb: float, seed: int, files: int 
     return i, total
 
 
-def _child(cmd: list[str], pythonpath: str | None = None) -> dict:
+def _child(cmd: list[str], pythonpath: str | None = None, env_extra: dict | None = None) -> dict:
     """Run `cmd` as a child process: wall seconds, CPU seconds (user + system) and peak RSS of that child alone.
-    With `pythonpath` it also runs there (`python -m` puts the working folder first on sys.path)."""
-    env = dict(os.environ)
+    With `pythonpath` it also runs there (`python -m` puts the working folder first on sys.path); `env_extra`
+    (e.g. DATAKIT_NO_NATIVE=1) is added to its environment."""
+    env = {**os.environ, **(env_extra or {})}
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:  # (files: a chatty child never blocks)
@@ -238,6 +245,8 @@ def io_floor(inp: str, out: str) -> int:
     return 0
 
 
+KERNEL_ACTIVE = "from datakit.decontam.content import kernel; print(kernel() is not None)"
+
 # The scan alone, in the child process of whichever datakit is on its path: `batch_scan` over the input's texts
 # (read first, then timed; CPU seconds of the scan only, best of 2 passes). Printed as JSON.
 SCAN_ALONE = """
@@ -264,46 +273,43 @@ def e2e(a) -> dict:
     datakit, e.g. `git archive REV | tar -x -C DIR`), the same commands run with PYTHONPATH=DIR too, interleaved
     with the current code, --repeat times each, so both see the same machine load; the least CPU is reported.
     The I/O floor (`io_floor`: the same Parquet read and rewrite, nothing else) runs as a process the same way."""
-    import shutil
-
     work = HERE / "work-decontam"
-    inp = work / f"in-{a.e2e_mb:g}mb"
-    if not (inp / "00007.parquet").is_file():
-        shutil.rmtree(inp, ignore_errors=True)
-        rows, nbytes = write_samples_dataset(inp, a.e2e_mb, a.seed)
-        (inp / "facts.json").write_text(json.dumps({"rows": rows, "bytes": nbytes}))
-    facts = json.loads((inp / "facts.json").read_text())
+    inp, facts = e2e_input(work, a.e2e_mb, a.seed)
     tiny = work / "in-tiny"
     if not tiny.is_dir():
         write_samples_dataset(tiny, 0.001, a.seed, files=1)
     mb = facts["bytes"] / 2**20
-    versions = {"current": None, **({"baseline": str(Path(a.baseline).resolve())} if a.baseline else {})}
+    # name -> (PYTHONPATH, extra environment): the current code (its compiled scan kernel where built), the same
+    # code on its numpy path (--numpy), an earlier checkout (--baseline)
+    versions = {"current": (None, {}), **({"numpy": (None, {"DATAKIT_NO_NATIVE": "1"})} if a.numpy else {}),
+                **({"baseline": (str(Path(a.baseline).resolve()), {})} if a.baseline else {})}
 
-    def cli(inp_dir: Path, pythonpath: str | None) -> dict:
-        shutil.rmtree(work / "out", ignore_errors=True)
-        return _child([sys.executable, "-m", "datakit.cli", "decontam", "--input", str(inp_dir), "--tasks", "1",
-                       "--workers", "1", "--output", str(work / "out"), "--quiet", "--no-mirror-rules"], pythonpath)
+    def cli(inp_dir: Path, version: tuple) -> dict:
+        return decontam_cli(work, inp_dir, *version)
 
     startup = {v: [] for v in versions}
     runs = {v: [] for v in versions}
     floor = []
     quarantined = {}
     for _ in range(a.repeat):
-        for v, path in versions.items():
-            startup[v].append(cli(tiny, path))
-        for v, path in versions.items():
-            runs[v].append(cli(inp, path))
+        for v, version in versions.items():
+            startup[v].append(cli(tiny, version))
+        for v, version in versions.items():
+            runs[v].append(cli(inp, version))
             stats = json.loads((work / "out" / "decontam" / "stats.json").read_text())["units"]["samples"]
             quarantined[v] = {"read": stats["read"], "quarantined": sum(stats["quarantined"].values())}
         shutil.rmtree(work / "floor", ignore_errors=True)
         floor.append(_child([sys.executable, str(Path(__file__).resolve()), "--io-floor", str(inp),
                              str(work / "floor")]))
 
-    scan = {}
-    for v, path in versions.items():
+    scan, kernel = {}, {}
+    for v, (path, extra) in versions.items():
+        env = {**os.environ, **extra, **({"PYTHONPATH": path} if path else {})}
         done = subprocess.run([sys.executable, "-c", SCAN_ALONE, str(inp)], capture_output=True, text=True, check=True,
-                              cwd=path or HERE.parent, env={**os.environ, **({"PYTHONPATH": path} if path else {})})
+                              cwd=path or HERE.parent, env=env)
         scan[v] = json.loads(done.stdout)
+        kernel[v] = subprocess.run([sys.executable, "-c", KERNEL_ACTIVE], capture_output=True, text=True,
+                                   cwd=path or HERE.parent, env=env).stdout.strip() or "no kernel() (older code)"
 
     def summary(rs: list[dict], su: list[dict] | None = None) -> dict:
         best = min(rs, key=lambda r: r["cpu_s"])
@@ -326,13 +332,50 @@ def e2e(a) -> dict:
               "runs": {"1 task(s)": summary(runs["current"], startup["current"])},
               "io_floor": {**summary(floor), "io_cpu_s": min(json.loads(r["stdout"])["io_cpu_s"] for r in floor),
                            "io_mb_per_cpu_s": round(mb / min(json.loads(r["stdout"])["io_cpu_s"] for r in floor), 1)},
-              "scan_alone": scan["current"], "repeat": a.repeat,
+              "scan_alone": scan["current"], "scan_kernel": kernel["current"], "repeat": a.repeat,
               "quarantined": quarantined["current"]["quarantined"], "read": quarantined["current"]["read"]}
-    if a.baseline:
-        result["baseline"] = {"pythonpath": versions["baseline"], "startup": startup_summary(startup["baseline"]),
-                              "run": summary(runs["baseline"], startup["baseline"]), "scan_alone": scan["baseline"],
-                              **quarantined["baseline"]}
+    for v in ("numpy", "baseline"):
+        if v in versions:
+            result[v] = {"pythonpath": versions[v][0], "env": versions[v][1], "scan_kernel": kernel[v],
+                         "startup": startup_summary(startup[v]), "run": summary(runs[v], startup[v]),
+                         "scan_alone": scan[v], **quarantined[v]}
     return result
+
+
+def e2e_input(work: Path, mb: float, seed: int) -> tuple[Path, dict]:
+    """The --e2e input of `mb` MB (8 Sample Parquet files, `write_samples_dataset`), built once and cached."""
+    inp = work / f"in-{mb:g}mb"
+    if not (inp / "facts.json").is_file():
+        shutil.rmtree(inp, ignore_errors=True)
+        rows, nbytes = write_samples_dataset(inp, mb, seed)
+        (inp / "facts.json").write_text(json.dumps({"rows": rows, "bytes": nbytes}))
+    return inp, json.loads((inp / "facts.json").read_text())
+
+
+def decontam_cli(work: Path, inp_dir: Path, pythonpath: str | None = None, env_extra: dict | None = None) -> dict:
+    """One `datakit decontam` process (1 task, 1 worker, mirror rules off) on `inp_dir`, timed by `_child`."""
+    shutil.rmtree(work / "out", ignore_errors=True)
+    return _child([sys.executable, "-m", "datakit.cli", "decontam", "--input", str(inp_dir), "--tasks", "1",
+                   "--workers", "1", "--output", str(work / "out"), "--quiet", "--no-mirror-rules"], pythonpath,
+                  env_extra)
+
+
+def flat_memory(a) -> dict:
+    """Peak RSS of the whole `datakit decontam` process (1 task, 1 worker: one worker reads all of it) on 1x and
+    10x input (--rss-mb, the same 8-file layout, so each file is 10x larger), --repeat runs each, interleaved."""
+    work = HERE / "work-decontam"
+    sizes = [float(x) for x in a.rss_mb.split(",")]
+    inputs = [e2e_input(work, mb, a.seed) for mb in sizes]
+    runs = {mb: [] for mb in sizes}
+    for _ in range(a.repeat):
+        for mb, (inp, _) in zip(sizes, inputs):
+            runs[mb].append(decontam_cli(work, inp))
+    out = {f"{mb:g} MB": {"rows": facts["rows"], "mb": round(facts["bytes"] / 2**20, 1),
+                          "peak_rss_mb": [round(r["peak_rss_mb"], 1) for r in runs[mb]],
+                          "cpu_s": [round(r["cpu_s"], 2) for r in runs[mb]]}
+           for mb, (_, facts) in zip(sizes, inputs)}
+    lo, hi = (max(out[f"{mb:g} MB"]["peak_rss_mb"]) for mb in (sizes[0], sizes[-1]))
+    return {"inputs": out, "growth": round(hi / lo - 1, 3)}
 
 
 def main() -> int:
@@ -340,7 +383,10 @@ def main() -> int:
     ap.add_argument("--e2e", action="store_true", help="only the end-to-end CLI measurement (see e2e())")
     ap.add_argument("--e2e-mb", type=float, default=512, help="MB of sample text for --e2e (default 512)")
     ap.add_argument("--baseline", help="--e2e: also run an earlier datakit checkout (a folder), interleaved")
+    ap.add_argument("--numpy", action="store_true",
+                    help="--e2e: also run the current code on its numpy path (DATAKIT_NO_NATIVE=1), interleaved")
     ap.add_argument("--repeat", type=int, default=3, help="--e2e: runs of each command (least CPU reported)")
+    ap.add_argument("--rss-mb", help="peak RSS of the whole process on these input sizes (MB, e.g. 51.2,512)")
     ap.add_argument("--io-floor", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--mb", type=float, default=512, help="MB of text to check (default 512)")
     ap.add_argument("--seed", type=int, default=1234)
@@ -349,15 +395,16 @@ def main() -> int:
     a = ap.parse_args()
     if a.io_floor:
         return io_floor(*a.io_floor)
-    if a.e2e:
+    if a.e2e or a.rss_mb:
         load_before = os.getloadavg()
+        key, fn = ("flat_memory", flat_memory) if a.rss_mb else ("e2e", e2e)
         result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
                   "command": " ".join(sys.argv),
-                  "python": sys.version.split()[0], "cpus": os.cpu_count(), "e2e": e2e(a),
+                  "python": sys.version.split()[0], "cpus": os.cpu_count(), key: fn(a),
                   "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
         out = Path(a.out)
         old = json.loads(out.read_text()) if out.is_file() else {}
-        old["e2e"] = result
+        old[key] = result
         out.write_text(json.dumps(old, indent=2) + "\n")
         print(json.dumps(result, indent=2))
         return 0

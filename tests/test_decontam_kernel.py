@@ -83,6 +83,20 @@ def test_hostile_bytes(raw):
     assert np.array_equal(np.frombuffer(windows, dtype=np.uint64), window_hashes(wh[keep], 3))
 
 
+@needs_kernel
+@settings(max_examples=100, deadline=None)
+@given(parts=st.lists(st.text(alphabet=st.characters(max_codepoint=127), max_size=40) | st.binary(max_size=40),
+                      max_size=10))
+def test_join_lower_is_the_canonical_buffer_layout(parts):
+    """The kernel's buffer (ASCII str or bytes parts, lowered while copied) is the numpy path's b"\\n".join."""
+    buf, doc_start = native.join_lower(parts)
+    raw = [p.encode("ascii") if isinstance(p, str) else p for p in parts]
+    assert buf == (b"\n" + b"\n".join(raw + [b""])).lower()
+    assert np.frombuffer(doc_start, np.int64).tolist() == np.cumsum([0] + [len(p) + 1 for p in raw]).tolist()
+    with pytest.raises(TypeError):
+        native.join_lower(["é"])
+
+
 def _index_of(docs: list[str], n: int = 13) -> FingerprintIndex:
     """An index holding every n-gram of `docs` (so hits are many), one item per document."""
     hashes = np.unique(np.concatenate([window_hashes(text_words(d)[0], n) for d in docs] + [np.empty(0, np.uint64)]))

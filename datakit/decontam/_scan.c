@@ -297,9 +297,62 @@ static PyObject *scan_words(PyObject *self, PyObject *args) {
     return Py_BuildValue("(NN)", w, g);
 }
 
+PyDoc_STRVAR(join_lower_doc,
+"join_lower(parts) -> (buf, doc_start)\n\n"
+"content._canonical_buffer's layout in one pass: b'\\n' + every part (an ASCII str or bytes), each followed by\n"
+"b'\\n', ASCII-lowered; doc_start: int64 offsets (after the lead) where each part starts, and the end.");
+
+static PyObject *join_lower(PyObject *self, PyObject *arg) {
+    PyObject *seq = PySequence_Fast(arg, "join_lower: a sequence of str or bytes expected");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), total = 1;
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *x = items[k];
+        if (PyUnicode_Check(x) && PyUnicode_IS_ASCII(x)) total += PyUnicode_GET_LENGTH(x) + 1;
+        else if (PyBytes_Check(x)) total += PyBytes_GET_SIZE(x) + 1;
+        else {
+            Py_DECREF(seq);
+            return PyErr_Format(PyExc_TypeError, "join_lower: part %zd is neither ASCII str nor bytes", k);
+        }
+    }
+    PyObject *buf = PyBytes_FromStringAndSize(NULL, total);
+    PyObject *docs = PyBytes_FromStringAndSize(NULL, (n + 1) * 8);
+    if (!buf || !docs) {
+        Py_XDECREF(buf);
+        Py_XDECREF(docs);
+        Py_DECREF(seq);
+        return NULL;
+    }
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(buf);
+    int64_t *starts = (int64_t *)PyBytes_AS_STRING(docs);
+    Py_ssize_t at = 0;
+    out[at++] = '\n';
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *x = items[k];
+        const uint8_t *src;
+        Py_ssize_t len;
+        if (PyBytes_Check(x)) {
+            src = (const uint8_t *)PyBytes_AS_STRING(x);
+            len = PyBytes_GET_SIZE(x);
+        } else {
+            src = PyUnicode_DATA(x);
+            len = PyUnicode_GET_LENGTH(x);
+        }
+        starts[k] = at - 1;
+        for (Py_ssize_t j = 0; j < len; j++) out[at + j] = src[j] + ((uint8_t)(src[j] - 'A') < 26) * 32;
+        at += len;
+        out[at++] = '\n';
+    }
+    starts[n] = at - 1;
+    Py_DECREF(seq);
+    return Py_BuildValue("(NN)", buf, docs);
+}
+
 static PyMethodDef methods[] = {
     {"scan_hits", scan_hits, METH_VARARGS, scan_hits_doc},
     {"scan_words", scan_words, METH_VARARGS, scan_words_doc},
+    {"join_lower", join_lower, METH_O, join_lower_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -228,10 +228,16 @@ def _canonical_buffer(texts: list[str], plain=None) -> tuple[bytes, np.ndarray]:
     the lead). The newlines keep words and lines inside one document; the lead makes the changes of the word mask
     between neighbouring bytes the word edges. With `plain` known, plain texts are copied as they are and the
     whole buffer lowered once (the canonical bytes of the others are lowered already)."""
+    native = kernel()
     if plain is None:
         parts = [canonical_bytes(t) for t in texts]  # lowered already
+    elif native is not None:  # plain texts as they are: the kernel lowers while it copies (one pass, not three)
+        parts = [t if p else canonical_bytes(t) for t, p in zip(texts, plain)]
     else:
         parts = [t.encode("ascii") if p else canonical_bytes(t) for t, p in zip(texts, plain)]
+    if native is not None:
+        buf, doc_start = native.join_lower(parts)
+        return buf, np.frombuffer(doc_start, dtype=np.int64)
     doc_start = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(np.fromiter((len(p) + 1 for p in parts), dtype=np.int64, count=len(parts)), out=doc_start[1:])
     parts.append(b"")
