@@ -386,7 +386,7 @@ def next_steps(recipe_path: str, root: Path, results, commands: set[str]) -> str
         if "audit" in commands:
             tried.append((f"datakit audit {shlex.quote(str(r.output))}", "the decontamination audit report"))
     for r in by_type.get("tokens", [])[:1]:
-        shards = sorted(Path(r.output).glob("*.parquet"))
+        shards = sorted(r.output.glob("*.parquet"))
         if shards and "inspect" in commands:
             tried.append((f"datakit inspect {shlex.quote(str(shards[0]))} --row 0",
                           "a packed row decoded: document boundaries, the loss mask in colour"))

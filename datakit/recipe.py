@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from datakit.io.storage import as_path, is_url, resolve
 from datakit.pipeline.stages import STAGES, StageType
 
 EXECUTORS = ("local", "slurm", "ray")
@@ -128,8 +129,8 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = 
         raise _fail(source, "a recipe is a mapping with `stages:`")
     _check_keys(source, data, RECIPE_KEYS)
     name = data.get("name") or Path(source).stem
-    output = Path(base_output or data.get("output") or f"out/{name}").resolve()
-    mirrors = Path(data["mirrors"]).resolve() if data.get("mirrors") else output / "mirrors"
+    output = resolve(base_output or data.get("output") or f"out/{name}")  # a folder, or a URL (s3://…)
+    mirrors = resolve(data["mirrors"]) if data.get("mirrors") else output / "mirrors"
 
     forced = {k: v for k, v in (executor_override or {}).items() if v is not None}
     executor = dict(data.get("executor") or {})
@@ -174,7 +175,7 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = 
                 raise _fail(where, f"stage {type_name} needs an `input:` (a path or an earlier stage)")
             stage_input = stages[-1].name  # default: the previous stage's output
         for k, input_name in enumerate([stage_input, *extra_inputs] if stage_input is not None else []):
-            if not any(s.name == input_name for s in stages) and not Path(input_name).exists():
+            if not any(s.name == input_name for s in stages) and not as_path(input_name).exists():
                 at = f"{where}.inputs[{k}]" if "inputs" in raw else f"{where}.input"
                 raise _fail(at, f"{input_name!r} is neither an earlier stage nor an existing path")
         stages.append(StageSpec(
@@ -182,7 +183,7 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = 
             type=stage_type,
             options=_options(f"{where}.options", stage_type, raw.get("options") or {}),
             input=str(stage_input) if stage_input is not None else None,
-            output=Path(raw["output"]).resolve() if raw.get("output") else output / stage_name,
+            output=resolve(raw["output"]) if raw.get("output") else output / stage_name,
             # the command line wins over the stage, the stage over the executor
             tasks=_positive_int(f"{where}.tasks", forced.get("tasks") or raw.get("tasks", tasks)),
             workers=_positive_int(f"{where}.workers", forced.get("workers") or raw.get("workers", workers)),
@@ -193,11 +194,30 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = 
     recipe = Recipe(name, Path(source) if source != "<recipe>" else None, output, mirrors, executor, stages, text_hash)
     for i, spec in enumerate(stages):  # option values, before any stage runs (and by --check)
         try:
+            check_storage(recipe, spec)
+        except ValueError as exc:
+            raise _fail(f"{source}: stages[{i}] ({spec.name})", str(exc)) from None
+        try:
             spec.make().check(recipe, spec)
         except ValueError as exc:
             where = source if source.startswith("datakit ") else f"{source}: stages[{i}] ({spec.name}).options"
             raise _fail(where, str(exc)) from None
     return recipe
+
+
+def check_storage(recipe: Recipe, spec: StageSpec) -> None:
+    """A stage on object storage (an `s3://…` output or input) must be one that reads and writes through fsspec;
+    git mirrors stay local (pygit2)."""
+    paths = [spec.output, *(recipe.stage(n).output if any(s.name == n for s in recipe.stages) else n
+                            for n in spec.inputs)]
+    if not spec.type.object_storage and any(is_url(p) for p in paths):
+        supported = sorted(n for n, t in STAGES.items() if t.object_storage)
+        raise ValueError(f"stage {spec.type.type_name} reads and writes local folders only (on object storage: "
+                         f"{', '.join(supported)}); give it a local `output:` and local inputs")
+    if is_url(recipe.mirrors) and spec.make().uses_mirrors():
+        raise ValueError(f"mirrors ({recipe.mirrors}) must be a local folder: pygit2 reads git mirrors from a local "
+                         "or shared POSIX path; set the recipe's `mirrors:` to one (outputs can stay on object "
+                         "storage)")
 
 
 def load_recipe(path: str | Path, **kwargs) -> Recipe:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from datakit.io.storage import arrow, as_path
 from datakit.pipeline.step import CountingStep
 
 SPAN_CHARS = 2000
@@ -201,14 +202,15 @@ class DecontamFilter(CountingStep):
         verdicts: dict = {}
         schema = arrow_schema("sample")
         dirs = [self.input_dir] if isinstance(self.input_dir, str) else list(self.input_dir)
-        files = [p for d in dirs for p in sorted(Path(d).glob("*.parquet"))][rank::world_size]
+        files = [p for d in dirs for p in sorted(as_path(d).glob("*.parquet"))][rank::world_size]
         kept = _BatchWriter(self.output_dir, "sample", rank)
         quarantine = _BatchWriter(self.quarantine.output_folder, "quarantine", rank)
         matches = _BatchWriter(self.matches_dir, "decontam_match", rank)
         left = self.limit
         try:
             for path in files:
-                pf = pq.ParquetFile(path)
+                src, fs = arrow(path)
+                pf = pq.ParquetFile(src, filesystem=fs)
                 have = [c for c in READ_COLUMNS if c in pf.schema_arrow.names]
                 for batch in pf.iter_batches(batch_size=BATCH_ROWS):
                     if left == 0:
@@ -262,7 +264,7 @@ class _BatchWriter:
     def __init__(self, folder: str, record: str, rank: int):
         from datakit.io.schemas import arrow_schema
 
-        self.path = Path(folder) / f"{rank:05d}.parquet"
+        self.path = as_path(folder) / f"{rank:05d}.parquet"
         self.schema = arrow_schema(record)
         self._writer = None
 
@@ -274,8 +276,9 @@ class _BatchWriter:
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
             columns = dictionary_columns(self.schema)
-            self._writer = pq.ParquetWriter(self.path, self.schema, compression="zstd", use_dictionary=columns,
-                                            write_statistics=columns, write_page_index=True)
+            where, fs = arrow(self.path)
+            self._writer = pq.ParquetWriter(where, self.schema, filesystem=fs, compression="zstd",
+                                            use_dictionary=columns, write_statistics=columns, write_page_index=True)
         self._writer.write_table(table)
 
     def write_rows(self, rows: list[dict]) -> None:

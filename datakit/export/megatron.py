@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from datakit.io.storage import as_path, fsync, is_url, replace
+
 __all__ = [
     "DTYPE_CODES",
     "INDEX_HEADER",
@@ -84,8 +86,13 @@ def _token_dtype(dtype: Any) -> np.dtype:
 
 
 def _paths(prefix: str | os.PathLike) -> tuple[Path, Path]:
-    p = os.fspath(prefix)
-    return Path(p + ".bin"), Path(p + ".idx")
+    p = _name(prefix)
+    return as_path(p + ".bin"), as_path(p + ".idx")
+
+
+def _name(prefix) -> str:
+    """A prefix as text: a local path, or a URL (datakit.io.storage: an export onto object storage)."""
+    return str(prefix) if is_url(prefix) else os.fspath(prefix)
 
 
 def check_vocab_fits(vocab_size: int, dtype: Any) -> None:
@@ -118,12 +125,12 @@ class MMapIndexedWriter:
         if vocab_size is not None:
             check_vocab_fits(vocab_size, self.dtype)
         self.vocab_size = vocab_size
-        self.prefix = os.fspath(prefix)
+        self.prefix = _name(prefix)
         self.bin_path, self.idx_path = _paths(self.prefix)
         self._bin_tmp = self.bin_path.with_name(self.bin_path.name + ".tmp")
         self._idx_tmp = self.idx_path.with_name(self.idx_path.name + ".tmp")
         self.bin_path.parent.mkdir(parents=True, exist_ok=True)
-        self._bin = open(self._bin_tmp, "wb")
+        self._bin = self._bin_tmp.open("wb")
         self._bin_hash = hashlib.sha256()
         self._lengths: list[int] = []
         self._doc_indices: list[int] = [0]
@@ -219,14 +226,14 @@ class MMapIndexedWriter:
                 ]
             )
             self._bin.flush()
-            os.fsync(self._bin.fileno())
+            fsync(self._bin)
             self._bin.close()
-            with open(self._idx_tmp, "wb") as f:
+            with self._idx_tmp.open("wb") as f:
                 f.write(index)
                 f.flush()
-                os.fsync(f.fileno())
-            os.replace(self._bin_tmp, self.bin_path)
-            os.replace(self._idx_tmp, self.idx_path)
+                fsync(f)
+            replace(self._bin_tmp, self.bin_path)
+            replace(self._idx_tmp, self.idx_path)
         except BaseException:
             self.abort()
             raise

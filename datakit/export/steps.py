@@ -7,6 +7,8 @@ from pathlib import Path
 
 from datatrove.pipeline.base import PipelineStep
 
+from datakit.io.storage import as_path
+
 
 class MegatronExport(PipelineStep):
     """Each task converts its shard files (`files[rank::world_size]`) to `<stem>.bin/.idx` under the output, and
@@ -22,7 +24,7 @@ class MegatronExport(PipelineStep):
         super().__init__()
         self.shard_files = shard_files
         self.valid_files = valid_files or []
-        self.output_folder = Path(output_folder)
+        self.output_folder = as_path(output_folder)
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from datakit.export.megatron import MMapIndexedWriter
@@ -34,7 +36,7 @@ class MegatronExport(PipelineStep):
                 + [(s, self.output_folder / VALID_DIR) for s in self.valid_files])
         for shard, folder in jobs[rank::world_size]:
             self.stat_update("shards.read")
-            prefix = folder / Path(shard).stem
+            prefix = folder / as_path(shard).stem
             per_source: dict[str, int] = {}
             with MMapIndexedWriter(prefix) as writer:
                 for _sample_id, source, ids, _mask in iter_documents([shard]):

@@ -104,8 +104,14 @@ def dictionary_columns(schema: pa.Schema) -> list[str]:
 PARTIAL = ".tmp"  # suffix of a file being written; renamed to its final name when complete
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """`path.tmp`, then a rename over `path`: a kill leaves the old file or the new one, never half of one."""
+def write_text_atomic(path, text: str) -> None:
+    """`path.tmp`, then a rename over `path`: a kill leaves the old file or the new one, never half of one. On object
+    storage (a URL, an ObjectPath) one PUT of the whole text is already that (datakit.io.storage)."""
+    from datakit.io.storage import as_path, is_url
+
+    if is_url(path):
+        as_path(path).write_text(text)
+        return
     tmp = f"{os.fspath(path)}{PARTIAL}"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)

@@ -43,8 +43,10 @@ def _features_yaml(first_file: Path) -> tuple[str | None, list]:
     import pyarrow.parquet as pq
 
     from datakit.io.schemas import hf_features
+    from datakit.io.storage import arrow as source
 
-    arrow = pq.read_schema(first_file)
+    src, fs = source(first_file)
+    arrow = pq.read_schema(src, filesystem=fs)
     name = _schema_columns().get(tuple(arrow.names))
     if name:  # written here: importing `datasets` (and pandas) costs every stage process ~0.7 s
         return name, yaml_features(hf_features(name))
@@ -223,11 +225,13 @@ def _licences(folders: list[Path]) -> dict[str, int]:
     """SPDX id → PRs, over the PullRecord files of these folders."""
     import pyarrow.parquet as pq
 
+    from datakit.io.storage import arrow
+
     counts: dict[str, int] = {}
     for folder in folders:
-        for f in sorted(folder.glob("*.parquet")):
-            if "license" in pq.read_schema(f).names:
-                for value in pq.read_table(f, columns=["license"]).column("license").to_pylist():
+        for src, fs in map(arrow, sorted(folder.glob("*.parquet"))):
+            if "license" in pq.read_schema(src, filesystem=fs).names:
+                for value in pq.read_table(src, columns=["license"], filesystem=fs).column("license").to_pylist():
                     if value:
                         counts[value] = counts.get(value, 0) + 1
     return dict(sorted(counts.items()))
@@ -256,19 +260,20 @@ def write_card(result, spec, recipe) -> Path:
     import pyarrow.parquet as pq
 
     from datakit import __version__
+    from datakit.io.storage import arrow, as_path
     from datakit.pipeline.runner import _write_if_changed
 
     folder = result.output
-    matches_files = sorted((folder / "matches").glob("*.parquet"))
+    matches_files = [arrow(f) for f in sorted((folder / "matches").glob("*.parquet"))]
     text = render_card(
         card_header(folder), stage=spec.name, type_name=spec.type.type_name, summary=spec.type.summary,
         # an absolute input path by its name: the same data gives the same card wherever it lies
-        inputs=[Path(i).name if Path(i).is_absolute() else str(i)
+        inputs=[as_path(i).name if as_path(i).is_absolute() else str(i)
                 for i in (spec.inputs or ([spec.input] if spec.input is not None else []))],
         recipe=recipe.name, version=__version__,
         stats=_read_json(folder / "stats.json") or {},
         decontam=_read_json(folder / "decontam.json"),
-        matches=sum(pq.read_metadata(f).num_rows for f in matches_files) if matches_files else None,
+        matches=matches,
         manifest=_read_json(folder / "manifest.json"),
         licences=_licences(sources) if (sources := _upstream_sources(recipe, spec)) else None,
         schemas=config_schemas(folder), blend=(folder / "blend.txt").is_file())

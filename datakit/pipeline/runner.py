@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from datakit.io.storage import arrow, is_url, resolve, rmtree
 from datakit.pipeline.progress import PROGRESS_DIR, CountRecords, StageProgress
 from datakit.pipeline.progress import completed_tasks as _completed
 from datakit.pipeline.stages import StageContext
@@ -105,7 +106,7 @@ def _prepare_output(output: Path, fingerprint: str) -> Path:
     if output.exists() and not marker.is_file() and any(output.iterdir()):
         raise StageFailed(f"{output} is not empty and was not written by datakit: refusing to write into it")
     if marker.is_file() and marker.read_text().strip() != fingerprint:
-        shutil.rmtree(output)
+        rmtree(output)
     (output / STATE_DIR).mkdir(parents=True, exist_ok=True)
     _write_if_changed(marker, fingerprint + "\n")
     return output / STATE_DIR / "logs"
@@ -224,7 +225,8 @@ def parquet_input_rows(spec: StageSpec, path: Path) -> int:
     rows = 0
     for f in files:
         with reading_parquet(str(f)):
-            rows += pq.read_metadata(f).num_rows
+            src, fs = arrow(f)
+            rows += pq.read_metadata(src, filesystem=fs).num_rows
     return rows
 
 
@@ -232,8 +234,8 @@ def output_rows(folder: Path) -> int | None:
     """Rows in a stage's output Parquet files (footers only); None when it writes none (an export)."""
     import pyarrow.parquet as pq
 
-    files = sorted(folder.glob("*.parquet"))
-    return sum(pq.read_metadata(f).num_rows for f in files) if files else None
+    files = [arrow(f) for f in sorted(folder.glob("*.parquet"))]
+    return sum(pq.read_metadata(src, filesystem=fs).num_rows for src, fs in files) if files else None
 
 
 def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, force: bool = False,
@@ -245,7 +247,7 @@ def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, f
         paths, fps = [], []
         for name in spec.inputs or ([spec.input] if spec.input is not None else []):
             from_stage = name in fingerprints
-            path = recipe.stage(name).output if from_stage else Path(name).resolve()
+            path = recipe.stage(name).output if from_stage else resolve(name)
             paths.append(path)
             fps.append(fingerprints[name] if from_stage or not path.exists() else _input_fingerprint(path))
         input_path = paths[0] if paths else None
@@ -259,7 +261,7 @@ def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, f
             if not path.exists():
                 raise StageFailed(f"stage {spec.name}: input {path} does not exist")
         if force and spec.output.exists():
-            shutil.rmtree(spec.output)
+            rmtree(spec.output)
         results.append(run_stage(spec, recipe, input_path, fingerprint, limit, console, inputs=paths))
     return results
 
@@ -317,6 +319,7 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
         tasks = spec.tasks
         skipped = _completed(logging_dir) >= tasks
         counting = console is not None and len(pipeline) > 1
+        counting = counting and not is_url(logging_dir)  # its count files are local files
         if counting:  # records yielded by the first step (read, or made by a source), live per task
             pipeline.insert(1, CountRecords(str(logging_dir / PROGRESS_DIR)))
         executor = make_executor(recipe.executor["type"], recipe.executor, pipeline, spec.tasks, spec.workers,

@@ -53,6 +53,8 @@ class StageType:
     multi_input: ClassVar[bool] = False  # reads every path of `ctx.inputs` (a recipe's `inputs:` list)
     units: ClassVar[tuple[str, ...]] = ()
     input_format: ClassVar[str] = ""  # "parquet": inputs are folders of record files, checked before build
+    object_storage: ClassVar[bool] = False  # inputs and output may be fsspec URLs (s3://…; datakit.io.storage)
+    mirrors: ClassVar[bool] = False  # reads the git mirrors (which stay local: pygit2)
     # sample kinds written (datakit.tokens.mixture.SOURCE_BY_KIND's keys); "inputs": its inputs' (a filter);
     # None: not declared (a mixture source is then not checked against what the recipe makes)
     produces: ClassVar[tuple[str, ...] | str | None] = None
@@ -77,6 +79,9 @@ class StageType:
 
     def finalize(self, ctx: StageContext, units: dict[str, dict]) -> None:
         """Runs once after every task has completed (e.g. to write a manifest over all shards)."""
+
+    def uses_mirrors(self) -> bool:
+        return self.mirrors
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -142,6 +147,7 @@ class GitSourceStage(StageType):
     worker_modules = ("datakit.sources.steps",)
     summary = "mirror repositories with pygit2 and list their merged PRs as PullRecords"
     units = ("repos", "pulls")
+    mirrors = True
 
     @dataclass
     class Options:
@@ -183,6 +189,7 @@ class GitHubSourceStage(StageType):
                "PullRecords with linked issues; the code from git mirrors")
     units = ("repos", "pulls")
     needs_input = False  # `input` is optional: a repos.txt, or a folder holding one
+    mirrors = True
     Options = _GitHubOptions
 
     def check(self, recipe: Any = None, spec: Any = None) -> None:
@@ -216,6 +223,7 @@ class GHArchiveSourceStage(StageType):
                "(two phases: partition by repository, then aggregate)")
     units = ("files", "lines", "pulls")
     needs_input = False  # `input` is optional: a folder of hour files (or one file)
+    mirrors = True
 
     @dataclass
     class Options:
@@ -291,6 +299,7 @@ class AgentlessSamplesStage(StageType):
     multi_input = True  # `inputs: [github, gharchive]`: PullRecord folders read as one sequence
     input_format = "parquet"
     produces = ("localize", "edit")
+    mirrors = True
 
     @dataclass
     class Options:
@@ -333,6 +342,7 @@ class CommitBundlesStage(StageType):
     multi_input = True
     input_format = "parquet"
     produces = ("commit_bundle",)
+    mirrors = True
 
     @dataclass
     class Options:
@@ -367,6 +377,7 @@ class SynthIngestStage(StageType):
     units = ("rows",)
     needs_input = False  # `input` is optional: a file or folder, added to `paths`
     produces = ("synthetic",)
+    object_storage = True  # its output (its `paths` are local files)
 
     @dataclass
     class Options:
@@ -404,6 +415,7 @@ class TokensStage(StageType):
     units = ("documents",)
     multi_input = True  # `inputs: [decontam, synth, …]`: every Sample folder, interleaved
     input_format = "parquet"
+    object_storage = True
 
     @dataclass
     class Options:
@@ -497,6 +509,7 @@ class MegatronExportStage(StageType):
     summary = ("token shards → Megatron MMIDIDX .bin/.idx (int32, one document per sample) + blend file; a "
                "validation split → valid/*.bin/.idx + valid_blend.txt (--valid-data-path)")
     units = ("shards",)
+    object_storage = True
 
     @dataclass
     class Options:
@@ -546,6 +559,7 @@ class DecontamStage(StageType):
     multi_input = True  # `inputs: [samples, bundles, synth]`: every kind of sample is decontaminated
     input_format = "parquet"
     produces = "inputs"  # a filter
+    object_storage = True
 
     @dataclass
     class Options:
@@ -556,20 +570,26 @@ class DecontamStage(StageType):
         mirrors: bool = True  # mirror rules (git histories); False = off, recorded in stats.json and the audit
         roots: str = ""  # extra root commits (a `datakit decontam build-roots` file), added to the shipped ones
 
+    def uses_mirrors(self) -> bool:
+        return self.options.mirrors
+
     def _check_mirrors(self, ctx: StageContext) -> None:
         """Fail closed: samples from git mirrors need the mirrors, unless the rules are turned off explicitly."""
         import pyarrow.parquet as pq
 
         from datakit.decontam.steps import MIRROR_KINDS, mirror_status
+        from datakit.io.storage import arrow, as_path
 
         problem = mirror_status(str(ctx.mirrors))
         if problem is None:
             return
-        for path in [p for folder in (ctx.inputs or [ctx.input]) for p in sorted(Path(folder).glob("*.parquet"))]:
-            names = pq.read_schema(path).names
+        for path in [p for folder in (ctx.inputs or [ctx.input]) for p in sorted(as_path(folder).glob("*.parquet"))]:
+            src, fs = arrow(path)
+            names = pq.read_schema(src, filesystem=fs).names
             if "source" not in names:
                 continue
-            kinds = pq.read_table(path, columns=["source"]).column("source").combine_chunks().field("kind")
+            table = pq.read_table(src, columns=["source"], filesystem=fs)
+            kinds = table.column("source").combine_chunks().field("kind")
             if any(k in MIRROR_KINDS for k in kinds.to_pylist()):
                 raise ValueError(f"decontam: samples in {path} came from git mirrors but the mirror rules cannot "
                                  f"run ({problem}); pass --mirrors DIR (recipe: mirrors), or --no-mirror-rules "

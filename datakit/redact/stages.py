@@ -19,6 +19,7 @@ class RedactStage(StageType):
     multi_input = True  # `inputs: [samples, bundles, synth]`: every Sample folder, read as one sequence of rows
     input_format = "parquet"
     produces = "inputs"  # the kinds it reads, redacted
+    object_storage = True
 
     @dataclass
     class Options:

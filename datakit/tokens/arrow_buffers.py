@@ -98,4 +98,7 @@ def read_table(path, columns: Sequence[str] | None = None) -> pa.Table:
     """One Parquet file as a table (`pq.read_table` for a single file, without importing `pyarrow.dataset`)."""
     import pyarrow.parquet as pq
 
-    return pq.ParquetFile(path).read(columns=columns)
+    from datakit.io.storage import arrow
+
+    src, fs = arrow(path)
+    return pq.ParquetFile(src, filesystem=fs).read(columns=columns)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -21,6 +20,7 @@ import pyarrow.parquet as pq
 from datakit import __version__
 from datakit.io.records import write_text_atomic
 from datakit.io.schemas import arrow_schema
+from datakit.io.storage import arrow, as_path, replace
 from datakit.tokens import arrow_buffers
 
 MANIFEST = "manifest.json"
@@ -34,7 +34,7 @@ class ManifestError(ValueError):
 
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with as_path(path).open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
@@ -50,11 +50,12 @@ class ShardWriter:
     Arrow columns are built from numpy buffers (arrow_buffers: no pandas import, no per-token Python object)."""
 
     def __init__(self, path: str | Path, row_group_rows: int = 64):
-        self.path = Path(path)
+        self.path = as_path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".tmp")
         self.schema = arrow_schema("token_shard")
-        self._writer = pq.ParquetWriter(self._tmp, self.schema, compression="zstd",
+        where, fs = arrow(self._tmp)
+        self._writer = pq.ParquetWriter(where, self.schema, filesystem=fs, compression="zstd",
                                         use_dictionary=DICTIONARY_COLUMNS)
         self._buffer: list = []
         self.row_group_rows = row_group_rows
@@ -88,7 +89,7 @@ class ShardWriter:
     def close(self) -> None:
         self._flush()
         self._writer.close()
-        os.replace(self._tmp, self.path)
+        replace(self._tmp, self.path)
 
     def __enter__(self):
         return self
@@ -103,7 +104,8 @@ class ShardWriter:
 
 def iter_rows(path: str | Path, batch_rows: int = 64) -> Iterator[dict]:
     """Rows of a shard as dicts of numpy arrays / lists."""
-    pf = pq.ParquetFile(path)
+    src, fs = arrow(path)
+    pf = pq.ParquetFile(src, filesystem=fs)
     for batch in pf.iter_batches(batch_size=batch_rows):
         ids = batch.column("input_ids")
         mask = batch.column("loss_mask")
@@ -227,7 +229,7 @@ def write_manifest(folder: Path, shard_names: list[str], tokenizer, seq_len: int
 def verify_manifest(folder: str | Path) -> dict:
     """The manifest of a shard folder, after checking that exactly its files are there with their sha256 (and,
     when it has a validation split, the same of `valid/` against the manifest it names)."""
-    folder = Path(folder)
+    folder = as_path(folder)
     path = folder / MANIFEST
     if not path.is_file():
         raise ManifestError(f"{folder}: no {MANIFEST} (is this a finished tokens output?)")

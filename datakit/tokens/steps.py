@@ -11,6 +11,7 @@ import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
+from datakit.io.storage import arrow, as_path
 from datakit.pipeline.step import CountingStep
 from datakit.tokens.mixture import SOURCE_BY_KIND, Mixer, SourceMix, Validation, repo_of
 from datakit.tokens.shards import LEDGER_DIR, VALID_DIR, ShardWriter
@@ -48,7 +49,7 @@ class InterleavedRecordReader(PipelineStep):
         from datakit.io.records import RecordReader
 
         streams = [RecordReader(f, text_field=self.text_field, limit=self.limit).run(None, rank, world_size)
-                   for f in self.folders if any(Path(f).glob("*.parquet"))]
+                   for f in self.folders if any(as_path(f).glob("*.parquet"))]
         while streams:
             for stream in list(streams):
                 doc = next(stream, None)
@@ -73,7 +74,7 @@ class TokenizeSamples(CountingStep):
                  seed: int = 0, num_threads: int = 1, seq_len: int | None = None,
                  never_split: tuple[str, ...] = ("sft",), validation: Validation | None = None):
         super().__init__("tokens", quarantine_dir)
-        self.ledger_dir = Path(quarantine_dir).parent / LEDGER_DIR
+        self.ledger_dir = as_path(quarantine_dir).parent / LEDGER_DIR
         self.tokenizer_name = tokenizer
         self.engine = engine
         self.mixture = mixture
@@ -203,7 +204,8 @@ class _Ledger:
         schema = arrow_schema("mixture_ledger")
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.path, schema, compression="zstd")
+            where, fs = arrow(self.path)
+            self.writer = pq.ParquetWriter(where, schema, filesystem=fs, compression="zstd")
         cols = list(zip(*self.rows)) if self.rows else [[] for _ in schema.names]
         self.writer.write_table(arrow_buffers.table(dict(zip(schema.names, map(list, cols))), schema))
         self.rows = []
@@ -224,7 +226,7 @@ class PackShards(PipelineStep):
     def __init__(self, output_folder: str, seq_len: int, eod_id: int, window: int = 100_000,
                  copy_gap: int | None = None, window_tokens: int | None = None, validation: bool = False):
         super().__init__()
-        self.output_folder = Path(output_folder)
+        self.output_folder = as_path(output_folder)
         self.seq_len = seq_len
         self.eod_id = eod_id
         self.window = window
