@@ -49,6 +49,7 @@ class Stage:
     rows: int | None = None  # records in <stage>/*.parquet (None: it writes none)
     quarantine_rows: int = 0
     manifest: dict[str, Any] | None = None
+    valid_manifest: dict[str, Any] | None = None  # a tokens stage's validation split (<stage>/valid/manifest.json)
     audit: Any = None  # decontam stages: datakit.decontam.audit.AuditData
 
 
@@ -253,6 +254,8 @@ def _load_stage(folder: Path, stats: dict[str, Any]) -> Stage:
     stage.quarantine_rows = _footer_rows(q) if q else 0
     if (folder / "manifest.json").is_file():
         stage.manifest = _read_json(folder / "manifest.json")
+    if (folder / "valid" / "manifest.json").is_file():
+        stage.valid_manifest = _read_json(folder / "valid" / "manifest.json")
     if stage.type == "decontam":
         from datakit.decontam.audit import AuditError, load_audit
 

@@ -41,18 +41,13 @@ def token_totals(rs: RunStats) -> list[dict[str, Any]]:
     """Per tokens / export stage (and validation split), the manifest's totals."""
     out = []
     for s in rs.stages:
-        for split, m in (("train", s.manifest), ("valid", _valid_manifest(s))):
+        for split, m in (("train", s.manifest), ("valid", s.valid_manifest)):
             if m:
                 out.append({"stage": s.name, "split": split, "format": m.get("format"), "rows": m.get("rows"),
                             "documents": m.get("documents"), "tokens": m.get("tokens"),
                             "padding_tokens": m.get("padding_tokens"), "seq_len": m.get("seq_len"),
                             "tokenizer": (m.get("tokenizer") or {}).get("name")})
     return out
-
-
-def _valid_manifest(stage) -> dict | None:
-    path = stage.path / "valid" / "manifest.json"
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def figures(rs: RunStats, out: Path | None = None) -> dict[str, Any]:
@@ -171,6 +166,17 @@ def _table(title: str, rows: list[dict[str, Any]], cols: list[str], caption: str
 LENGTHS = ["min", "p50", "p90", "p99", "max"]
 
 
+def _top_per_stage(rows: list[dict[str, Any]], n: int = TOP_REPOS) -> list[dict[str, Any]]:
+    """The first n rows of each stage (the rows come grouped by stage, largest first)."""
+    seen: dict[str, int] = {}
+    out = []
+    for r in rows:
+        seen[r["stage"]] = seen.get(r["stage"], 0) + 1
+        if seen[r["stage"]] <= n:
+            out.append(r)
+    return out
+
+
 def print_report(fig: dict[str, Any], console) -> None:
     """The figures as rich tables (stdout)."""
     console.print(_table("stages (stats.json; rows: records on disk)", fig["stages"],
@@ -183,9 +189,11 @@ def print_report(fig: dict[str, Any], console) -> None:
         row = by_repo.setdefault((r["stage"], r["repo"]), {"stage": r["stage"], "repo": r["repo"], "quarantined": 0,
                                                            "filtered": 0})
         row[r["outcome"]] += r["rows"]
-    if by_repo:
-        console.print(_table("quarantined and filtered records on disk, by repository", list(by_repo.values()),
-                             ["stage", "repo", "quarantined", "filtered"]))
+    order = {stage: i for i, stage in enumerate(dict.fromkeys(k[0] for k in by_repo))}
+    largest = sorted(by_repo.values(), key=lambda r: (order[r["stage"]], -r["quarantined"] - r["filtered"], r["repo"]))
+    if largest:
+        console.print(_table(f"quarantined / filtered on disk by repository (top {TOP_REPOS})",
+                             _top_per_stage(largest), ["stage", "repo", "quarantined", "filtered"]))
     if fig["samples"]:
         console.print(_table("records by source and role (length: characters of text)", fig["samples"],
                              ["stage", "source", "role", "rows", "repos", *LENGTHS]))
@@ -199,7 +207,7 @@ def print_report(fig: dict[str, Any], console) -> None:
                               "repeated_documents", "left_out_documents"]))
     token_stages = {t["stage"] for t in fig["tokens"]}
     repos = [r for r in fig["repositories"] if not token_stages or r["stage"] in token_stages]
-    shown = [r for i, r in enumerate(repos) if sum(x["stage"] == r["stage"] for x in repos[:i]) < TOP_REPOS]
+    shown = _top_per_stage(repos)  # repositories() lists each stage's largest first
     if shown:
         console.print(_table(f"top repositories ({TOP_REPOS} per stage{', tokens stages' if token_stages else ''})",
                              shown, ["stage", "repo", *(["documents", "tokens"] if token_stages else ["rows"])]))
