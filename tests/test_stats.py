@@ -141,6 +141,26 @@ def test_one_stage_folder(demo_output, tmp_path):
     assert not (run / "tokens" / "corpus_stats").exists()
 
 
+def test_a_validation_split(demo_output, tmp_path):
+    """A tokens stage that holds out acme/widgets: its valid/ split is counted apart, against its own manifest."""
+    from tests.test_recipes import datakit
+
+    recipe = {"name": "v", "output": str(tmp_path / "o"), "executor": {"type": "local", "tasks": 1, "workers": 1},
+              "stages": [{"name": "tokens", "stage": "tokens", "inputs": [str(demo_output / "decontam")],
+                          "options": {"seq_len": 4096, "validation": {"repos": ["acme/widgets"]}}}]}
+    (tmp_path / "r.yaml").write_text(json.dumps(recipe))
+    proc = datakit("run", tmp_path / "r.yaml", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    _, _, fig = write_report(tmp_path / "o")
+    valid = json.loads((tmp_path / "o" / "tokens" / "valid" / "manifest.json").read_text())
+    rows = [t for t in fig["tokens"] if t["split"] == "valid"]
+    assert sum(t["tokens"] for t in rows) == valid["tokens"] and sum(t["documents"] for t in rows) == valid["documents"]
+    assert {t["role"] for t in rows} == {"(unknown)"}  # no sample stage in this run to name them
+    totals = {t["split"]: t for t in fig["token_totals"]}
+    assert totals["valid"]["tokens"] == valid["tokens"] and totals["train"]["tokens"] > 0
+    assert {t["source"] for t in fig["tokens"] if t["split"] == "train"} == {"synthetic"}  # no repository: train
+
+
 def test_not_a_datakit_output_is_one_line_naming_the_fix(tmp_path, capsys):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "a.txt").write_text("x")
