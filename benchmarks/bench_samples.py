@@ -45,7 +45,7 @@ REPO_NAME = "bench/synthetic"
 GENERATOR_VERSION = 1  # bump when the generator changes, so cached repositories are rebuilt
 STAMP = "datakit-bench.json"  # parameters of a built repository, kept inside its .git dir
 HERE = Path(__file__).resolve().parent
-VARIANTS = {"uncached": 0, "cached": 256}  # name -> structure_cache_mb; "uncached" is the anchor
+VARIANTS = {"uncached": 0, "cached": 64}  # name -> structure_cache_mb (64: the default); "uncached" is the anchor
 
 BLOB = pygit2.enums.FileMode.BLOB
 TREE = pygit2.enums.FileMode.TREE

@@ -13,6 +13,9 @@ from __future__ import annotations
 from datakit.io.records import RecordReader, reading_parquet
 
 
+_PYTHON_ROWS = 64  # rows turned into Python dicts at a time (the Arrow row group is far smaller than its dicts)
+
+
 def row_range(total: int, rank: int, world_size: int) -> tuple[int, int]:
     return total * rank // world_size, total * (rank + 1) // world_size
 
@@ -55,10 +58,11 @@ class RowShardedRecordReader(RecordReader):
             with reading_parquet(folder.resolve_paths(path)), folder.open(path, "rb") as f:
                 table = pq.ParquetFile(f, page_checksum_verification=True).read_row_group(g)
             lo, hi = max(start - first, 0), min(stop - first, n)
-            for i, row in enumerate(table.slice(lo, hi - lo).to_pylist(), start=lo):
-                if 0 <= self.limit <= emitted:
-                    return
-                doc = self.get_document_from_dict(row, path, i)
-                self.update_doc_stats(doc)
-                emitted += 1
-                yield doc
+            for at in range(lo, hi, _PYTHON_ROWS):  # a row group can hold thousands of PRs, diffs and all
+                for i, row in enumerate(table.slice(at, min(_PYTHON_ROWS, hi - at)).to_pylist(), start=at):
+                    if 0 <= self.limit <= emitted:
+                        return
+                    doc = self.get_document_from_dict(row, path, i)
+                    self.update_doc_stats(doc)
+                    emitted += 1
+                    yield doc

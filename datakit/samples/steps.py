@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
+
 import pygit2
 
 from datakit.io.records import as_document
@@ -11,6 +14,26 @@ from datakit.samples.agentless import (ROLES, Filtered, Limits, Reject, base_pat
 from datakit.samples.classify import PACKAGES, FileClass, GitAttributes, classify_path
 from datakit.samples.structure import StructureRenderer
 from datakit.sources.git_mirror import MirrorError, mirror_path, open_mirror, read_blob
+
+
+_TRIM_EVERY = 64  # PRs between heap trims (about 1 % of the step's CPU)
+
+
+@functools.cache
+def _malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc's; None under another libc
+    except (OSError, AttributeError):
+        return None
+
+
+def _release_freed_memory() -> None:
+    """Prompts are 100–500 KB strings made and dropped by the thousand; glibc serves them from its heap once its
+    mmap threshold has adapted, and keeps what they freed, so without a trim the peak RSS grows with the PRs a task
+    has processed (+90 MiB at 2,000 PRs) though nothing it holds does."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class AgentlessSamples(CountingStep):
@@ -24,7 +47,7 @@ class AgentlessSamples(CountingStep):
     type = "🔨 - BUILDER"
 
     def __init__(self, mirrors_dir: str, quarantine_dir: str, limits: Limits = Limits(),
-                 roles: tuple[str, ...] = ROLES, structure_cache_mb: int = 256):
+                 roles: tuple[str, ...] = ROLES, structure_cache_mb: int = 64):
         super().__init__("samples", quarantine_dir)
         self.mirrors_dir = mirrors_dir
         self.limits = limits
@@ -41,7 +64,9 @@ class AgentlessSamples(CountingStep):
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         try:
-            for doc in data:
+            for n, doc in enumerate(data, 1):
+                if n % _TRIM_EVERY == 0:
+                    _release_freed_memory()
                 pr = doc.metadata
                 self.read("pulls")
                 with self.track_time():
