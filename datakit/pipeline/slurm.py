@@ -68,8 +68,7 @@ class WaitingSlurmExecutor(SlurmPipelineExecutor):
         does, which saves a job per stage and one that would wait forever on a failed array (afterok)."""
 
     def _completed(self) -> int:
-        folder = Path(self.logging_dir.resolve_paths("completions"))
-        return sum(1 for _ in folder.iterdir()) if folder.is_dir() else 0
+        return len(self.logging_dir.list_files("completions"))  # a local folder or object storage
 
     def _jobs(self) -> dict[str, tuple[str, str]] | None:
         """{array task id: (state, reason)} of our jobs that Slurm still knows; None when squeue failed."""
