@@ -235,10 +235,11 @@ def _set_aside(stage: Stage) -> pl.DataFrame:
         if not files or not _holds(pq.read_schema(files[0]).names, "quarantine"):
             continue
         record = pl.col("record")
+        default = "pulls" if stage.kind == "pulls" else SOURCE_BY_TYPE.get(stage.type, UNKNOWN)
         parts.append(_scan(files, _columns("quarantine", "role", "reason", "record"), lambda f: f.select(
             pl.lit(stage.name).alias("stage"), pl.lit(outcome).alias("outcome"), "reason",
             record.str.json_path_match("$.kind").replace_strict(SOURCE_BY_KIND, default=None)
-            .fill_null(SOURCE_BY_TYPE.get(stage.type, UNKNOWN)).alias("source"),
+            .fill_null(default).alias("source"),
             pl.coalesce(pl.col("role"), record.str.json_path_match("$.role")).fill_null(NONE).alias("role"),
             pl.coalesce(*(record.str.json_path_match(p) for p in ("$.meta.repo", "$.repo", "$.source.repo")))
             .fill_null(NONE).alias("repo")), _SET_ASIDE))
