@@ -603,9 +603,10 @@ print(json.dumps({"code": code, "stderr": err[-2000:].decode(errors="replace"), 
 """
 
 
-def whole_process(cmd: list[str]) -> dict:
+def whole_process(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> dict:
     """Runs `cmd` and measures it from outside, children included: wall, user + system CPU, peak RSS."""
-    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], check=True, capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", _LAUNCHER, *cmd], check=True, capture_output=True, text=True,
+                          env={**os.environ, **env} if env else None, cwd=cwd)
     r = json.loads(done.stdout)
     if r["code"] != 0:
         raise SystemExit(f"{' '.join(cmd)} exited with {r['code']}: {r['stderr']}")
@@ -659,6 +660,91 @@ def run_cli(out: Path) -> dict:
             "parquet_mib": round(size / 2**20, 1), "command": " ".join(["datakit", *cmd[3:]])}
 
 
+def _tree_cli(tree: Path, *args: str) -> tuple[list[str], dict]:
+    """`datakit ARGS` as the checkout `tree` has it (its package first on sys.path)."""
+    return [sys.executable, "-m", "datakit.cli", *args], {"PYTHONPATH": str(tree)}
+
+
+def _trees(baseline: str | None) -> dict[str, Path]:
+    trees = {"current": HERE.parent}
+    if baseline:
+        trees["baseline"] = Path(baseline).resolve()
+    return trees
+
+
+def _spread(runs: list[dict]) -> dict:
+    cpu = sorted(r["process_cpu_s"] for r in runs)
+    wall = sorted(r["process_wall_s"] for r in runs)
+    return {"cpu_s_least": cpu[0], "cpu_s_median": cpu[len(cpu) // 2], "wall_s_least": wall[0],
+            "wall_s_median": wall[len(wall) // 2], "peak_rss_mib": max(r["process_peak_rss_mib"] for r in runs),
+            "runs_cpu_s": [r["process_cpu_s"] for r in runs]}
+
+
+def run_startup(out: Path, repeat: int, baseline: str | None) -> dict:
+    """Fixed start-up, whole processes: `datakit --help`, `datakit samples` on one PullRecord and `datakit
+    decontam` on one Sample (mirror rules off), each tree in turn, `repeat` rounds interleaved."""
+    import pyarrow.parquet as pq
+
+    work = out / "startup"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "pulls").mkdir(parents=True)
+    pq.write_table(pq.read_table(out / "pulls" / "00000.parquet").slice(0, 1), work / "pulls" / "00000.parquet")
+    cmd, env = _tree_cli(HERE.parent, "samples", "--input", str(work / "pulls"), "--mirrors", str(out / "mirrors"),
+                         "--output", str(work / "seed"), "--quiet")
+    whole_process(cmd, env, work)
+    (work / "sample").mkdir()
+    pq.write_table(pq.read_table(work / "seed" / "samples" / "00000.parquet").slice(0, 1),
+                   work / "sample" / "00000.parquet")
+    commands = {
+        "datakit --help": lambda o: ["--help"],
+        "samples, 1 PullRecord": lambda o: ["samples", "--input", str(work / "pulls"), "--mirrors",
+                                            str(out / "mirrors"), "--output", o, "--force", "--quiet"],
+        "decontam, 1 Sample": lambda o: ["decontam", "--input", str(work / "sample"), "--no-mirror-rules",
+                                         "--output", o, "--force", "--quiet"],
+    }
+    trees = _trees(baseline)
+    runs: dict[str, dict[str, list]] = {c: {t: [] for t in trees} for c in commands}
+    for i in range(repeat):  # interleaved: every command and tree sees the same load
+        for c, make in commands.items():
+            for t, tree in trees.items():
+                cmd, env = _tree_cli(tree, *make(str(work / f"out-{t}")))
+                runs[c][t].append(whole_process(cmd, env, work))
+        print(f"start-up round {i + 1}/{repeat}: load {os.getloadavg()[0]:.1f}", flush=True)
+    return {"commands": {c: {t: _spread(r) for t, r in by_tree.items()} for c, by_tree in runs.items()},
+            "trees": {t: str(p) for t, p in trees.items()}, "load_after": os.getloadavg()[0]}
+
+
+def run_memory(out: Path, repeat: int, baseline: str | None, sizes=(200, 2000)) -> dict:
+    """Peak RSS of whole `datakit samples --tasks 1 --workers 1` processes on the first N PullRecords, written as
+    the sources stage writes them (row groups of 64), at each size; each tree in turn, `repeat` rounds."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(out / "pulls" / "00000.parquet")
+    work = out / "memory"
+    shutil.rmtree(work, ignore_errors=True)
+    for n in sizes:
+        (work / f"pulls{n}").mkdir(parents=True)
+        pq.write_table(table.slice(0, n), work / f"pulls{n}" / "00000.parquet", row_group_size=64,
+                       compression="zstd")
+    del table
+    trees = _trees(baseline)
+    runs: dict[int, dict[str, list]] = {n: {t: [] for t in trees} for n in sizes}
+    for i in range(repeat):
+        for n in sizes:
+            for t, tree in trees.items():
+                cmd, env = _tree_cli(tree, "samples", "--input", str(work / f"pulls{n}"), "--mirrors",
+                                     str(out / "mirrors"), "--output", str(work / f"out-{t}-{n}"), "--tasks", "1",
+                                     "--workers", "1", "--force", "--quiet")
+                runs[n][t].append(whole_process(cmd, env, work))
+        print(f"memory round {i + 1}/{repeat}: load {os.getloadavg()[0]:.1f}", flush=True)
+    result = {"sizes": {n: {t: _spread(r) for t, r in by_tree.items()} for n, by_tree in runs.items()},
+              "trees": {t: str(p) for t, p in trees.items()}, "load_after": os.getloadavg()[0]}
+    small, large = sizes[0], sizes[-1]
+    result["growth"] = {t: round(result["sizes"][large][t]["peak_rss_mib"] / result["sizes"][small][t]["peak_rss_mib"]
+                                 - 1, 3) for t in trees}
+    return result
+
+
 def machine_facts() -> dict:
     return _machine_facts(pygit2=pygit2.__version__, libgit2=pygit2.LIBGIT2_VERSION)
 
@@ -699,6 +785,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cli", action="store_true", help="skip the CLI-vs-in-process comparison")
     parser.add_argument("--cli-repeat", type=int, default=5,
                         help="alternating in-process / CLI pairs; the fastest of each is reported (default 5)")
+    parser.add_argument("--startup", type=int, default=0, metavar="N",
+                        help="only the start-up runs (--help, 1-PR samples, 1-sample decontam), N rounds")
+    parser.add_argument("--memory", type=int, default=0, metavar="N",
+                        help="only the flat-memory runs (samples on 200 and 2,000 PRs, peak RSS), N rounds")
+    parser.add_argument("--baseline", help="with --startup/--memory: an earlier checkout (git archive REV | tar -x "
+                        "-C DIR) run interleaved with this one")
     parser.add_argument("--variant", choices=sorted(VARIANTS), help=argparse.SUPPRESS)  # internal: one variant
     parser.add_argument("--prs-file", help=argparse.SUPPRESS)
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
@@ -709,6 +801,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.variant:  # child process: one variant, figures to --result-file
         result = run_variant(args.variant, mirrors_dir, Path(args.prs_file), out / "quarantine" / args.variant)
         Path(args.result_file).write_text(json.dumps(result, indent=2))
+        return 0
+
+    if args.startup or args.memory:  # on the work folder a full run left (mirrors/, pulls/)
+        if not (out / "pulls" / "00000.parquet").is_file():
+            raise SystemExit(f"{out}/pulls is missing: run `python benchmarks/bench_samples.py` once first")
+        key = "startup" if args.startup else "memory"
+        report = {"benchmark": f"samples-{key}", "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "command": " ".join(["python", "benchmarks/bench_samples.py", *(argv if argv is not None
+                                                                                    else sys.argv[1:])]),
+                  "machine": machine_facts(), "load_before": os.getloadavg()[0],
+                  key: run_startup(out, args.startup, args.baseline) if args.startup
+                  else run_memory(out, args.memory, args.baseline)}
+        print(json.dumps(report[key], indent=2))
+        write_results(Path(args.results).with_name(f"samples_{key}.json"), report)
         return 0
 
     mirrors_dir.mkdir(parents=True, exist_ok=True)
