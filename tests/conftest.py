@@ -1,5 +1,5 @@
-"""Shared fixtures. `demo_output`: the demo recipe run once per test session (read-only: a test that changes or
-reruns an output runs its own copy)."""
+"""Shared fixtures. `demo_output`: the demo recipe run once per test session, shared by the pytest-xdist workers
+(read-only: a test that changes or reruns an output runs its own copy)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"  # reference data beside the repository (README.md, "Reference data")
@@ -39,9 +40,21 @@ def requires_shared(*files: str) -> pytest.MarkDecorator:
 
 @pytest.fixture(scope="session")
 def demo_output(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("demo-session") / "out"
+    # Under xdist every worker has its own basetemp below one shared root: the first worker to get here runs the
+    # demo there, the others wait on the lock and reuse it (one demo per session, not one per worker).
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    root = tmp_path_factory.getbasetemp().parent if worker else tmp_path_factory.getbasetemp()
+    out = root / "demo-session" / "out"
+    with FileLock(str(root / "demo-session.lock")):
+        if not (out.parent / "done").is_file():
+            _run_demo(out)
+            (out.parent / "done").write_text("ok\n")
+    return out
+
+
+def _run_demo(out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run([sys.executable, "-m", "datakit.cli", "run", str(ROOT / "recipes" / "demo.yaml"),
                            "--output", str(out), "--quiet"], capture_output=True, text=True, cwd=out.parent,
                           env={**os.environ, "COLUMNS": "200"}, timeout=900)
     assert proc.returncode == 0, proc.stderr
-    return out
