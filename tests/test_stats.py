@@ -130,6 +130,15 @@ def test_html_is_self_contained_deterministic_and_a_rerun_rewrites_nothing(demo_
     assert not [p for p in a.glob("*/corpus_stats*") if (p.parent / "stats.json").is_file()]
 
 
+def test_large_tables_are_cut_in_the_html_not_in_the_json(run, monkeypatch):
+    from datakit.stats import report
+
+    monkeypatch.setattr(report, "HTML_ROWS", 1)
+    text = report.render_html(run["rs"], run["fig"])
+    redact = [r for r in run["fig"]["repositories"] if r["stage"] == "redact"]
+    assert len(redact) == 3 and "… and 2 more rows in corpus_stats.json" in text
+
+
 def test_one_stage_folder(demo_output, tmp_path):
     run = _copy(demo_output, tmp_path / "demo")
     html, js, fig = write_report(run / "tokens")

@@ -23,7 +23,8 @@ from datakit.stats.collect import (RunStats, decontamination, histogram, load, r
 
 OUT_DIR = "corpus_stats"
 HTML_FILE, JSON_FILE = "corpus_stats.html", "corpus_stats.json"
-TOP_REPOS = 20  # per stage in the terminal and the charts; every repository is in the JSON and the HTML tables
+TOP_REPOS = 20  # per stage in the terminal and the charts
+HTML_ROWS = 200  # per stage in the HTML's repository tables; every repository is in the JSON
 AUDIT = Path("audit") / "audit.html"
 
 
@@ -166,6 +167,12 @@ def _table(title: str, rows: list[dict[str, Any]], cols: list[str], caption: str
 LENGTHS = ["min", "p50", "p90", "p99", "max"]
 
 
+def _largest_first(rows: list[dict[str, Any]], size=lambda r: r["rows"]) -> list[dict[str, Any]]:
+    """The rows, stages in their order, each stage's largest first (then by repository)."""
+    order = {stage: i for i, stage in enumerate(dict.fromkeys(r["stage"] for r in rows))}
+    return sorted(rows, key=lambda r: (order[r["stage"]], -size(r), r["repo"]))
+
+
 def _top_per_stage(rows: list[dict[str, Any]], n: int = TOP_REPOS) -> list[dict[str, Any]]:
     """The first n rows of each stage (the rows come grouped by stage, largest first)."""
     seen: dict[str, int] = {}
@@ -189,8 +196,7 @@ def print_report(fig: dict[str, Any], console) -> None:
         row = by_repo.setdefault((r["stage"], r["repo"]), {"stage": r["stage"], "repo": r["repo"], "quarantined": 0,
                                                            "filtered": 0})
         row[r["outcome"]] += r["rows"]
-    order = {stage: i for i, stage in enumerate(dict.fromkeys(k[0] for k in by_repo))}
-    largest = sorted(by_repo.values(), key=lambda r: (order[r["stage"]], -r["quarantined"] - r["filtered"], r["repo"]))
+    largest = _largest_first(list(by_repo.values()), lambda r: r["quarantined"] + r["filtered"])
     if largest:
         console.print(_table(f"quarantined / filtered on disk by repository (top {TOP_REPOS})",
                              _top_per_stage(largest), ["stage", "repo", "quarantined", "filtered"]))
@@ -241,6 +247,11 @@ def render_html(rs: RunStats, fig: dict[str, Any]) -> str:
     def table(rows, cols):
         return _html_table(*_rows(rows, cols)) if rows else "<p>None.</p>"
 
+    def top(rows, cols):  # each stage's largest rows; all of them are in the JSON
+        shown = _top_per_stage(rows, HTML_ROWS)
+        more = len(rows) - len(shown)
+        return table(shown, cols) + (f"<p>… and {more:,} more rows in {JSON_FILE}.</p>" if more > 0 else "")
+
     def chart(s):
         return s or ""
 
@@ -261,7 +272,7 @@ def render_html(rs: RunStats, fig: dict[str, Any]) -> str:
           "<h3>Quarantined and filtered records on disk, by repository</h3><p>From each stage's "
           "<code>quarantine/</code> and <code>filtered/</code> folders (the input record kept whole names its "
           "repository); a stage that only counts what it filters has no rows here for it.</p>",
-          table(fig["set_aside"], ["stage", "repo", "outcome", "reason", "source", "role", "rows"])]
+          top(_largest_first(fig["set_aside"]), ["stage", "repo", "outcome", "reason", "source", "role", "rows"])]
     P.append(_section("Tokens", "tokens"))
     P.append(table(fig["token_totals"], ["stage", "split", "format", "rows", "documents", "tokens",
                                          "padding_tokens", "seq_len", "tokenizer"]))
@@ -285,7 +296,7 @@ def render_html(rs: RunStats, fig: dict[str, Any]) -> str:
         rows = [r for r in fig["repositories"] if r["stage"] == s.name]
         if rows:
             cols = ["repo", "documents", "tokens"] if s.kind == "tokens" else ["repo", "rows"]
-            P += [f"<h3>{_h(s.name)}</h3>", chart(plot_top_repos(rs, s.name)), table(rows, cols)]
+            P += [f"<h3>{_h(s.name)}</h3>", chart(plot_top_repos(rs, s.name)), top(rows, cols)]
     P.append(_section("Decontamination", "decontam"))
     if not fig["decontamination"]:
         P.append("<p>No decontam stage in this folder.</p>")
