@@ -139,6 +139,10 @@ def parse_recipe(data: Any, source: str = "<recipe>", base_output: str | None = 
     if executor["type"] not in EXECUTORS:
         raise _fail(f"{source}: executor.type", f"{executor['type']!r} is not one of {', '.join(EXECUTORS)}")
     _check_keys(f"{source}: executor", executor, EXECUTOR_KEYS[executor["type"]])
+    missing = [k for k in ("partition", "time") if executor["type"] == "slurm" and k not in executor]
+    if missing:  # here, not at the first job array after the local stages ran
+        raise _fail(f"{source}: executor", f"slurm needs {' and '.join(missing)} (e.g. {{type: slurm, partition: cpu, "
+                    'time: "12:00:00"}; `sinfo` lists the partitions)')
     tasks = _positive_int(f"{source}: executor.tasks", executor.get("tasks", 1))
     workers = _positive_int(f"{source}: executor.workers", executor.get("workers", min(tasks, 2)))
 

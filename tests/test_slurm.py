@@ -125,3 +125,12 @@ def test_sbatch_refusal_names_the_options(slurm, tmp_path):
     assert proc.returncode != 0
     assert "sbatch refused the job" in proc.stderr and "executor.partition" in proc.stderr, proc.stderr
 
+
+
+def test_slurm_recipe_without_partition_or_time_fails_before_any_work(tmp_path):
+    from datakit.recipe import RecipeError, parse_recipe
+
+    with pytest.raises(RecipeError, match=r"executor: slurm needs partition and time \(e\.g\."):
+        parse_recipe({"name": "t", "executor": {"type": "slurm"}, "stages": [{"stage": "demo.repo"}]}, "r.yaml",
+                     base_output=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
