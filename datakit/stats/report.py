@@ -1,11 +1,12 @@
 """`datakit stats DIR`: the figures of `collect` as terminal tables, JSON, and one self-contained HTML report.
 
 `write_report(dir)` writes `corpus_stats.html` and `corpus_stats.json` into `<run>/corpus_stats/` (for a single
-stage folder: `<its parent>/corpus_stats/<stage>/`), never into a stage folder: a file there would change the
-stage's input fingerprint and make a rerun redo what reads it. Both are rewritten only when their text changes, and
-hold no timestamp and no absolute path, so the same run gives the same bytes and a rerun rewrites nothing. The HTML
-reuses the decontamination audit's style and table helpers; its charts are `datakit.stats.svg`; its only link is
-the relative one to each decontam stage's `audit/audit.html` (written by `datakit audit`).
+stage folder: `<its parent>/corpus_stats/<stage>/`), never into a stage folder: the runner owns those (a stage
+rerun with other options wipes its folder, and a stage's files are its downstream's input). Both are rewritten only
+when their text changes, and hold no timestamp and no absolute path, so the same run gives the same bytes and a
+rerun rewrites nothing. The HTML reuses the decontamination audit's style and table helpers; its charts are
+`datakit.stats.svg`; its only link is the relative one to each decontam stage's `audit/audit.html` (written by
+`datakit audit`).
 """
 
 from __future__ import annotations
