@@ -185,6 +185,8 @@ def _demo_with(tmp_path, edit) -> Path:
     (lambda s: s["tokens"]["options"].update(never_split=["chat"]), "never_split: unknown 'chat'"),
     (lambda s: s["synth"]["options"].update(format="openia"), "did you mean 'openai'?"),
     (lambda s: s["tokens"]["options"].update(target_tokens=-1), "target_tokens must be ≥ 0, got -1"),
+    (lambda s: s["sft_trajectories"]["options"].update(generations=["teacher/missing.jsonl"]),
+     "(sft_trajectories).options: generations: teacher/missing.jsonl does not exist"),
 ])
 def test_option_values_fail_at_check_before_any_stage(tmp_path, capsys, edit, expected):
     path = _demo_with(tmp_path, edit)

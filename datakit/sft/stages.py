@@ -38,6 +38,7 @@ class AgentlessSftStage(StageType):
     multi_input = True  # Agentless sample folders (samples.agentless or decontam output; other kinds are ignored)
     input_format = "parquet"
     produces = ("sft",)
+    object_storage = True  # its generation files are local
 
     @dataclass
     class Options:
@@ -50,6 +51,9 @@ class AgentlessSftStage(StageType):
         if not o.generations:
             raise ValueError("generations: name the teacher's answers (files or folders of {sample_id, reasoning, "
                              "answer} rows)")
+        from datakit.synth.readers import list_inputs
+
+        list_inputs(list(o.generations), "generations:")  # a missing file fails --check, not the stage's start
         if not 0.0 <= o.min_recall <= 1.0:
             raise ValueError(f"min_recall must be within [0, 1], got {o.min_recall}")
         _check_think(o.think)
@@ -59,7 +63,7 @@ class AgentlessSftStage(StageType):
         from datakit.synth.readers import list_inputs, resolve
 
         o = self.options
-        files = [str(p) for p in list_inputs(list(o.generations))]
+        files = [str(p) for p in list_inputs(list(o.generations), "generations:")]
         roots = [resolve(p) for p in o.generations]
         root = str(roots[0] if roots[0].is_dir() else roots[0].parent) if len(roots) == 1 else None
         return [AgentlessTrajectories([str(p) for p in ctx.inputs], files, ctx.quarantine, _tags(o.think),
@@ -74,6 +78,7 @@ class AgentSftStage(StageType):
     units = ("rows",)
     needs_input = False  # `input` is optional: a file or folder, added to `paths`
     produces = ("sft",)
+    object_storage = True  # its output (its `paths` are local files)
 
     @dataclass
     class Options:

@@ -47,14 +47,14 @@ def is_saved_dataset(path: Path) -> bool:
     return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
 
 
-def list_inputs(paths: list[str]) -> list[Path]:
-    """Files (by suffix) and saved datasets under `paths`, sorted per path, deduplicated; ValueError when a path
-    does not exist or nothing readable is found."""
+def list_inputs(paths: list[str], what: str = "synth input") -> list[Path]:
+    """Files (by suffix) and saved datasets under `paths`, sorted per path, deduplicated; ValueError (naming the
+    option, `what`) when a path does not exist or nothing readable is found."""
     found: list[Path] = []
     for p in paths:
         path = resolve(p)
         if not path.exists():
-            raise ValueError(f"synth input {p} does not exist")
+            raise ValueError(f"{what} {p} does not exist")
         if is_saved_dataset(path):
             found.append(path)
         elif path.is_dir():
@@ -65,10 +65,10 @@ def list_inputs(paths: list[str]) -> list[Path]:
         elif path.name.endswith(SUFFIXES):
             found.append(path)
         else:
-            raise ValueError(f"synth input {p}: unknown file type (expected {', '.join(SUFFIXES)} or a saved dataset)")
+            raise ValueError(f"{what} {p}: unknown file type (expected {', '.join(SUFFIXES)} or a saved dataset)")
     unique = list(dict.fromkeys(found))
     if not unique:
-        raise ValueError(f"no synthetic data ({', '.join(SUFFIXES)} or saved datasets) in {paths}")
+        raise ValueError(f"{what}: no {', '.join(SUFFIXES)} files or saved datasets in {paths}")
     return unique
 
 
