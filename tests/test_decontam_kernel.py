@@ -34,7 +34,7 @@ needs_kernel = pytest.mark.skipif(native is None, reason="the scan kernel is not
 # and diff markers, newlines, CR, entities, Markdown escapes, NUL, non-ASCII letters and spaces, upper case
 PIECES = ["a", "b", "Zz", "_", "é", "Ä", "ß", "\u00a0", "\u200b", "ｆ", "İ", "\x00", "\\_", "&amp;", "&quot;", "&#39;",
           "190", "7", "12345678", ":", "\t", "|", " |", " ", "  ", "\n", "\r\n", "+", "-", ">", ".", "(", "'", "def",
-          "return", "self", "0", "x1"]
+          "return", "self", "0", "x1", "o__o", "a__b.c", "__", "-", "-1", "-22", "o__o-1", "__init__"]
 texts = st.lists(st.sampled_from(PIECES), max_size=120).map("".join) | st.text(max_size=300)
 
 
@@ -97,6 +97,18 @@ def test_join_lower_is_the_canonical_buffer_layout(parts):
         native.join_lower(["é"])
 
 
+@needs_kernel
+@settings(max_examples=150, deadline=None)
+@given(docs=st.lists(st.text(alphabet="a_.-19 \né", max_size=60), min_size=1, max_size=6))
+def test_instance_id_candidates_are_the_documents_the_pattern_matches(docs):
+    """The kernel's candidate documents for an instance id: exactly those where content._INSTANCE_TAIL matches
+    (dense '-<digit>', '__', '.' and breaks, so runs extend across many checks)."""
+    buf, doc_start = content._canonical_buffer(docs)
+    _, cands = content._hits_native(native, buf, doc_start, _index_of(["a b"]))
+    assert cands.tolist() == sorted({int(np.searchsorted(doc_start + 1, m.start(), side="right")) - 1
+                                     for m in content._INSTANCE_TAIL.finditer(buf)})
+
+
 def _index_of(docs: list[str], n: int = 13) -> FingerprintIndex:
     """An index holding every n-gram of `docs` (so hits are many), one item per document."""
     hashes = np.unique(np.concatenate([window_hashes(text_words(d)[0], n) for d in docs] + [np.empty(0, np.uint64)]))
@@ -117,10 +129,16 @@ def test_hits_and_verdicts_equal_on_multi_document_buffers(docs, quoted, plain):
     index = _index_of([words, docs[0]])
     docs = docs + [words[k * 7: k * 7 + 150] + d for k, d in zip(quoted, docs)]
     buf, doc_start = content._canonical_buffer(docs)
-    ours = content._hits_native(native, buf, doc_start, index)
+    ours, cands = content._hits_native(native, buf, doc_start, index)
     theirs = content._hits_numpy(buf, doc_start, index)
     for a, b in zip(ours, theirs):
         assert np.array_equal(a, b)
+    ids = frozenset(["o__o-1", "a__b.c-d-22", "__x-3"])
+    named = content._named(buf, doc_start, ids)
+    assert set(named) <= set(cands.tolist()) and content._named(buf, doc_start, ids, cands) == named
+    # the candidates are exactly the documents where the id pattern matches
+    assert cands.tolist() == sorted({int(np.searchsorted(doc_start + 1, m.start(), side="right")) - 1
+                                     for m in content._INSTANCE_TAIL.finditer(buf)})
     mask = content.plain_mask(pa.array(docs)) if plain else None
     assert _both_ways(lambda: content.batch_matches(docs, index, plain=mask)) is not None
 

@@ -24,13 +24,14 @@
 #define MAX_INDENT 12            /* normalize.MAX_INDENT */
 #define MAX_N 1024               /* window sizes above this are refused (the ring lives on the stack) */
 
-static uint8_t IS_WORD[256], IS_DIGIT[256], AFTER_NUMBER[256], INDENT[256];
+static uint8_t IS_WORD[256], IS_DIGIT[256], AFTER_NUMBER[256], INDENT[256], IN_ID[256];
 
 static void init_tables(void) {
     /* content._word_mask: [0-9a-z_] and every non-ASCII byte (the buffer is lowered: no A-Z) */
     for (int c = 0; c < 256; c++) {
         IS_WORD[c] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
         IS_DIGIT[c] = c >= '0' && c <= '9';
+        IN_ID[c] = (c >= 'a' && c <= 'z') || IS_DIGIT[c] || c == '_' || c == '.' || c == '-'; /* content._INSTANCE_TAIL */
     }
     AFTER_NUMBER[':'] = AFTER_NUMBER['\t'] = AFTER_NUMBER['|'] = 1;
     INDENT[' '] = INDENT['\t'] = INDENT['+'] = INDENT['-'] = INDENT['>'] = 1;
@@ -129,12 +130,45 @@ static inline void prefetch(const void *p) {
 #endif
 }
 
+/* Documents that may name a SWE-bench instance: content._INSTANCE_TAIL (``__[a-z0-9_.-]+?-[0-9]+``) matches in a
+ * document exactly when some "-<digit>" follows, inside one run of [a-z0-9_.-] bytes, a "__" with at least one
+ * byte between them. Checked at each word that starts with a digit after '-': back from the '-' to the run's start
+ * or to the previous check (whose run it then extends), so each byte is read at most once and most checks stop
+ * after a few bytes. The exact rule then runs on those documents only. */
+typedef struct {
+    Py_ssize_t run_start, seen, first_dunder; /* the run before `seen`; the second '_' of its first "__", or -1 */
+    Py_ssize_t doc, last_doc;
+} ids_t;
+
+static inline int id_event(const uint8_t *b, Py_ssize_t i, const int64_t *doc_start, Py_ssize_t ndocs, ids_t *st,
+                           vec_t *cands) {
+    Py_ssize_t q = i - 1, lo = st->seen, first = -1;
+    for (; q >= lo; q--) {
+        if (!IN_ID[b[q]]) break;
+        if (b[q] == '_' && q > 0 && b[q - 1] == '_' && (q > lo || q - 1 >= st->run_start)) first = q;
+    }
+    if (q >= lo) { /* a new run starts after q */
+        st->run_start = q + 1;
+        st->first_dunder = first;
+    } else if (st->first_dunder < 0) { /* the run goes on from before `seen`: an earlier "__" stays the first */
+        st->first_dunder = first;
+    }
+    st->seen = i;
+    if (st->first_dunder < 0 || st->first_dunder > i - 2) return 0;
+    while (st->doc + 1 < ndocs && doc_start[st->doc + 1] <= i) st->doc++;
+    if (st->doc == st->last_doc) return 0;
+    st->last_doc = st->doc;
+    int64_t d = st->doc;
+    return vec_push(cands, &d, sizeof d);
+}
+
 /* The pass. Documents start at doc_start[0..ndocs) (a document start is a line start); windows never cross one.
  * With ix: one (doc, position in the index, first word start, last word end) int64 record per window found in
- * the index, in window order, to hits. Without: every kept word's (hash, start, end) to words and every window
+ * the index, in window order, to hits, and the documents that may name an instance (id_event) to cands. Without: every kept word's (hash, start, end) to words and every window
  * hash to windows (the test entry point). Returns 0, or -1 when out of memory. */
 static int scan(const uint8_t *b, Py_ssize_t len, const int64_t *doc_start, Py_ssize_t ndocs, int n,
-                const index_t *ix, vec_t *hits, vec_t *words, vec_t *windows) {
+                const index_t *ix, vec_t *hits, vec_t *cands, vec_t *words, vec_t *windows) {
+    ids_t ids = {0, 0, -1, 0, -1};
     uint64_t ring_h[MAX_N];
     int64_t ring_s[MAX_N];
     uint64_t cinv = inverse(WORD_BASE), cpow_last = 1, salt = (uint64_t)n * GOLDEN, sum = 0;
@@ -155,7 +189,10 @@ static int scan(const uint8_t *b, Py_ssize_t len, const int64_t *doc_start, Py_s
             i++;
         }
         Py_ssize_t e = i;
-        if (IS_DIGIT[b[s]] && line_number_word(b, len, s, e)) continue;
+        if (IS_DIGIT[b[s]]) {
+            if (cands && s >= 2 && b[s - 1] == '-' && id_event(b, s - 1, doc_start, ndocs, &ids, cands)) return -1;
+            if (line_number_word(b, len, s, e)) continue;
+        }
         h = splitmix64(h + 1); /* + 1: no word maps to 0 before mixing */
         while (doc + 1 < ndocs && doc_start[doc + 1] <= s) {
             doc++;
@@ -210,11 +247,12 @@ static PyObject *vec_bytes(vec_t *v) {
 }
 
 PyDoc_STRVAR(scan_hits_doc,
-"scan_hits(buf, doc_start, n, bits, shift, hashes, buckets, bucket_shift) -> bytes\n\n"
+"scan_hits(buf, doc_start, n, bits, shift, hashes, buckets, bucket_shift) -> (hits, candidates)\n\n"
 "The windows of n kept words of the canonical bytes buf (documents at the int64 offsets doc_start) whose hash\n"
 "is in the sorted uint64 hashes (bits: the index's bit table over the top 64 - shift bits; buckets: uint32,\n"
 "where the hashes with each value of the top 64 - bucket_shift bits start, and len(hashes) last): int64\n"
-"records (document, position in hashes, byte start of the first word, byte end of the last), in window order.");
+"records (document, position in hashes, byte start of the first word, byte end of the last), in window order;\n"
+"candidates: int64, the documents where content._INSTANCE_TAIL may match (all of those where it does).");
 
 static PyObject *scan_hits(PyObject *self, PyObject *args) {
     PyObject *buf_o, *docs_o, *bits_o, *hashes_o, *buckets_o;
@@ -236,10 +274,10 @@ static PyObject *scan_hits(PyObject *self, PyObject *args) {
         goto fail_buckets;
     }
     index_t ix = {bits.buf, shift, hashes.buf, hashes.len / 8, buckets.buf, bucket_shift};
-    vec_t hits = {0};
+    vec_t hits = {0}, cands = {0};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = scan(buf.buf, buf.len, docs.buf, docs.len / 8, n, &ix, &hits, NULL, NULL);
+    rc = scan(buf.buf, buf.len, docs.buf, docs.len / 8, n, &ix, &hits, &cands, NULL, NULL);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buckets);
     PyBuffer_Release(&hashes);
@@ -248,9 +286,16 @@ static PyObject *scan_hits(PyObject *self, PyObject *args) {
     PyBuffer_Release(&buf);
     if (rc) {
         free(hits.p);
+        free(cands.p);
         return PyErr_NoMemory();
     }
-    return vec_bytes(&hits);
+    PyObject *h = vec_bytes(&hits), *c = vec_bytes(&cands);
+    if (!h || !c) {
+        Py_XDECREF(h);
+        Py_XDECREF(c);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", h, c);
 fail_buckets:
     PyBuffer_Release(&buckets);
 fail_hashes:
@@ -280,7 +325,7 @@ static PyObject *scan_words(PyObject *self, PyObject *args) {
     vec_t words = {0}, windows = {0};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = scan(buf.buf, buf.len, &zero, 1, n, NULL, NULL, &words, &windows);
+    rc = scan(buf.buf, buf.len, &zero, 1, n, NULL, NULL, NULL, &words, &windows);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
     if (rc) {

@@ -299,24 +299,45 @@ def _hits_numpy(buf: bytes, doc_start: np.ndarray, index: FingerprintIndex):
 
 
 def _hits_native(native, buf: bytes, doc_start: np.ndarray, index: FingerprintIndex):
-    """`_hits_numpy` by the compiled kernel (no copy of the buffer: it reads the bytes after the lead in place)."""
+    """(`_hits_numpy` by the compiled kernel, the documents that may name an instance), in one pass (no copy of the
+    buffer: it reads the bytes after the lead in place)."""
     bits, shift = index.prefilter()
-    rec = np.frombuffer(native.scan_hits(memoryview(buf)[1:], doc_start, index.n, bits, shift, index.hashes,
-                                         index.buckets(), index.BUCKET_SHIFT), dtype=np.int64).reshape(-1, 4)
-    return rec[:, 0], rec[:, 1], rec[:, 2], rec[:, 3]
+    hits, cands = native.scan_hits(memoryview(buf)[1:], doc_start, index.n, bits, shift, index.hashes,
+                                   index.buckets(), index.BUCKET_SHIFT)
+    rec = np.frombuffer(hits, dtype=np.int64).reshape(-1, 4)
+    return (rec[:, 0], rec[:, 1], rec[:, 2], rec[:, 3]), np.frombuffer(cands, dtype=np.int64)
+
+
+_ONE_DOC = np.zeros(1, dtype=np.int64)
+
+
+def _named(buf: bytes, doc_start: np.ndarray, ids: frozenset[str], docs=None) -> dict[int, str]:
+    """{document: the Verified instance id it names}, looked for in `docs` only when given (the kernel's
+    candidates: every document where the id pattern can match), else in the whole buffer."""
+    if docs is None:
+        return {d: v[0] for d, v in instance_ids_in(buf, doc_start + 1, ids).items()} if b"__" in buf else {}
+    out = {}
+    for d in docs.tolist():
+        found = instance_ids_in(buf[doc_start[d] + 1: doc_start[d + 1] + 1], _ONE_DOC, ids)
+        if found:
+            out[d] = found[0][0]
+    return out
 
 
 def _scan_chunk(texts, index, threshold, min_matched, ids, plain=None) -> tuple[np.ndarray, dict[int, str], dict]:
     out = np.zeros(len(texts), dtype=bool)
     buf, doc_start = _canonical_buffer(texts, plain)
-    named = {d: v[0] for d, v in instance_ids_in(buf, doc_start + 1, ids).items()} if b"__" in buf else {}
-    if not len(index.hashes):
-        return out, named, {}
-    if len(index.short_items):  # (none in Verified) decided per text
-        return np.array([bool(content_matches(t, index, threshold, min_matched)) for t in texts]), named, {}
     native = kernel()
-    d, pos_, w_start, w_end = (_hits_native(native, buf, doc_start, index) if native is not None
-                               else _hits_numpy(buf, doc_start, index))
+    if native is not None and len(index.hashes) and not len(index.short_items):
+        (d, pos_, w_start, w_end), cands = _hits_native(native, buf, doc_start, index)
+        named = _named(buf, doc_start, ids, cands)
+    else:
+        named = _named(buf, doc_start, ids)
+        if not len(index.hashes):
+            return out, named, {}
+        if len(index.short_items):  # (none in Verified) decided per text
+            return np.array([bool(content_matches(t, index, threshold, min_matched)) for t in texts]), named, {}
+        d, pos_, w_start, w_end = _hits_numpy(buf, doc_start, index)
     if not len(d):
         return out, named, {}
     nh = len(index.hashes)
