@@ -246,6 +246,22 @@ static PyObject *vec_bytes(vec_t *v) {
     return out;
 }
 
+/* (bytes of a, bytes of b), both vectors freed; MemoryError when the pass ran out of memory (rc). */
+static PyObject *two_bytes(int rc, vec_t *a, vec_t *b) {
+    if (rc) {
+        free(a->p);
+        free(b->p);
+        return PyErr_NoMemory();
+    }
+    PyObject *x = vec_bytes(a), *y = vec_bytes(b);
+    if (!x || !y) {
+        Py_XDECREF(x);
+        Py_XDECREF(y);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", x, y);
+}
+
 PyDoc_STRVAR(scan_hits_doc,
 "scan_hits(buf, doc_start, n, bits, shift, hashes, buckets, bucket_shift) -> (hits, candidates)\n\n"
 "The windows of n kept words of the canonical bytes buf (documents at the int64 offsets doc_start) whose hash\n"
@@ -284,18 +300,7 @@ static PyObject *scan_hits(PyObject *self, PyObject *args) {
     PyBuffer_Release(&bits);
     PyBuffer_Release(&docs);
     PyBuffer_Release(&buf);
-    if (rc) {
-        free(hits.p);
-        free(cands.p);
-        return PyErr_NoMemory();
-    }
-    PyObject *h = vec_bytes(&hits), *c = vec_bytes(&cands);
-    if (!h || !c) {
-        Py_XDECREF(h);
-        Py_XDECREF(c);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", h, c);
+    return two_bytes(rc, &hits, &cands);
 fail_buckets:
     PyBuffer_Release(&buckets);
 fail_hashes:
@@ -328,18 +333,7 @@ static PyObject *scan_words(PyObject *self, PyObject *args) {
     rc = scan(buf.buf, buf.len, &zero, 1, n, NULL, NULL, NULL, &words, &windows);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&buf);
-    if (rc) {
-        free(words.p);
-        free(windows.p);
-        return PyErr_NoMemory();
-    }
-    PyObject *w = vec_bytes(&words), *g = vec_bytes(&windows);
-    if (!w || !g) {
-        Py_XDECREF(w);
-        Py_XDECREF(g);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", w, g);
+    return two_bytes(rc, &words, &windows);
 }
 
 PyDoc_STRVAR(join_lower_doc,
