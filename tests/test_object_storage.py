@@ -132,9 +132,10 @@ SYNTH = {"name": "synth", "stage": "synth.ingest", "options": {"paths": ["dataki
 
 
 @pytest.mark.parametrize("extra,stages,message", [
-    ({"mirrors": "mirrors"}, [SYNTH, {"name": "bundles", "stage": "bundles.commits", "input": "synth"}],
-     r"stages\[1\] \(bundles\): stage bundles.commits reads and writes local folders only \(on object storage: "
-     r"decontam, export.megatron, redact, synth.ingest, tokens\); give it a local `output:`"),
+    ({}, [SYNTH, {"name": "dedup", "stage": "dedup", "input": "synth"}],
+     r"stages\[1\] \(dedup\): stage dedup reads and writes local folders only \(on object storage: "
+     r"bundles.commits, decontam, export.megatron, redact, samples.agentless, sft.agent, sft.agentless, sources.git, "
+     r"synth.ingest, tokens\); give it a local `output:`"),
     ({}, [SYNTH, {"name": "decontam", "stage": "decontam", "input": "synth"}],
      r"stages\[1\] \(decontam\): mirrors \(s3://datakit-test/never/mirrors\) must be a local folder: pygit2"),
 ])

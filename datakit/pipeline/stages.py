@@ -148,6 +148,7 @@ class GitSourceStage(StageType):
     summary = "mirror repositories with pygit2 and list their merged PRs as PullRecords"
     units = ("repos", "pulls")
     mirrors = True
+    object_storage = True  # its output (the mirrors and a repos.txt input stay local)
 
     @dataclass
     class Options:
@@ -300,6 +301,7 @@ class AgentlessSamplesStage(StageType):
     input_format = "parquet"
     produces = ("localize", "edit")
     mirrors = True
+    object_storage = True
 
     @dataclass
     class Options:
@@ -345,6 +347,7 @@ class CommitBundlesStage(StageType):
     input_format = "parquet"
     produces = ("commit_bundle",)
     mirrors = True
+    object_storage = True
 
     @dataclass
     class Options:

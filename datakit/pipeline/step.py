@@ -9,11 +9,10 @@ unit read = written + quarantined + filtered, over all tasks, across resumed run
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from datatrove.pipeline.base import PipelineStep
 
 from datakit.io.records import Quarantine
+from datakit.io.storage import as_path
 
 
 class CountingStep(PipelineStep):
@@ -21,7 +20,7 @@ class CountingStep(PipelineStep):
         super().__init__()
         self.stage = stage
         self.quarantine = Quarantine(quarantine_dir, stage)
-        self.filtered = Quarantine(str(Path(quarantine_dir).parent / "filtered"), stage)
+        self.filtered = Quarantine(str(as_path(quarantine_dir).parent / "filtered"), stage)
 
     def read(self, unit: str) -> None:
         self.stat_update(f"{unit}.read")

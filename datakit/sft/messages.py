@@ -10,7 +10,6 @@ Qwen2.5's template gives the Sample's `text`.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Mapping
 
 import pyarrow as pa
@@ -18,6 +17,7 @@ import pyarrow.parquet as pq
 from datatrove.pipeline.base import PipelineStep
 
 from datakit.io.schemas import arrow_schema, hf_features
+from datakit.io.storage import arrow, as_path
 from datakit.tokens.chat import content_with_reasoning
 
 SCHEMA = "sft_messages"
@@ -63,7 +63,7 @@ class MessagesWriter(PipelineStep):
 
     def __init__(self, folder: str, batch: int = 1024):
         super().__init__()
-        self.folder = Path(folder)
+        self.folder = as_path(folder)
         self.batch = batch
 
     def run(self, data, rank: int = 0, world_size: int = 1):
@@ -72,7 +72,8 @@ class MessagesWriter(PipelineStep):
         path = self.folder / f"{rank:05d}.parquet"
         tmp = path.with_suffix(".parquet.tmp")
         rows: list[dict] = []
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        where, fs = arrow(tmp)
+        with pq.ParquetWriter(where, schema, filesystem=fs, compression="zstd") as writer:
             for doc in data:
                 rows.append(messages_row(doc.metadata))
                 if len(rows) >= self.batch:

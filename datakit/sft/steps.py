@@ -14,6 +14,7 @@ from pathlib import Path
 
 from datatrove.data import Document
 
+from datakit.io.storage import arrow, as_path
 from datakit.pipeline.step import CountingStep
 from datakit.sft.agent import AgentLimits, agent_sample
 from datakit.sft.agentless import STEPS, SftReject, ThinkTags, trajectory
@@ -54,8 +55,8 @@ def sample_index(folders: list[str]) -> dict[str, tuple[str, str, str]]:
 
     index: dict[str, tuple[str, str, str]] = {}
     for folder in folders:
-        for path in sorted(Path(folder).glob("*.parquet")):
-            table = pq.read_table(path, columns=["id", "kind", "role", "meta"])
+        for src, fs in map(arrow, sorted(as_path(folder).glob("*.parquet"))):
+            table = pq.read_table(src, columns=["id", "kind", "role", "meta"], filesystem=fs)
             metas = table.column("meta").combine_chunks()
             repos, prs = metas.field("repo").to_pylist(), metas.field("pr").to_pylist()
             for sid, kind, role, repo, pr in zip(table.column("id").to_pylist(), table.column("kind").to_pylist(),
@@ -75,8 +76,8 @@ def load_samples(folders: list[str], ids: set[str]) -> dict[str, dict]:
         return found
     wanted = list(ids)
     for folder in folders:
-        for path in sorted(Path(folder).glob("*.parquet")):
-            table = pq.read_table(path, filters=pc.field("id").isin(wanted))
+        for src, fs in map(arrow, sorted(as_path(folder).glob("*.parquet"))):
+            table = pq.read_table(src, filters=pc.field("id").isin(wanted), filesystem=fs)
             for row in table.to_pylist():
                 found[row["id"]] = row
     return found
