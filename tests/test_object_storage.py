@@ -148,3 +148,15 @@ def test_decontam_without_mirror_rules_needs_no_mirrors():
     decontam = {"name": "decontam", "stage": "decontam", "input": "synth", "options": {"mirrors": False}}
     recipe = parse_recipe({"name": "t", "output": f"s3://{BUCKET}/never", "stages": [SYNTH, decontam]})
     assert str(recipe.stage("decontam").output) == f"s3://{BUCKET}/never/decontam"
+
+
+def test_local_paths_never_load_an_object_store_client(demo_output):
+    """The local fast path: a local recipe's bookkeeping stays in pathlib and imports no s3fs or botocore."""
+    code = ("import sys; from datakit.recipe import load_recipe; from datakit.pipeline import runner; "
+            f"r = load_recipe({str(ROOT / 'recipes' / 'demo.yaml')!r}, base_output={str(demo_output)!r}); "
+            "runner._input_fingerprint(r.stage('decontam').output); runner.parquet_input_rows(r.stage('tokens'), "
+            "r.stage('decontam').output); runner.output_rows(r.stage('tokens').output); "
+            "print(sorted(m for m in ('s3fs', 'botocore', 'aiobotocore') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
