@@ -160,3 +160,10 @@ def test_local_paths_never_load_an_object_store_client(demo_output):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_a_missing_bucket_is_named_before_any_work(s3_env, tmp_path):
+    recipe = parse_recipe({"name": "t", "output": "s3://no-such-bucket/out", "stages": [SYNTH]})
+    with pytest.raises(FileNotFoundError, match="no bucket no-such-bucket; create it first"):
+        run_recipe(recipe)
+    assert "no-such-bucket" not in {b["Name"] for b in s3_env[2].list_buckets()["Buckets"]}

@@ -49,6 +49,9 @@ def resolve(path) -> Path | ObjectPath:
     return p.resolve() if isinstance(p, Path) else p
 
 
+BUCKETS = ("s3", "s3a", "gs", "gcs", "az", "abfs")  # object stores whose paths start with a bucket
+
+
 @functools.cache
 def _filesystem(protocol: str):
     import fsspec
@@ -212,7 +215,21 @@ class ObjectPath:
         self.write_bytes(text.encode(encoding))
 
     def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
-        self.fs.makedirs(self.path, exist_ok=True)
+        if self.protocol not in BUCKETS:  # an object store has no folders (and s3fs would create a missing bucket)
+            self.fs.makedirs(self.path, exist_ok=True)
+
+    def check_bucket(self) -> None:
+        """FileNotFoundError naming the fix when an object store's bucket is missing or out of reach."""
+        if self.protocol in BUCKETS:
+            bucket = self.path.split("/", 1)[0]
+            try:
+                found = self._fresh().exists(bucket)
+            except (OSError, ValueError) as exc:  # credentials, endpoint
+                raise FileNotFoundError(f"{self.url}: bucket {bucket} cannot be reached ({exc}); check the "
+                                        "endpoint and credentials (AWS_ENDPOINT_URL, AWS_PROFILE, …)") from exc
+            if not found:
+                raise FileNotFoundError(f"{self.url}: no bucket {bucket}; create it first (datakit creates none), "
+                                        "or check the endpoint and credentials (AWS_ENDPOINT_URL, AWS_PROFILE, …)")
 
     def unlink(self, missing_ok: bool = False) -> None:
         try:

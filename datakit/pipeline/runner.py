@@ -103,6 +103,8 @@ def stage_fingerprint(spec: StageSpec, input_fp: str | None, limit: int, mirrors
 def _prepare_output(output: Path, fingerprint: str) -> Path:
     """The stage's logging dir; wipes the stage folder when it holds the output of a different fingerprint."""
     marker = output / STATE_DIR / "fingerprint"
+    if is_url(output):
+        output.check_bucket()
     if output.exists() and not marker.is_file() and any(output.iterdir()):
         raise StageFailed(f"{output} is not empty and was not written by datakit: refusing to write into it")
     if marker.is_file() and marker.read_text().strip() != fingerprint:
