@@ -94,6 +94,8 @@ def test_demo_on_slurm_gives_the_local_executors_bytes(slurm, demo_output, tmp_p
     assert launched == {s["name"] for s in recipe["stages"]} - {"repo"}
     phases = sorted(p.parent.name for p in out.glob("dedup/.datakit/dedup/logs/*/launch_script.slurm"))
     assert phases == ["clusters", "signatures"]
+    script = (out / "dedup" / ".datakit" / "dedup" / "logs" / "signatures" / "launch_script.slurm").read_text()
+    assert "--job-name=datakit-dedup-signatures" in script
     units = json.loads((out / "dedup" / "stats.json").read_text())["units"]  # the demo's mirror: exact copies
     assert units["agentless"]["filtered"] == {"exact_duplicate": units["agentless"]["read"] // 2} != {}
     shutil.rmtree(out / "dedup")

@@ -39,6 +39,10 @@ class WaitingSlurmExecutor(SlurmPipelineExecutor):
         if not any(kwargs.get(k) for k in ("env_command", "condaenv", "venv_path")):
             # the job runs `launch_pickled_pipeline` from PATH: this interpreter's, even when its venv is not active
             kwargs["env_command"] = f'export PATH="{Path(sys.executable).parent}:$PATH"'
+        parts = Path(str(kwargs.get("logging_dir", ""))).parts  # <stage>/.datakit/logs or …/logs/<phase>
+        if ".datakit" in parts[1:]:  # squeue and the job logs name the stage (and phase): datakit-dedup-signatures
+            i = parts.index(".datakit")
+            kwargs.setdefault("job_name", "-".join(["datakit", parts[i - 1]] + [p for p in parts[-1:] if p != "logs"]))
         super().__init__(*args, job_id_retriever=_JobIds(), **kwargs)
 
     def run(self):
