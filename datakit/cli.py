@@ -367,8 +367,11 @@ def next_steps(recipe_path: str, root: Path, results, commands: set[str]) -> str
     """The end of a run: what was made, where, and the next three commands to try on it (those the CLI has)."""
     import shlex
 
+    from datakit.io.storage import is_url
+
     if not results:
         return ""
+    local = not is_url(root)  # Megatron, stats, audit and inspect read local folders: not suggested for s3://…
     by_type: dict[str, list] = {}
     for r in results:
         by_type.setdefault(r.type, []).append(r)
@@ -377,15 +380,15 @@ def next_steps(recipe_path: str, root: Path, results, commands: set[str]) -> str
     if datasets:
         lines.append(f"  datasets (datasets.load_dataset(folder), polars.read_parquet(folder/'*.parquet')): "
                      f"{', '.join(datasets)}")
-    for r in by_type.get("export.megatron", []):
+    for r in by_type.get("export.megatron", []) if local else []:
         lines.append(f"  Megatron: --data-path $(cat {r.output / 'blend.txt'})")
     tried = []
-    if "stats" in commands:
+    if "stats" in commands and local:
         tried.append((f"datakit stats {shlex.quote(str(root))}", "rows, tokens, lengths and reasons per source"))
-    for r in by_type.get("decontam", [])[:1]:
+    for r in by_type.get("decontam", [])[:1] if local else []:
         if "audit" in commands:
             tried.append((f"datakit audit {shlex.quote(str(r.output))}", "the decontamination audit report"))
-    for r in by_type.get("tokens", [])[:1]:
+    for r in by_type.get("tokens", [])[:1] if local else []:
         shards = sorted(r.output.glob("*.parquet"))
         if shards and "inspect" in commands:
             tried.append((f"datakit inspect {shlex.quote(str(shards[0]))} --row 0",
