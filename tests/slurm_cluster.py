@@ -6,8 +6,10 @@ config (config_overrides) instead of checking the hardware."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -32,6 +34,12 @@ def install() -> str | None:
     if proc.returncode or not shutil.which("slurmctld"):
         return f"`{' '.join(cmd)}` failed (no network or mirror?): {(proc.stderr or proc.stdout).strip()[-400:]}"
     return None
+
+
+def _die_with_parent() -> None:
+    """In the daemon, before exec: SIGTERM when the test process dies, so a killed run leaves no cluster behind
+    (prctl PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def _free_port() -> int:
@@ -117,7 +125,8 @@ PartitionName={PARTITION} Nodes={self.host} Default=YES MaxTime=INFINITE State=U
 
     def _spawn(self, cmd: list[str], name: str) -> None:
         log = (self.root / f"{name}.out").open("wb")
-        self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env))
+        self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                           preexec_fn=_die_with_parent))
 
     def _wait(self, ready, timeout: float, what: str, log: Path) -> None:
         deadline = time.monotonic() + timeout
