@@ -85,16 +85,23 @@ def _input_fingerprint(path: Path) -> str:
     return h.hexdigest()
 
 
-def stage_fingerprint(spec: StageSpec, input_fp: str | None, limit: int, mirrors: Path) -> str:
+def stage_fingerprint(spec: StageSpec, input_fp: str | None, limit: int, mirrors: Path, output: Path) -> str:
+    """What makes a stage's output: its type, options, tasks, limit, input and the code's version. Mirrors under the
+    run's output folder count by their place in it, so the same recipe run in another folder (or on another
+    machine) gives the same fingerprint, and the same manifest bytes (which record it as recipe_hash)."""
     from datakit import __version__
 
+    try:
+        mirrors_key = f"<output>/{Path(mirrors).relative_to(output).as_posix()}"
+    except (ValueError, TypeError, AttributeError):  # elsewhere (or on another filesystem): where they are is part of the input
+        mirrors_key = str(mirrors)
     key = {
         "type": spec.type.type_name,
         "options": asdict(spec.options),
         "tasks": spec.tasks,
         "limit": limit,
         "input": input_fp,
-        "mirrors": str(mirrors),
+        "mirrors": mirrors_key,
         "datakit": __version__,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -255,7 +262,7 @@ def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, f
         input_path = paths[0] if paths else None
         # one input: its fingerprint as before (unchanged recipes keep their folders); several: the list
         input_fp = None if not fps else fps[0] if len(fps) == 1 else fps
-        fingerprint = stage_fingerprint(spec, input_fp, limit, recipe.mirrors)
+        fingerprint = stage_fingerprint(spec, input_fp, limit, recipe.mirrors, recipe.output)
         fingerprints[spec.name] = fingerprint
         if only and spec.name not in only:
             continue
