@@ -11,13 +11,16 @@ the stage on one document per task. With --baseline DIR (an earlier checkout: `g
 tar -x -C DIR`), the `datakit_base` and `startup_base` paths run that datakit (PYTHONPATH=DIR), interleaved with
 the current one on the same input.
 
-1. Builds (once, cached under --out) a deterministic corpus of at least --mb MB: Python source from the installed
-   stdlib and site-packages (.py files in sorted order, cut at line ends into documents of log-normal size,
-   median ~4 KB) and issue-like text (SWE-bench Verified problem statements from ../shared/data/swebench, with a
-   second statement appended as a comment to half of them; generated text if that file is absent), about 10% of
-   the bytes. Every text is NFC-normalised (Qwen2.5's normaliser), so the raw engines see exactly what the
-   tokenizer would. The documents are shuffled with a fixed seed and written as datakit Sample Parquet files
-   (schema `sample`, --files files) and as one JSONL file for the other tools.
+1. Builds (once, cached under --out, streamed: memory does not grow with --mb) a deterministic corpus of at least
+   --mb MB: Python source from the installed stdlib and site-packages (.py files in sorted order, cut at line
+   ends into documents of log-normal size, median ~4 KB; past the ~200 MB of distinct source, further passes over
+   the files rename every identifier-like word to another of the corpus by a hash of (pass, word), so the engines
+   see text they have not seen, with the words of real code) and issue-like text (SWE-bench Verified problem
+   statements from ../shared/data/swebench, with a second statement appended as a comment to half of them;
+   generated text if that file is absent), about 10% of the bytes. Every text is NFC-normalised (Qwen2.5's
+   normaliser), so the raw engines see exactly what the tokenizer would. The documents go through a bounded
+   shuffle (SHUFFLE_BUFFER) with a fixed seed, each to a seeded random one of the --files datakit Sample Parquet
+   files (schema `sample`, row groups of 1,000) and all to one JSONL file for the other tools.
 2. Runs each path in a fresh interpreter (this script with --path), so its peak RSS (`ru_maxrss`) is its own:
    raw tiktoken `encode_ordinary_batch(num_threads=1)`; raw HF `tokenizers` `encode_batch` with
    RAYON_NUM_THREADS=1; datakit's tokens stage (`datakit run` of a one-stage recipe: tasks = files, workers 1,
