@@ -80,9 +80,9 @@ def s3_env(s3, monkeypatch):
     """This process's own fsspec S3 filesystem on the test server, dropped afterwards."""
     for key, value in {**CREDENTIALS, "AWS_ENDPOINT_URL": s3[0]}.items():
         monkeypatch.setenv(key, value)
-    storage._filesystem.cache_clear()
+    storage._filesystem_of.cache_clear()
     yield s3
-    storage._filesystem.cache_clear()
+    storage._filesystem_of.cache_clear()
     s3fs.S3FileSystem.clear_instance_cache()  # fsspec's own cache holds it too
 
 

@@ -52,15 +52,19 @@ def resolve(path) -> Path | ObjectPath:
 BUCKETS = ("s3", "s3a", "gs", "gcs", "az", "abfs")  # object stores whose paths start with a bucket
 
 
-@functools.cache
 def _filesystem(protocol: str):
+    return _filesystem_of(protocol, os.getpid())  # a forked child makes its own (an s3fs client is not fork-safe)
+
+
+@functools.cache
+def _filesystem_of(protocol: str, pid: int):
     import fsspec
 
     try:
         return fsspec.filesystem(protocol)
-    except ImportError as exc:  # s3fs, gcsfs, huggingface_hub: the filesystem's own package
-        raise ImportError(f"{protocol}:// paths need {exc.name or 'its fsspec filesystem'}: "
-                          f"pip install 'datakit[s3]' (s3://) or the fsspec package for {protocol}://") from exc
+    except ImportError as exc:  # s3fs, gcsfs, …: the filesystem's own package
+        raise ImportError(f"{protocol}:// paths need their fsspec filesystem ({exc}): pip install 'datakit[s3]' "
+                          "for s3://, gcsfs for gs://") from exc
 
 
 class ObjectPath:
