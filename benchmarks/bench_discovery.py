@@ -187,13 +187,14 @@ def best_of(fn, repeat: int) -> tuple[float, float, object]:
     return best_wall, best_cpu, result
 
 
-def cli(*args: str, cwd: Path) -> dict:
+def cli(*args: str, cwd: Path, tree: Path | None = None) -> dict:
     """Run `datakit ARGS` as a whole process; wall, CPU seconds and peak RSS of its whole process tree (datatrove's
     workers are forkserver grandchildren that rusage does not see, so the tree is polled with psutil)."""
     import psutil
 
     t0 = time.perf_counter()
-    proc = psutil.Popen([sys.executable, "-m", "datakit.cli", *args, "--quiet"], cwd=cwd,
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None  # another checkout's datakit first
+    proc = psutil.Popen([sys.executable, "-m", "datakit.cli", *args, "--quiet"], cwd=cwd, env=env,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cpu: dict[int, float] = {}
     peak = 0.0
@@ -229,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scaling-mirrors", help="run the samples scaling on this mirrors folder instead (e.g. "
                         "benchmarks/work/mirrors from bench_samples.py, whose PRs carry more work each)")
     parser.add_argument("--scaling-repo", default="bench/synthetic", help="the repository in --scaling-mirrors")
+    parser.add_argument("--baseline", help="also run an earlier checkout's `datakit samples` (git archive REV | tar "
+                        "-x -C DIR) in every scaling round")
     parser.add_argument("--scaling-repeat", type=int, default=1,
                         help="alternating 1-task / 2-task rounds; the fastest of each is reported (default 1)")
     args = parser.parse_args(argv)
@@ -258,11 +261,17 @@ def main(argv: list[str] | None = None) -> int:
         src = cli("sources", name, "--no-fetch", "--mirrors", str(mirrors), "--output", str(work / "s"), cwd=work)
         every: dict[int, list[dict]] = {1: [], 2: []}
         loads = [round(os.getloadavg()[0], 1)]
-        for _ in range(args.scaling_repeat):  # 1 and 2 tasks alternate, so both see the same load
+        base: dict[int, list[dict]] = {1: [], 2: []}
+        for _ in range(args.scaling_repeat):  # 1 and 2 tasks (and --baseline) alternate: the same load for all
             for tasks in (1, 2):
                 every[tasks].append(cli("samples", "--input", str(work / "s" / "pulls"), "--mirrors", str(mirrors),
                                         "--tasks", str(tasks), "--workers", str(tasks), "--output",
                                         str(work / f"t{tasks}"), "--force", cwd=work))
+                if args.baseline:
+                    base[tasks].append(cli("samples", "--input", str(work / "s" / "pulls"), "--mirrors",
+                                           str(mirrors), "--tasks", str(tasks), "--workers", str(tasks), "--output",
+                                           str(work / f"b{tasks}"), "--force", cwd=work,
+                                           tree=Path(args.baseline).resolve()))
             loads.append(round(os.getloadavg()[0], 1))
         stats = [json.loads((work / f"t{t}" / "samples" / "stats.json").read_text())["units"] for t in (1, 2)]
         assert stats[0] == stats[1], "1 and 2 tasks must write the same units"
@@ -273,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
                          "speedup_2_tasks_paired_median": round(paired[len(paired) // 2], 2),
                          "cpu_s_least": {t: min(x["cpu_s"] for x in r) for t, r in every.items()},
                          "runs": every, "load_1min": loads,
+                         **({"baseline": {"tree": args.baseline, "runs": base,
+                                          "cpu_s_least": {t: min(x["cpu_s"] for x in r) for t, r in base.items()},
+                                          "wall_s_least": {t: min(x["wall_s"] for x in r) for t, r in base.items()}}}
+                            if args.baseline else {}),
                          "pull_record_files": len(list((work / "s" / "pulls").glob("*.parquet")))}
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
     print(f"\n| step | wall s | CPU s | ratio to floor (wall / CPU) |\n|---|---:|---:|---:|\n"
