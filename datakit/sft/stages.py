@@ -51,12 +51,12 @@ class AgentlessSftStage(StageType):
         if not o.generations:
             raise ValueError("generations: name the teacher's answers (files or folders of {sample_id, reasoning, "
                              "answer} rows)")
-        from datakit.synth.readers import list_inputs
-
-        list_inputs(list(o.generations), "generations:")  # a missing file fails --check, not the stage's start
         if not 0.0 <= o.min_recall <= 1.0:
             raise ValueError(f"min_recall must be within [0, 1], got {o.min_recall}")
         _check_think(o.think)
+        from datakit.synth.readers import list_inputs
+
+        list_inputs(list(o.generations), "generations:")  # a missing file fails --check, not the stage's start
 
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.sft.steps import AgentlessTrajectories
