@@ -157,9 +157,11 @@ def naive_matches(text: str, ref: set, n: int) -> int:
     return sum(1 for i in range(len(w) - n + 1) if tuple(w[i:i + n]) in ref)
 
 
-def write_samples_dataset(folder: Path, target_mb: float, seed: int, files: int = 8) -> tuple[int, int]:
+def write_samples_dataset(folder: Path, target_mb: float, seed: int, files: int = 8,
+                          row_group_rows: int | None = None) -> tuple[int, int]:
     """Few-KB Sample rows (log-uniform 1-16 KB, median ~4 KB) cut from the standard library and site-packages
-    sources, 1 in 100 with a Verified statement or patch pasted in, in `files` Parquet files; (rows, text bytes)."""
+    sources, 1 in 100 with a Verified statement or patch pasted in, in `files` Parquet files (one row group each,
+    or row groups of `row_group_rows`); (rows, text bytes)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -197,7 +199,8 @@ def write_samples_dataset(folder: Path, target_mb: float, seed: int, files: int 
         total += n
         i += 1
         if writer_bytes >= per_file:
-            pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / f"{k:05d}.parquet", compression="zstd")
+            pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / f"{k:05d}.parquet", compression="zstd",
+                           row_group_size=row_group_rows)
             rows, writer_bytes, k = [], 0, k + 1
     return i, total
 
@@ -342,12 +345,12 @@ def e2e(a) -> dict:
     return result
 
 
-def e2e_input(work: Path, mb: float, seed: int) -> tuple[Path, dict]:
+def e2e_input(work: Path, mb: float, seed: int, row_group_rows: int | None = None) -> tuple[Path, dict]:
     """The --e2e input of `mb` MB (8 Sample Parquet files, `write_samples_dataset`), built once and cached."""
-    inp = work / f"in-{mb:g}mb"
+    inp = work / (f"in-{mb:g}mb" + (f"-rg{row_group_rows}" if row_group_rows else ""))
     if not (inp / "facts.json").is_file():
         shutil.rmtree(inp, ignore_errors=True)
-        rows, nbytes = write_samples_dataset(inp, mb, seed)
+        rows, nbytes = write_samples_dataset(inp, mb, seed, row_group_rows=row_group_rows)
         (inp / "facts.json").write_text(json.dumps({"rows": rows, "bytes": nbytes}))
     return inp, json.loads((inp / "facts.json").read_text())
 
@@ -362,10 +365,12 @@ def decontam_cli(work: Path, inp_dir: Path, pythonpath: str | None = None, env_e
 
 def flat_memory(a) -> dict:
     """Peak RSS of the whole `datakit decontam` process (1 task, 1 worker: one worker reads all of it) on 1x and
-    10x input (--rss-mb, the same 8-file layout, so each file is 10x larger), --repeat runs each, interleaved."""
+    10x input (--rss-mb, the same 8-file layout, so each file is 10x larger), --repeat runs each, interleaved.
+    --row-group-rows N writes the inputs in row groups of N rows (as datakit's writers do: a Parquet reader holds
+    a row group, so with one row group per file the reader's buffers grow with the file)."""
     work = HERE / "work-decontam"
     sizes = [float(x) for x in a.rss_mb.split(",")]
-    inputs = [e2e_input(work, mb, a.seed) for mb in sizes]
+    inputs = [e2e_input(work, mb, a.seed, a.row_group_rows) for mb in sizes]
     runs = {mb: [] for mb in sizes}
     for _ in range(a.repeat):
         for mb, (inp, _) in zip(sizes, inputs):
@@ -375,7 +380,7 @@ def flat_memory(a) -> dict:
                           "cpu_s": [round(r["cpu_s"], 2) for r in runs[mb]]}
            for mb, (_, facts) in zip(sizes, inputs)}
     lo, hi = (max(out[f"{mb:g} MB"]["peak_rss_mb"]) for mb in (sizes[0], sizes[-1]))
-    return {"inputs": out, "growth": round(hi / lo - 1, 3)}
+    return {"inputs": out, "row_group_rows": a.row_group_rows or "one per file", "growth": round(hi / lo - 1, 3)}
 
 
 def main() -> int:
@@ -387,6 +392,7 @@ def main() -> int:
                     help="--e2e: also run the current code on its numpy path (DATAKIT_NO_NATIVE=1), interleaved")
     ap.add_argument("--repeat", type=int, default=3, help="--e2e: runs of each command (least CPU reported)")
     ap.add_argument("--rss-mb", help="peak RSS of the whole process on these input sizes (MB, e.g. 51.2,512)")
+    ap.add_argument("--row-group-rows", type=int, help="--rss-mb: inputs in row groups of this many rows")
     ap.add_argument("--io-floor", nargs=2, metavar=("IN", "OUT"), help=argparse.SUPPRESS)
     ap.add_argument("--mb", type=float, default=512, help="MB of text to check (default 512)")
     ap.add_argument("--seed", type=int, default=1234)
@@ -397,7 +403,8 @@ def main() -> int:
         return io_floor(*a.io_floor)
     if a.e2e or a.rss_mb:
         load_before = os.getloadavg()
-        key, fn = ("flat_memory", flat_memory) if a.rss_mb else ("e2e", e2e)
+        key, fn = ((f"flat_memory_rg{a.row_group_rows}" if a.row_group_rows else "flat_memory", flat_memory)
+                   if a.rss_mb else ("e2e", e2e))
         result = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d"), "machine": machine(),
                   "command": " ".join(sys.argv),
                   "python": sys.version.split()[0], "cpus": os.cpu_count(), key: fn(a),
