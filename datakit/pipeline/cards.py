@@ -265,6 +265,7 @@ def write_card(result, spec, recipe) -> Path:
 
     folder = result.output
     matches_files = [arrow(f) for f in sorted((folder / "matches").glob("*.parquet"))]
+    matches = sum(pq.read_metadata(src, filesystem=fs).num_rows for src, fs in matches_files) if matches_files else None
     text = render_card(
         card_header(folder), stage=spec.name, type_name=spec.type.type_name, summary=spec.type.summary,
         # an absolute input path by its name: the same data gives the same card wherever it lies
