@@ -31,7 +31,8 @@ static void init_tables(void) {
     for (int c = 0; c < 256; c++) {
         IS_WORD[c] = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
         IS_DIGIT[c] = c >= '0' && c <= '9';
-        IN_ID[c] = (c >= 'a' && c <= 'z') || IS_DIGIT[c] || c == '_' || c == '.' || c == '-'; /* content._INSTANCE_TAIL */
+        /* the class of content._INSTANCE_TAIL */
+        IN_ID[c] = (c >= 'a' && c <= 'z') || IS_DIGIT[c] || c == '_' || c == '.' || c == '-';
     }
     AFTER_NUMBER[':'] = AFTER_NUMBER['\t'] = AFTER_NUMBER['|'] = 1;
     INDENT[' '] = INDENT['\t'] = INDENT['+'] = INDENT['-'] = INDENT['>'] = 1;
@@ -164,8 +165,9 @@ static inline int id_event(const uint8_t *b, Py_ssize_t i, const int64_t *doc_st
 
 /* The pass. Documents start at doc_start[0..ndocs) (a document start is a line start); windows never cross one.
  * With ix: one (doc, position in the index, first word start, last word end) int64 record per window found in
- * the index, in window order, to hits, and the documents that may name an instance (id_event) to cands. Without: every kept word's (hash, start, end) to words and every window
- * hash to windows (the test entry point). Returns 0, or -1 when out of memory. */
+ * the index, in window order, to hits, and the documents that may name an instance (id_event) to cands.
+ * Without: every kept word's (hash, start, end) to words and every window hash to windows (the test entry
+ * point). Returns 0, or -1 when out of memory. */
 static int scan(const uint8_t *b, Py_ssize_t len, const int64_t *doc_start, Py_ssize_t ndocs, int n,
                 const index_t *ix, vec_t *hits, vec_t *cands, vec_t *words, vec_t *windows) {
     ids_t ids = {0, 0, -1, 0, -1};
@@ -285,7 +287,8 @@ static PyObject *scan_hits(PyObject *self, PyObject *args) {
     if (get_buffer(bits_o, &bits, 1, "bits") < 0) goto fail_docs;
     if (get_buffer(hashes_o, &hashes, 8, "hashes") < 0) goto fail_bits;
     if (get_buffer(buckets_o, &buckets, 4, "buckets") < 0) goto fail_hashes;
-    if (bits.len != ((Py_ssize_t)1 << (64 - shift)) / 8 || buckets.len != 4 * (((Py_ssize_t)1 << (64 - bucket_shift)) + 1)) {
+    if (bits.len != ((Py_ssize_t)1 << (64 - shift)) / 8 ||
+        buckets.len != 4 * (((Py_ssize_t)1 << (64 - bucket_shift)) + 1)) {
         PyErr_SetString(PyExc_ValueError, "the bit table or the buckets do not have the size their shift says");
         goto fail_buckets;
     }

@@ -259,7 +259,7 @@ def kernel():
             from loguru import logger
 
             _KERNEL = False
-            logger.info(f"decontam: no compiled scan kernel ({e}); using the numpy path (same results, ~2x slower)")
+            logger.info(f"decontam: no compiled scan kernel ({e}); the numpy path (same results, ~1.5x the CPU)")
     return _KERNEL or None
 
 
