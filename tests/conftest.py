@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def requires_shared(*files: str) -> pytest.MarkDecorator:
 
 
 @pytest.fixture(scope="session")
-def demo_output(tmp_path_factory) -> Path:
+def demo_output(tmp_path_factory) -> Iterator[Path]:
     # Under xdist every worker has its own basetemp below one shared root: the first worker to get here runs the
     # demo there, the others wait on the lock and reuse it (one demo per session, not one per worker).
     worker = os.environ.get("PYTEST_XDIST_WORKER")
@@ -49,7 +50,16 @@ def demo_output(tmp_path_factory) -> Path:
         if not (out.parent / "done").is_file():
             _run_demo(out)
             (out.parent / "done").write_text("ok\n")
-    return out
+    before = _listing(out)
+    yield out
+    # read-only means read-only: tests on the other worker compare these files while this one runs
+    changed = sorted(set(before) ^ set(_listing(out)))
+    assert not changed, f"a test wrote into demo_output (copy it to tmp_path first): {changed[:5]}"
+
+
+def _listing(folder: Path) -> list[tuple[str, int, int]]:
+    return [(str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
 def _run_demo(out: Path) -> None:
