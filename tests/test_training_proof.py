@@ -15,6 +15,7 @@ restart and attention is cut after each EOD. These tests pin that behaviour (rec
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -57,10 +58,15 @@ def demo(demo_output) -> Path:
 
 
 @pytest.fixture(scope="module")
-def train_dataset(demo):
+def train_dataset(demo, tmp_path_factory):
     """The training dataset exactly as pretrain_gpt.py builds it from `--data-path $(cat blend.txt)` (a
     BlendedDataset over the export's GPTDatasets), as (dataset, [(GPTDataset, index) per sample])."""
-    words = (demo / "megatron" / "blend.txt").read_text().split()
+    # a copy: with no path_to_cache (a cache path needs a torch.distributed group) megatron-core writes its index
+    # cache beside the .bin, which must not be the session's shared demo output
+    megatron = tmp_path_factory.mktemp("export") / "megatron"
+    shutil.copytree(demo / "megatron", megatron)
+    words = (megatron / "blend.txt").read_text().replace(str(demo / "megatron"), str(megatron)).split()
+    assert all(w.startswith(str(megatron)) for w in words[1::2])
     config = GPTDatasetConfig(
         random_seed=1234, sequence_length=SEQ_LEN, blend=get_blend_from_list(words), split="1,0,0",
         tokenizer=QwenIds(), reset_position_ids=True, reset_attention_mask=True, eod_mask_loss=True,
