@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from datakit.io.storage import arrow, as_path
+from datakit.io.storage import arrow, as_path, replace
 from datakit.pipeline.step import CountingStep
 
 SPAN_CHARS = 2000
@@ -207,6 +207,7 @@ class DecontamFilter(CountingStep):
         quarantine = _BatchWriter(self.quarantine.output_folder, "quarantine", rank)
         matches = _BatchWriter(self.matches_dir, "decontam_match", rank)
         left = self.limit
+        done = False
         try:
             for path in files:
                 src, fs = arrow(path)
@@ -233,10 +234,10 @@ class DecontamFilter(CountingStep):
                                            quarantine, matches)
                 if left == 0:
                     break
+            done = True
         finally:
-            kept.close()
-            quarantine.close()
-            matches.close()
+            for writer in (kept, quarantine, matches):
+                writer.close(publish=done)
 
     def _reject_batch(self, records: list[dict], rows: list[dict], quarantine: "_BatchWriter",
                     matches: "_BatchWriter") -> None:
@@ -258,13 +259,17 @@ class DecontamFilter(CountingStep):
 class _BatchWriter:
     """One task's Parquet file of one record schema (`{folder}/{rank:05d}.parquet`, opened on the first rows),
     written a table at a time with `datakit.io.records.RecordWriter`'s settings (zstd, dictionary and statistics
-    on all but the large text columns, page index). The step writes Arrow batches, not datatrove Documents: kept
-    rows are slices of the input, and the (few) quarantined rows of a batch go out as one table."""
+    on all but the large text columns, page index, page checksums) and, like it, as `….parquet.tmp` renamed when
+    the task succeeds: a killed or failed task leaves no half file under a final name. The step writes Arrow
+    batches, not datatrove Documents: kept rows are slices of the input, and the (few) quarantined rows of a batch
+    go out as one table."""
 
     def __init__(self, folder: str, record: str, rank: int):
+        from datakit.io.records import PARTIAL
         from datakit.io.schemas import arrow_schema
 
         self.path = as_path(folder) / f"{rank:05d}.parquet"
+        self.partial = as_path(folder) / f"{rank:05d}.parquet{PARTIAL}"
         self.schema = arrow_schema(record)
         self._writer = None
 
@@ -276,9 +281,10 @@ class _BatchWriter:
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
             columns = dictionary_columns(self.schema)
-            where, fs = arrow(self.path)
+            where, fs = arrow(self.partial)
             self._writer = pq.ParquetWriter(where, self.schema, filesystem=fs, compression="zstd",
-                                            use_dictionary=columns, write_statistics=columns, write_page_index=True)
+                                            use_dictionary=columns, write_statistics=columns, write_page_index=True,
+                                            write_page_checksum=True)
         self._writer.write_table(table)
 
     def write_rows(self, rows: list[dict]) -> None:
@@ -288,10 +294,13 @@ class _BatchWriter:
             names = self.schema.names
             self.write_table(pa.Table.from_pylist([{k: r.get(k) for k in names} for r in rows], schema=self.schema))
 
-    def close(self) -> None:
+    def close(self, publish: bool = True) -> None:
+        """The footer; then, when the task succeeded, the rename to the final name."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+            if publish:
+                replace(self.partial, self.path)
 
 
 def _pyarrow_without_pandas() -> None:
