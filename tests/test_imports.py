@@ -43,3 +43,25 @@ def test_stage_types_name_importable_worker_modules():
     named = [m for st in STAGES.values() for m in st.worker_modules] + list(PRELOAD)
     assert "datakit.samples.steps" in named
     assert [m for m in named if importlib.util.find_spec(m) is None] == []
+
+
+def test_datatrove_io_does_not_import_huggingface_hubs_file_system():
+    """datakit defers datatrove.io's `from huggingface_hub import HfFileSystem` (datakit/_hub_deferral.py); the
+    stand-in's isinstance must still be True for real HfFileSystem instances and their subclasses only."""
+    code = """
+import sys
+import datakit.io.records, datatrove.executor.local, datatrove.io as dio
+assert "huggingface_hub.hf_file_system" not in sys.modules, "datatrove.io imported HfFileSystem"
+from fsspec.implementations.local import LocalFileSystem
+assert not isinstance(LocalFileSystem(), dio.HfFileSystem)
+assert "huggingface_hub.hf_file_system" not in sys.modules, "a non-hub isinstance imported it"
+from huggingface_hub import HfFileSystem
+assert HfFileSystem.__module__ == "huggingface_hub.hf_file_system", HfFileSystem  # the real class elsewhere
+class Sub(HfFileSystem):
+    pass
+assert isinstance(HfFileSystem(), dio.HfFileSystem) and isinstance(Sub(), dio.HfFileSystem)
+assert issubclass(Sub, dio.HfFileSystem) and not issubclass(LocalFileSystem, dio.HfFileSystem)
+print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["ok"], out.stderr

@@ -19,7 +19,7 @@ import sys
 
 # what unpickling any stage's task imports: the executor (datatrove.io, fsspec, huggingface_hub), Parquet records
 # (pyarrow), the step base and the log set-up. A stage's own step modules are added when the stage declares them.
-PRELOAD = ("datatrove.executor.local", "datakit.io.records", "datakit.pipeline.step")
+PRELOAD = ("datakit", "datatrove.executor.local", "datakit.io.records", "datakit.pipeline.step")
 
 
 def fast_dependency_checks() -> None:
