@@ -1,5 +1,5 @@
 __version__ = "0.1.0"
 
-from datakit import _hub_deferral
+from datakit import _lazy_imports
 
-_hub_deferral.install()  # datatrove.io without huggingface_hub's file system until hf:// is used (see there)
+_lazy_imports.install()  # datatrove without huggingface_hub until the Hub is used (see there)

@@ -65,3 +65,26 @@ print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["ok"], out.stderr
+
+
+def test_datatrove_readers_and_writers_packages_load_their_classes_on_use():
+    """Importing datatrove's Parquet reader/writer does not run the Hub reader/writer modules (huggingface_hub's
+    commit API); every name of those packages still resolves to the class of its submodule."""
+    code = """
+import sys
+import datakit.io.records
+assert "datatrove.pipeline.writers.huggingface" not in sys.modules
+assert "datatrove.pipeline.readers.huggingface" not in sys.modules
+import datatrove.pipeline.readers as r, datatrove.pipeline.writers as w
+from datatrove.pipeline.readers import ParquetReader, JsonlReader, HuggingFaceDatasetReader
+from datatrove.pipeline.writers import JsonlWriter, ParquetWriter, HuggingFaceDatasetWriter
+assert ParquetReader.__module__ == "datatrove.pipeline.readers.parquet"
+assert HuggingFaceDatasetWriter.__module__ == "datatrove.pipeline.writers.huggingface"
+assert sorted(w.__all__) == ["HuggingFaceBucketWriter", "HuggingFaceDatasetWriter", "JsonlWriter", "ParquetWriter"]
+try:
+    r.NoSuchReader
+except AttributeError:
+    print("ok")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["ok"], out.stderr

@@ -1,6 +1,6 @@
-"""Keep huggingface_hub's file system out of processes that never touch `hf://`.
+"""Keep huggingface_hub out of processes that never touch the Hub (two of datatrove's top-level imports).
 
-`datatrove.io` (imported by every datatrove reader, writer and executor, so by every stage's process and worker)
+1. `datatrove.io` (imported by every datatrove reader, writer and executor, so by every stage's process and worker)
 does `from huggingface_hub import HfFileSystem` at its top, for one `isinstance` in `DataFolder.list_files` (a
 listing option for `hf://` folders). That import brings `hf_api`, `hf_file_system` and httpx: 0.2–0.45 CPU s in
 every process. While `datatrove.io` is being imported, `huggingface_hub.HfFileSystem` is `HfFileSystemStandIn`,
@@ -9,16 +9,26 @@ MRO, and which imports the real class only when an object of a huggingface_hub c
 attribute is removed again, so `from huggingface_hub import HfFileSystem` anywhere else gets the real class (its
 lazy module `__getattr__`), and `hf://` paths go through fsspec, which imports the real class by name.
 
-Installed by `import datakit` (a meta-path hook on the name `datatrove.io` only); a process that imported
-`huggingface_hub.hf_file_system` first gets datatrove's import unchanged.
+2. `datatrove.pipeline.readers` and `datatrove.pipeline.writers` are packages whose `__init__` only re-exports its
+   submodules' classes (`from .parquet import ParquetReader`, …), among them the Hub reader and writers, whose
+   modules import `huggingface_hub`'s commit API and `hf_api` (~0.6 CPU s): importing datatrove's Parquet writer
+   ran them. Their `__init__` is read (`ast`) and, when it is only such `from .sub import Name` lines, replaced by a
+   module `__getattr__` that imports `.sub` when `Name` is first used: the same names, each from the same module.
+   An `__init__` of any other shape is run as it is.
+
+Installed by `import datakit` (a meta-path hook on these three names only); a process that imported
+`huggingface_hub.hf_file_system` first gets datatrove.io's import unchanged.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.abc
 import sys
 
 MODULE = "datatrove.io"
+LAZY_PACKAGES = ("datatrove.pipeline.readers", "datatrove.pipeline.writers")
 
 
 def _real_hf_file_system():
@@ -65,9 +75,46 @@ class _Loader(importlib.abc.Loader):
                 del huggingface_hub.HfFileSystem
 
 
+def _reexports(source: str) -> dict[str, str] | None:
+    """{name: submodule} when `source` is only `from .submodule import name, …` statements, else None."""
+    exports = {}
+    for node in ast.parse(source).body:
+        if not (isinstance(node, ast.ImportFrom) and node.level == 1 and node.module and "." not in node.module):
+            return None
+        for alias in node.names:
+            if alias.name == "*":
+                return None
+            exports[alias.asname or alias.name] = node.module
+    return exports
+
+
+class _LazyPackageLoader(_Loader):
+    def exec_module(self, module) -> None:
+        origin = getattr(module.__spec__, "origin", None)
+        try:
+            with open(origin, encoding="utf-8") as f:
+                exports = _reexports(f.read())
+        except (OSError, TypeError, SyntaxError, ValueError):
+            exports = None
+        if not exports:
+            self.loader.exec_module(module)
+            return
+        name = module.__name__
+
+        def __getattr__(attr: str):
+            if attr not in exports:
+                raise AttributeError(f"module {name!r} has no attribute {attr!r}")
+            value = getattr(importlib.import_module(f"{name}.{exports[attr]}"), attr)
+            setattr(module, attr, value)
+            return value
+
+        module.__getattr__ = __getattr__
+        module.__all__ = list(exports)
+
+
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname != MODULE:
+        if fullname != MODULE and fullname not in LAZY_PACKAGES:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -75,11 +122,11 @@ class _Finder(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = _Loader(spec.loader)
+                    spec.loader = (_Loader if fullname == MODULE else _LazyPackageLoader)(spec.loader)
                 return spec
         return None
 
 
 def install() -> None:
-    if MODULE not in sys.modules and not any(isinstance(f, _Finder) for f in sys.meta_path):
+    if not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
