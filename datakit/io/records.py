@@ -166,6 +166,27 @@ class RecordWriter(ParquetWriter):
         self.output_mg.pop(filename + PARTIAL).close()
         self.output_folder.mv(filename + PARTIAL, filename)
 
+    def __exit__(self, exc_type, exc_val, exc_tb):
+        """datatrove closes a writer (and so would publish its files) however its `with` block ends: a task that
+        raises, or is interrupted, leaves its `.tmp` files unpublished instead (the rerun of the task overwrites
+        them), so no partial shard appears under a final name. A generator closed early (GeneratorExit) is not a
+        failure: what was written is published."""
+        if exc_type is None or issubclass(exc_type, GeneratorExit):
+            self.close()
+            return
+        self.abort()
+
+    def abort(self) -> None:
+        """Close every open file without its last batch or a rename (their `.tmp` stay, unread by any reader)."""
+        for writer in self._writers.values():
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - the task is failing already; its own error is the one to report
+                pass
+        self._writers.clear()
+        self._batches.clear()
+        self.output_mg.close()
+
 
 class RecordReader(ParquetReader):
     """Reads records back as Documents, sharded per file. Unlike datatrove's reader it never drops a record for
