@@ -1,8 +1,8 @@
 """The tokenizer layer against an independent reference: HF `tokenizers` built from ../shared's vocab.json + merges.txt.
 
 The corpus (tests/corpus.py, ≥ 1 M tokens: stdlib Python, SWE-bench Verified texts, unicode/CRLF/NFD snippets) must
-encode to identical ids, document by document, on the built-in engines (fastokens by default, tiktoken, the
-converted HF engine; tests/test_tokenizer_engines.py holds the per-engine proof) and a local Hugging Face directory.
+encode to identical ids, document by document, on the built-in engines (gigatoken by default, fastokens, tiktoken,
+the converted HF engine; tests/test_tokenizer_engines.py holds the per-engine proof) and a local Hugging Face directory.
 No timed assertions.
 """
 
@@ -15,7 +15,7 @@ import unicodedata
 import pytest
 
 from datakit.tokens import tokenizer as tkmod
-from datakit.tokens.tokenizer import (QWEN25_SPECIAL_TOKENS, Tokenizer, TokenizerError, cached_merges,
+from datakit.tokens.tokenizer import (FAST_ENGINES, QWEN25_SPECIAL_TOKENS, Tokenizer, TokenizerError, cached_merges,
                                       derive_merges, load_tokenizer)
 from tests.conftest import requires_shared, shared_missing
 from tests.corpus import QWEN_REF, build_corpus
@@ -53,6 +53,13 @@ def corpus() -> list[str]:
 @pytest.fixture(scope="module")
 def builtin() -> Tokenizer:
     return load_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def every_engine(builtin) -> list[Tokenizer]:
+    """The built-in on each engine auto may pick, then hf: what each engine does beyond the ids (decoding special
+    ids, errors) is checked on all of them."""
+    return [load_tokenizer("qwen2.5", engine=e) for e in FAST_ENGINES] + [load_tokenizer("qwen2.5", engine="hf")]
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +146,9 @@ def test_roundtrip_is_nfc(corpus, builtin, builtin_hf, ids_tiktoken):
         assert builtin_hf.decode(ids) == unicodedata.normalize("NFC", doc), i
 
 
-def test_nfd_text_encodes_as_nfc(builtin, builtin_hf):
+def test_nfd_text_encodes_as_nfc(every_engine):
     nfd = unicodedata.normalize("NFD", "café Ångström 한국어")
-    for tok in (builtin, builtin_hf):
+    for tok in every_engine:
         assert tok.encode(nfd) == tok.encode(unicodedata.normalize("NFC", nfd))
         # on every engine: the ids are those of the NFC text, which differs from the NFD one
         assert tok.decode(tok.encode(nfd)) == unicodedata.normalize("NFC", nfd) != nfd, tok.engine
@@ -149,8 +156,8 @@ def test_nfd_text_encodes_as_nfc(builtin, builtin_hf):
             assert tok.encode(nfd) != tok._impl.enc.encode_ordinary(nfd)
 
 
-def test_known_ids(builtin, builtin_hf):
-    for tok in (builtin, builtin_hf):
+def test_known_ids(every_engine):
+    for tok in every_engine:
         assert tok.encode("Hello, world!") == [9707, 11, 1879, 0]
         assert tok.encode("\n") == [198]
         assert tok.encode("") == []
@@ -170,8 +177,8 @@ def test_encode_batch_matches_encode(builtin, builtin_hf, corpus):
 
 # --- special tokens ------------------------------------------------------------------------------------------------
 
-def test_special_strings_are_plain_text(builtin, builtin_hf, ids_tiktoken):
-    for tok in (builtin, builtin_hf):
+def test_special_strings_are_plain_text(every_engine, ids_tiktoken):
+    for tok in every_engine:
         for s in QWEN25_SPECIAL_TOKENS:
             text = f"a{s}b {s}\n"
             ids = tok.encode(text)
@@ -181,8 +188,8 @@ def test_special_strings_are_plain_text(builtin, builtin_hf, ids_tiktoken):
     assert max(max(ids, default=0) for ids in ids_tiktoken) < 151643  # the corpus holds special strings
 
 
-def test_token_id(builtin, builtin_hf):
-    for tok in (builtin, builtin_hf):
+def test_token_id(every_engine):
+    for tok in every_engine:
         assert tok.token_id("<|im_end|>") == 151645
         assert tok.token_id("<|im_start|>") == 151644
         assert [tok.token_id(s) for s in QWEN25_SPECIAL_TOKENS] == list(range(151643, 151665))
@@ -257,15 +264,19 @@ def test_merges_cache(tmp_path, monkeypatch):
         derive_merges({**ranks, b"xyz": 260})  # not a merge of two lower tokens
 
 
-def test_fastokens_engine_builds_on_demand_only(monkeypatch, builtin):
+@pytest.mark.parametrize("engine", ["gigatoken", "fastokens"])
+def test_engine_builds_on_demand_only(monkeypatch, builtin, engine):
     """Loading and the metadata (eod_id, vocab_hash, special tokens: all a stage's driver reads) never build the
-    fastokens tables (~1.5 CPU s); `prefetch` builds them once, in the background, and encoding waits for it."""
+    engine's tables (fastokens ~1.4 CPU s, gigatoken ~0.25); `prefetch` builds them once, in the background, and
+    encoding waits for it."""
     text = "def f(x):\n    return x  # café"
     want = builtin.encode(text)  # the cached instance, built before the count starts
     builds = []
-    original = tkmod._FastokensImpl._build
-    monkeypatch.setattr(tkmod._FastokensImpl, "_build", lambda self: (builds.append(1), original(self)))
-    tok = tkmod._qwen_builtin("fastokens")  # not the cached instance
+    cls = type(tkmod._qwen_impl(engine, {}))
+    original = cls._build
+    monkeypatch.setattr(cls, "_build", lambda self: (builds.append(1), original(self)))
+    tok = tkmod._qwen_builtin(engine)  # not the cached instance
+    assert tok.engine == engine
     assert (tok.eod_id, tok.vocab_hash, tok.special_tokens) == (builtin.eod_id, builtin.vocab_hash,
                                                                 builtin.special_tokens)
     assert builds == []
@@ -286,7 +297,7 @@ def test_pickle_roundtrip(builtin, builtin_hf):
 
 def test_local_hf_qwen_dir_uses_a_fast_engine(qwen_hf_dir, builtin, corpus, reference_ids):
     tok = load_tokenizer(str(qwen_hf_dir))
-    assert tok.engine == "fastokens"  # exactly Qwen2.5's BPE: the fastest proven engine
+    assert tok.engine == FAST_ENGINES[0] == "gigatoken"  # exactly Qwen2.5's BPE: the fastest proven engine
     assert tok.name == str(qwen_hf_dir)
     assert tok.vocab_hash == builtin.vocab_hash
     assert (tok.eod_id, tok.vocab_size, tok.token_id("<|im_end|>")) == (151643, 151665, 151645)
@@ -325,7 +336,7 @@ def test_near_qwen_tokenizer_is_not_tiktoken(qwen_hf_dir, tmp_path, builtin, cha
     tok = load_tokenizer(str(_edit_dir(qwen_hf_dir, tmp_path / change, edit)))
     assert tok.engine == "hf"
     assert tok.vocab_hash != builtin.vocab_hash
-    for engine in ("tiktoken", "fastokens"):
+    for engine in FAST_ENGINES:
         with pytest.raises(TokenizerError, match="differs"):
             load_tokenizer(str(tmp_path / change), engine=engine)
     if change == "regex":

