@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "mixture and pack best-fit-decreasing into seq_len rows; writes a manifest.")
     tok.add_argument("--input", required=True, help="folder of Sample Parquet files (a samples output)")
     tok.add_argument("--tokenizer", default="qwen2.5", help="qwen2.5 (built in, offline) or a HF name / local path")
-    tok.add_argument("--engine", default="auto", choices=("auto", "fastokens", "tiktoken", "hf"),
+    tok.add_argument("--engine", default="auto", choices=("auto", "gigatoken", "fastokens", "tiktoken", "hf"),
                      help="auto: the fastest engine proven id-identical for this tokenizer")
     tok.add_argument("--seq-len", type=int, default=32768, help="tokens per packed row (default 32768)")
     tok.add_argument("--mixture", help='JSON (or YAML flow), e.g. {"agentless": {"tokens": 5e10}, '

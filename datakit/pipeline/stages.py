@@ -425,7 +425,7 @@ class TokensStage(StageType):
     @dataclass
     class Options:
         tokenizer: str = "qwen2.5"  # built-in offline Qwen2.5, or a Hugging Face tokenizer name / local path
-        engine: str = "auto"  # auto: the fastest engine proven id-identical (fastokens, then tiktoken), else hf
+        engine: str = "auto"  # auto: the fastest engine proven id-identical (gigatoken, fastokens, tiktoken), else hf
         seq_len: int = 32768
         window: int = 100_000  # chunks packed together (best-fit-decreasing) per window
         # …and at most this many tokens: what a task holds, flat with input size (padding 0.33 % on log-normal
