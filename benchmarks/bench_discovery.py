@@ -15,7 +15,10 @@ and of the samples stage's scaling over tasks on one repository.
    (Inner functions, not whole processes: both are in-process loops over the same mirror.)
 3. Whole CLI processes: `datakit sources` on the repository, then `datakit samples --tasks 1` and
    `--tasks 2 --workers 2` on its single PullRecord file, alternating --scaling-repeat times: wall, CPU seconds
-   and peak RSS of the process tree (polled), the speed-up of the fastest runs and the median of the pairs.
+   and peak RSS of the process tree (polled), the speed-up of the fastest runs and the median of the pairs, and
+   the speed-up on the CPU critical path (1-task CPU / the 2-task run's longest chain of CPU seconds: driver
+   start-up, forkserver readiness, a worker's task, the driver's end), which a shared machine's load does not
+   stretch the way it stretches wall time.
 4. Prints a Markdown table and writes `benchmarks/results/discovery.json`.
 """
 
@@ -189,34 +192,73 @@ def best_of(fn, repeat: int) -> tuple[float, float, object]:
 
 def cli(*args: str, cwd: Path, tree: Path | None = None) -> dict:
     """Run `datakit ARGS` as a whole process; wall, CPU seconds and peak RSS of its whole process tree (datatrove's
-    workers are forkserver grandchildren that rusage does not see, so the tree is polled with psutil)."""
+    workers are forkserver grandchildren that rusage does not see, so the tree is polled with psutil), and the CPU
+    critical path (`critical_path`)."""
     import psutil
 
     t0 = time.perf_counter()
     env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None  # another checkout's datakit first
     proc = psutil.Popen([sys.executable, "-m", "datakit.cli", *args, "--quiet"], cwd=cwd, env=env,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    cpu: dict[int, float] = {}
+    seen: dict[int, dict] = {}  # pid -> parent pid, command, CPU seconds polled (first and last)
+    driver = [0.0]
     peak = 0.0
     while proc.poll() is None:
         rss = 0
         try:
-            for p in [proc, *proc.children(recursive=True)]:
-                try:
-                    t = p.cpu_times()
-                    cpu[p.pid] = max(cpu.get(p.pid, 0.0), t.user + t.system)
-                    rss += p.memory_info().rss
-                except psutil.Error:
-                    pass
+            procs = [proc, *proc.children(recursive=True)]
+        except psutil.Error:
+            procs = [proc]
+        try:
+            driver[0] = max(driver[0], sum(proc.cpu_times()[:2]))
         except psutil.Error:
             pass
+        for p in procs:
+            try:
+                with p.oneshot():
+                    cpu = sum(p.cpu_times()[:2])
+                    rss += p.memory_info().rss
+                    if p.pid not in seen:
+                        seen[p.pid] = {"ppid": p.ppid(), "cmd": " ".join(p.cmdline()), "driver_at_start": driver[0]}
+                    seen[p.pid].update(cpu=max(seen[p.pid].get("cpu", 0.0), cpu), driver_at_end=driver[0])
+            except psutil.Error:
+                pass
         peak = max(peak, rss / 2**20)
-        time.sleep(0.05)
+        time.sleep(0.02)
     wall = time.perf_counter() - t0
     _, err = proc.communicate()
     if proc.returncode != 0:
         raise SystemExit(f"datakit {' '.join(args)} failed:\n{err.decode()[-3000:]}")
-    return {"wall_s": round(wall, 2), "cpu_s": round(sum(cpu.values()), 2), "peak_rss_mib": round(peak, 1)}
+    return {"wall_s": round(wall, 2), "cpu_s": round(sum(p.get("cpu", 0.0) for p in seen.values()), 2),
+            "peak_rss_mib": round(peak, 1), "critical_path_cpu_s": critical_path(proc.pid, seen)}
+
+
+def critical_speedup(runs: dict[int, list[dict]]) -> dict:
+    """1-task CPU over the 2-task critical path: least against least, and the median of the paired rounds."""
+    one = [r["critical_path_cpu_s"] for r in runs[1]]
+    two = [r["critical_path_cpu_s"] for r in runs[2]]
+    paired = sorted(a / b for a, b in zip(one, two))
+    return {"critical_path_cpu_s_least": {1: min(one), 2: min(two)},
+            "speedup_2_tasks_critical_path": round(min(one) / min(two), 2),
+            "speedup_2_tasks_critical_path_paired_median": round(paired[len(paired) // 2], 2)}
+
+
+def critical_path(driver_pid: int, seen: dict[int, dict]) -> float:
+    """The run's longest chain of CPU seconds, a wall time the load does not stretch: the driver alone (start-up,
+    the tasks it runs itself, the end), or, for each pool worker, the later of the driver's CPU when the worker
+    appeared and the forkserver's readiness (the driver's CPU when it started the forkserver + the forkserver's
+    CPU), then the worker's CPU, then the driver's CPU after the worker was last seen."""
+    me = seen.get(driver_pid, {})
+    total = me.get("cpu", 0.0)
+    chains = [total]
+    servers = {pid: p for pid, p in seen.items() if "forkserver" in p["cmd"]}
+    for pid, p in seen.items():
+        server = servers.get(p["ppid"])
+        if server is None:  # a forkserver child is a pool worker; the driver's other children (a Manager) are not
+            continue
+        ready = max(p["driver_at_start"], server["driver_at_start"] + server.get("cpu", 0.0))
+        chains.append(ready + p.get("cpu", 0.0) + max(total - p["driver_at_end"], 0.0))
+    return round(max(chains), 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
                          "speedup_2_tasks_wall": round(runs[1]["wall_s"] / runs[2]["wall_s"], 2),
                          "speedup_2_tasks_paired_median": round(paired[len(paired) // 2], 2),
                          "cpu_s_least": {t: min(x["cpu_s"] for x in r) for t, r in every.items()},
+                         **critical_speedup(every),
                          "runs": every, "load_1min": loads,
-                         **({"baseline": {"tree": args.baseline, "runs": base,
+                         **({"baseline": {"tree": args.baseline, "runs": base, **critical_speedup(base),
                                           "cpu_s_least": {t: min(x["cpu_s"] for x in r) for t, r in base.items()},
                                           "wall_s_least": {t: min(x["wall_s"] for x in r) for t, r in base.items()}}}
                             if args.baseline else {}),

@@ -169,10 +169,10 @@ def write_stage_stats(result: StageResult) -> None:
 
 
 def make_executor(kind: str, options: dict, pipeline: list, tasks: int, workers: int, logging_dir: Path):
-    if kind == "local":
-        from datatrove.executor import LocalPipelineExecutor
+    if kind == "local":  # datatrove's, with the driver process running tasks too (pipeline/local_executor.py)
+        from datakit.pipeline.local_executor import LocalExecutor
 
-        return LocalPipelineExecutor(pipeline, tasks=tasks, workers=min(workers, tasks), logging_dir=str(logging_dir))
+        return LocalExecutor(pipeline, tasks=tasks, workers=min(workers, tasks), logging_dir=str(logging_dir))
     if kind == "slurm":  # datatrove's, whose run() waits for the job array (datakit/pipeline/slurm.py)
         from datakit.pipeline.slurm import WaitingSlurmExecutor
 

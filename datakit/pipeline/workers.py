@@ -17,9 +17,9 @@ from __future__ import annotations
 import functools
 import sys
 
-# what unpickling any stage's task imports: the executor (datatrove.io, fsspec, huggingface_hub), Parquet records
+# what unpickling any stage's task imports: the executor (datatrove's, with datatrove.io and fsspec), Parquet records
 # (pyarrow), the step base and the log set-up. A stage's own step modules are added when the stage declares them.
-PRELOAD = ("datakit", "datatrove.executor.local", "datakit.io.records", "datakit.pipeline.step")
+PRELOAD = ("datakit", "datakit.pipeline.local_executor", "datakit.io.records", "datakit.pipeline.step")
 
 
 def fast_dependency_checks() -> None:

@@ -16,7 +16,7 @@ from datakit.samples.structure import StructureRenderer
 from datakit.sources.git_mirror import MirrorError, mirror_path, open_mirror, read_blob
 
 
-_TRIM_EVERY = 64  # PRs between heap trims (about 1 % of the step's CPU)
+_RELEASE_EVERY = 64  # PRs between memory releases (libgit2's object cache dropped, heap trimmed: ~1 % of the CPU)
 
 
 @functools.cache
@@ -65,8 +65,8 @@ class AgentlessSamples(CountingStep):
     def run(self, data, rank: int = 0, world_size: int = 1):
         try:
             for n, doc in enumerate(data, 1):
-                if n % _TRIM_EVERY == 0:
-                    _release_freed_memory()
+                if n % _RELEASE_EVERY == 0:
+                    self._release_memory()
                 pr = doc.metadata
                 self.read("pulls")
                 with self.track_time():
@@ -96,6 +96,15 @@ class AgentlessSamples(CountingStep):
                 self.stat_update("structure_cache.hits", value=renderer.hits)
                 self.stat_update("structure_cache.misses", value=renderer.misses)
             self._repos.clear()
+
+    def _release_memory(self) -> None:
+        """libgit2 keeps every object it parses in the repository's cache (up to 256 MiB, process-wide setting):
+        small long-lived allocations that grow with the PRs a task has seen and pin the heap between the freed
+        prompts (+30 MiB in use, +70 MiB of heap at 2,000 PRs). `free()` drops the cache and the pack handles (they
+        reopen on the next lookup); the next PRs re-read only the trees they share with earlier ones."""
+        for repo, _ in self._repos.values():
+            repo.free()
+        _release_freed_memory()
 
     def _units(self, pr: dict) -> list[tuple[str, list[dict] | Reject]]:
         for role in self.roles:

@@ -1,0 +1,97 @@
+"""datatrove's local executor with the driver process as one of its workers.
+
+datatrove runs `workers` ≥ 2 tasks at a time in a pool of `workers` forkserver children while the driver only
+waits (each child first waits for the forkserver's imports, then unpickles its task), and starts a
+`multiprocess.Manager` process to hand out local ranks, for one worker too. Here the pool has `workers − 1`
+children and the driver runs tasks itself, from the moment its own start-up is done (it has imported everything
+already); no Manager. On one repository's 2,000 PRs with 2 tasks: one process and ~130 MiB fewer, the same
+critical path (the driver's start-up and the forkserver's take about as long). Tasks
+are handed out one at a time, to whichever of the driver and the children is free, in rank order. Which process runs
+a task changes nothing in its output: a task's files depend only on its rank and the task count.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from contextlib import nullcontext
+from copy import copy, deepcopy
+
+import multiprocess
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.utils.logging import logger
+from datatrove.utils.stats import PipelineStats
+
+
+def _run_rank(executor: LocalPipelineExecutor, rank: int) -> PipelineStats:
+    return executor._run_for_rank(rank, local_rank=1)  # local_rank only names a console-logging slot
+
+
+class LocalExecutor(LocalPipelineExecutor):
+    def run(self):
+        if self.depends is not None:  # datatrove's own path runs the dependency first
+            return super().run()
+        self._launched = True
+        todo = deque(self.get_incomplete_ranks(range(self.local_rank_offset,
+                                                     self.local_rank_offset + self.local_tasks)))
+        if not todo:
+            logger.info(f"Not doing anything as all {self.local_tasks} tasks have already been completed.")
+            return None
+        self.save_executor_as_json()
+        pipeline = self.pipeline
+        shipped = copy(self)  # what the children unpickle: never touched again, so the pool may pickle it any time
+        shipped.pipeline = pipeline
+        stats: list[PipelineStats] = []
+        failures: list[BaseException] = []
+        running = 0
+        changed = threading.Condition()
+        ctx = multiprocess.get_context(self.start_method)
+        children = min(self.workers, len(todo)) - 1  # 0: every task in the driver, one after the other
+        try:
+            with ctx.Pool(children) if children else nullcontext() as pool:
+
+                def submit():  # with `changed` held
+                    nonlocal running
+                    if todo and not failures:
+                        running += 1
+                        pool.apply_async(_run_rank, (shipped, todo.popleft()), callback=finished,
+                                         error_callback=failed)
+
+                def finished(result):  # the pool's result thread
+                    nonlocal running
+                    with changed:
+                        stats.append(result)
+                        running -= 1
+                        submit()
+                        changed.notify_all()
+
+                def failed(exc):
+                    nonlocal running
+                    with changed:
+                        failures.append(exc)
+                        running -= 1
+                        changed.notify_all()
+
+                with changed:
+                    for _ in range(children):
+                        submit()
+                while True:  # the driver's share: the next rank no child has taken
+                    with changed:
+                        if not todo or failures:
+                            break
+                        rank = todo.popleft()
+                    self.pipeline = deepcopy(pipeline)  # steps keep state (stats, open files): a fresh copy per task
+                    result = self._run_for_rank(rank)
+                    with changed:
+                        stats.append(result)
+                with changed:
+                    changed.wait_for(lambda: running == 0)
+        finally:
+            self.pipeline = pipeline
+        if failures:
+            raise failures[0]
+        merged = sum(stats, start=PipelineStats())
+        with self.logging_dir.open("stats.json", "wt") as statsfile:
+            merged.save_to_disk(statsfile)
+        logger.success(merged.get_repr(f"All {self.local_tasks} tasks"))
+        return merged
