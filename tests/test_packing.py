@@ -289,3 +289,31 @@ def test_feed_and_finish_let_one_stream_fill_two_packers():
         assert [r.as_record() for r in rows[s]] == [r.as_record() for r in alone]
         check_rows(rows[s], [d for d, t in zip(docs, side) if t == s], 128)
     assert a.stats.documents + b.stats.documents == len(docs)
+
+
+def test_a_zero_stride_mask_packs_as_an_array_of_ones():
+    """The tokens step gives plain documents a read-only zero-stride view of ones as their mask (no bytes per
+    token in the window): the rows must be those of real arrays, masks included, and the view never written."""
+    from datakit.tokens.steps import _ONES
+
+    lengths = [int(n) for n in np.random.default_rng(9).integers(1, 400, 80)]
+    docs = make_docs(lengths, seed=9)
+    ones = [Document(d.ids, np.ones(len(d.ids), np.uint8), d.source, d.sample_id) for d in docs]
+    views = [Document(d.ids, _ONES[: len(d.ids)], d.source, d.sample_id) for d in docs]
+    assert views[0].loss_mask.strides == (0,) and not views[0].loss_mask.flags.writeable
+    want = [r.as_record() for r in pack(ones, 256, EOD, window=16)]
+    assert [r.as_record() for r in pack(views, 256, EOD, window=16)] == want
+    assert sum(sum(r["loss_mask"]) for r in want) == sum(lengths)
+
+
+def test_feed_takes_the_document_at_the_call():
+    """`feed` returns () until a window closes; the document is held from the call on, and the rows of the
+    window come as the returned iterator is consumed."""
+    packer = Packer(64, EOD, window=3)
+    docs = make_docs([10, 20, 30], seed=1)
+    assert packer.feed(docs[0]) == () and packer.feed(docs[1]) == ()
+    assert packer.stats.documents == 2 and packer._held == 30
+    rows = packer.feed(docs[2])
+    assert packer.stats.rows == 0  # nothing packed until consumed
+    assert [r.padding for r in rows] == [4]
+    assert packer._held == 0 and list(packer.finish()) == []

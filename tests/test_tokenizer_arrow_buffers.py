@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from datakit.io.schemas import arrow_schema
-from datakit.tokens.arrow_buffers import array, fixed_lists, read_table, table
+from datakit.tokens.arrow_buffers import array, fixed_lists, fixed_width_lists, read_table, table
 
 CASES = [
     (pa.int32(), [1, -2, 2**31 - 1, None, 0]),
@@ -80,3 +80,34 @@ def test_no_pandas_import():
         out = subprocess.run([sys.executable, "-c", code, f"{d}/t.parquet"], capture_output=True, text=True,
                              check=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_fixed_width_lists_is_fixed_lists_of_the_lines():
+    block = np.arange(12, dtype=np.int32).reshape(3, 4)
+    got = fixed_width_lists(block[:2], pa.int32())  # the first lines of a larger block, as ShardWriter passes
+    got.validate(full=True)
+    assert got.equals(fixed_lists(list(block[:2]), pa.int32()))
+    assert fixed_width_lists(np.ones((2, 3), np.uint8), pa.uint8()).to_pylist() == [[1, 1, 1]] * 2
+
+
+def test_shard_writer_copies_rows_into_row_groups(tmp_path):
+    """ShardWriter copies each row's tokens into its row group's block (the row is freed once written): the rows
+    read back equal, row groups of `row_group_rows`, and a row of another length starts a group of its own."""
+    from datakit.tokens.packing import PackedRow
+    from datakit.tokens.shards import ShardWriter, iter_rows
+
+    def row(k, n):
+        ids = np.arange(k, k + n, dtype=np.int32)
+        return PackedRow(ids, np.array([n - 1, 1], np.int32), (ids % 2).astype(np.uint8), ["code"], [f"s{k}"],
+                         [0], 1, [0])
+
+    rows = [row(k, 8) for k in range(5)] + [row(100, 6)]
+    with ShardWriter(tmp_path / "00000.parquet", row_group_rows=2) as w:
+        for r in rows:
+            w.write(r)
+    back = list(iter_rows(tmp_path / "00000.parquet"))
+    assert [b["input_ids"].tolist() for b in back] == [r.input_ids.tolist() for r in rows]
+    assert [b["loss_mask"].tolist() for b in back] == [r.loss_mask.tolist() for r in rows]
+    assert [b["sample_ids"] for b in back] == [r.sample_ids for r in rows]
+    meta = pq.ParquetFile(tmp_path / "00000.parquet").metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [2, 2, 1, 1]

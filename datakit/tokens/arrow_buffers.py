@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["array", "table", "fixed_lists", "read_table"]
+__all__ = ["array", "table", "fixed_lists", "fixed_width_lists", "read_table"]
 
 
 def _np_dtype(typ: pa.DataType) -> np.dtype | None:
@@ -92,6 +92,15 @@ def table(columns: dict[str, Sequence[Any]], schema: pa.Schema) -> pa.Table:
 def fixed_lists(arrays: Sequence[np.ndarray], typ: pa.DataType) -> pa.ListArray:
     """Rows of numpy arrays as one list<typ> array: one flat buffer + offsets (no per-token Python objects)."""
     return array(list(arrays), pa.list_(typ))
+
+
+def fixed_width_lists(block: np.ndarray, typ: pa.DataType) -> pa.ListArray:
+    """The lines of a 2-D numpy block as one list<typ> array over the block's own buffer (no copy)."""
+    rows, width = block.shape
+    data = np.ascontiguousarray(block, dtype=_np_dtype(typ)).reshape(-1)
+    offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int32)
+    child = pa.Array.from_buffers(typ, len(data), [None, pa.py_buffer(data)])
+    return pa.Array.from_buffers(pa.list_(typ), rows, [None, pa.py_buffer(offsets)], children=[child])
 
 
 def read_table(path, columns: Sequence[str] | None = None) -> pa.Table:

@@ -90,14 +90,21 @@ class Mixer:
     world_size: int = 1
     seed: int = 0
     used: dict[str, int] = field(default_factory=dict)
+    _specs: dict[str, SourceMix] = field(default_factory=dict, repr=False)  # `effective` per source, once
+
+    def _spec(self, source: str) -> SourceMix:
+        spec = self._specs.get(source)
+        if spec is None:
+            spec = self._specs[source] = effective(self.mix, source)
+        return spec
 
     def copies(self, source: str, sample_id: str) -> int:
-        return copies(effective(self.mix, source).upsample, self.seed, sample_id)
+        return copies(self._spec(source).upsample, self.seed, sample_id)
 
     def admit(self, source: str, n_tokens: int) -> bool:
         """Count the document's unique tokens against the source's budget; False when it does not fit this task's
         share."""
-        spec = effective(self.mix, source)
+        spec = self._spec(source)
         used = self.used.get(source, 0)
         if spec.tokens is not None and used + n_tokens > spec.tokens / self.world_size:
             return False

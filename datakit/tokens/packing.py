@@ -47,6 +47,9 @@ __all__ = [
 ]
 
 
+_INT32, _UINT8 = np.dtype(np.int32), np.dtype(np.uint8)
+
+
 @dataclass
 class Document:
     """One tokenized sample: `ids` (int32, EOD already appended by the caller), `loss_mask` (uint8, same length)."""
@@ -58,6 +61,10 @@ class Document:
     copies: int = 1  # up-sampling: how many times the document goes into the stream (copy k named "{id}@{k}")
 
     def __post_init__(self) -> None:
+        ids, mask = self.ids, self.loss_mask
+        if (type(ids) is np.ndarray and type(mask) is np.ndarray and ids.dtype == _INT32 and mask.dtype == _UINT8
+                and ids.ndim == 1 and mask.ndim == 1 and ids.shape == mask.shape):
+            return  # the tokens step's documents: nothing to convert or check (a few µs per document)
         self.ids = np.asarray(self.ids)
         self.loss_mask = np.asarray(self.loss_mask)
         if self.ids.ndim != 1 or self.loss_mask.ndim != 1:
@@ -246,17 +253,28 @@ class Packer:
             yield from self.feed(doc)
         yield from self.finish()
 
-    def feed(self, doc: Document) -> Iterator[PackedRow]:
-        """Push one document; yields the rows of the window it closes, if any. Consume the iterator before the
-        next call (the document is taken only then). `feed` + `finish` let one stream fill several packers (a
-        task's train and validation splits) without holding either split's documents."""
-        self._count_document(doc)
-        self._add(self._buffer, doc, 0, -1)
-        self._held += len(doc.ids)
+    def feed(self, doc: Document) -> Iterable[PackedRow]:
+        """Push one document (taken at the call); returns the rows of the window it closes, if any, as an
+        iterator that packs them as it is consumed: consume it before the next call. `feed` + `finish` let one
+        stream fill several packers (a task's train and validation splits) without holding either split's
+        documents."""
+        n = len(doc.ids)
+        seq_len = self.seq_len
+        n_chunks = -(-n // seq_len)
+        self._count_document(doc, n, n_chunks)
+        if 0 < n <= seq_len:  # most documents: one chunk, the document itself (what `chunk` gives, without a call)
+            self._buffer.append((0, doc.ids, doc.loss_mask, doc.source, doc.sample_id, 0, doc, -1))
+        else:
+            self._add(self._buffer, doc, 0, -1)
+        self._held += n
         if len(self._buffer) >= self.window or (self.window_tokens is not None and self._held >= self.window_tokens):
-            yield from self._flush(self._buffer, self._waiting)
-            self._buffer = self._released(self._waiting)
-            self._held = sum(len(c[1]) for c in self._buffer)
+            return self._close_window()
+        return ()
+
+    def _close_window(self) -> Iterator[PackedRow]:
+        yield from self._flush(self._buffer, self._waiting)
+        self._buffer = self._released(self._waiting)
+        self._held = sum(len(c[1]) for c in self._buffer)
 
     def finish(self) -> Iterator[PackedRow]:
         """The rows of what is still held: the last window and every copy still waiting."""
@@ -286,22 +304,23 @@ class Packer:
             self._add(buffer, doc, k, prev_row)
         return buffer
 
-    def _count_document(self, doc: Document) -> None:
-        """The original (copy 0): counted as unique and as packed."""
-        n = len(doc.ids)
-        per = self.stats.per_source.setdefault(doc.source, {"tokens": 0, "documents": 0, "chunks": 0,
-                                                            "unique_tokens": 0, "unique_documents": 0})
+    def _count_document(self, doc: Document, n: int, n_chunks: int) -> None:
+        """The original (copy 0) of `n` tokens in `n_chunks` chunks: counted as unique and as packed."""
+        per = self.stats.per_source.get(doc.source)
+        if per is None:
+            per = self.stats.per_source[doc.source] = {"tokens": 0, "documents": 0, "chunks": 0,
+                                                       "unique_tokens": 0, "unique_documents": 0}
         per["unique_tokens"] += n
         per["unique_documents"] += 1
-        self._count_copy(doc, -(-n // self.seq_len) if n else 0)
+        self._count_copy(doc, n_chunks, per)
 
-    def _count_copy(self, doc: Document, n_chunks: int) -> None:
+    def _count_copy(self, doc: Document, n_chunks: int, per: dict | None = None) -> None:
         st = self.stats
         n = len(doc.ids)
         st.documents += 1
         st.chunks += n_chunks
         st.tokens += n
-        per = st.per_source[doc.source]
+        per = per or st.per_source[doc.source]
         per["tokens"] += n
         per["documents"] += 1
         per["chunks"] += n_chunks
@@ -313,26 +332,22 @@ class Packer:
         first_row = self.stats.rows
         last_row: dict[int, tuple[int, int, Document]] = {}  # id(doc) → (row of its copy's last chunk, repeat, doc)
         st = self.stats
+        pad_ids, pad_mask = np.full(seq_len, self.eod_id, np.int32), np.zeros(seq_len, np.uint8)
         for b, items in enumerate(bins):
             segs = [buffer[i] for i in items]
             lens = [len(s[1]) for s in segs]
-            used = sum(lens)
-            padding = seq_len - used
-            ids = np.empty(seq_len, dtype=np.int32)
-            mask = np.zeros(seq_len, dtype=np.uint8)
-            pos = 0
+            padding = seq_len - sum(lens)
+            # one concatenation per row (the padding its last piece), not two slice copies per segment
+            ids = np.concatenate([s[1] for s in segs] + [pad_ids[:padding]])
+            mask = np.concatenate([s[2] for s in segs] + [pad_mask[:padding]])
+            row = first_row + b
             for seg in segs:
-                sid, smask = seg[1], seg[2]
-                ids[pos : pos + len(sid)] = sid
-                mask[pos : pos + len(sid)] = smask
-                pos += len(sid)
-                doc, row = seg[6], first_row + b
+                doc = seg[6]
                 if doc.copies > 1:
                     last_row[id(doc)] = (max(row, last_row.get(id(doc), (-1,))[0]), seg[5], doc)
                 if seg[5]:  # a copy: how far from the previous one
                     gap = row - seg[7]
                     st.min_copy_distance = gap if st.min_copy_distance is None else min(st.min_copy_distance, gap)
-            ids[used:] = self.eod_id
             if padding:
                 lens.append(padding)
             self.stats.rows += 1

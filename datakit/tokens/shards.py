@@ -57,30 +57,43 @@ class ShardWriter:
         where, fs = arrow(self._tmp)
         self._writer = pq.ParquetWriter(where, self.schema, filesystem=fs, compression="zstd",
                                         use_dictionary=DICTIONARY_COLUMNS)
-        self._buffer: list = []
         self.row_group_rows = row_group_rows
+        self._rows: list[tuple] = []  # per row of the group: doc_lens, source, sample_ids, chunk_index, padding, repeat
+        self._ids = self._mask = None  # the group's tokens, a row per line: copied in, so a written row is freed
 
     def write(self, row) -> None:
-        self._buffer.append(row)
-        if len(self._buffer) >= self.row_group_rows:
+        n = len(row.input_ids)
+        if self._rows and n != self._ids.shape[1]:
+            self._flush()  # rows of another length (never from the Packer): a row group of their own
+        if not self._rows:
+            self._ids = np.empty((self.row_group_rows, n), np.int32)
+            self._mask = np.empty((self.row_group_rows, n), np.uint8)
+        i = len(self._rows)
+        self._ids[i] = row.input_ids
+        self._mask[i] = row.loss_mask
+        self._rows.append((row.doc_lens, row.source, row.sample_ids, row.chunk_index, row.padding,
+                           row.repeat or [0] * len(row.sample_ids)))
+        if len(self._rows) >= self.row_group_rows:
             self._flush()
 
     def _flush(self) -> None:
-        if not self._buffer:
+        if not self._rows:
             return
-        rows = self._buffer
-        self._buffer = []
+        rows, n = self._rows, len(self._rows)
+        ids, mask = self._ids[:n], self._mask[:n]
+        self._rows, self._ids, self._mask = [], None, None
+        doc_lens, source, sample_ids, chunk_index, padding, repeat = zip(*rows)
         i32 = pa.int32()
         table = arrow_buffers.table(
             {
-                "input_ids": arrow_buffers.fixed_lists([r.input_ids for r in rows], i32),
-                "doc_lens": arrow_buffers.fixed_lists([r.doc_lens for r in rows], i32),
-                "loss_mask": arrow_buffers.fixed_lists([r.loss_mask for r in rows], pa.uint8()),
-                "source": [r.source for r in rows],
-                "sample_ids": [r.sample_ids for r in rows],
-                "chunk_index": [r.chunk_index for r in rows],
-                "padding": [r.padding for r in rows],
-                "repeat": [r.repeat or [0] * len(r.sample_ids) for r in rows],
+                "input_ids": arrow_buffers.fixed_width_lists(ids, i32),
+                "doc_lens": arrow_buffers.fixed_lists(doc_lens, i32),
+                "loss_mask": arrow_buffers.fixed_width_lists(mask, pa.uint8()),
+                "source": source,
+                "sample_ids": sample_ids,
+                "chunk_index": chunk_index,
+                "padding": padding,
+                "repeat": repeat,
             },
             self.schema,
         )

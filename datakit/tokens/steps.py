@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from itertools import islice
@@ -25,11 +26,17 @@ def check_text(text: str) -> str | None:
         return "empty"
     if "\x00" in text:
         return "nul_byte"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "invalid_surrogate"
+    if not text.isascii():  # O(1) for str; only a non-ASCII text can hold a lone surrogate (worth a UTF-8 copy)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return "invalid_surrogate"
     return None
+
+
+# The loss mask of a plain document (all ones) as a read-only zero-stride view: no memory per token in the packing
+# window (a fifth of its bytes) and no allocation per document; the packer copies it into each row.
+_ONES = np.lib.stride_tricks.as_strided(np.ones(1, np.uint8), shape=(1 << 40,), strides=(0,), writeable=False)
 
 
 class InterleavedRecordReader(PipelineStep):
@@ -84,6 +91,7 @@ class TokenizeSamples(CountingStep):
         self.never_split = tuple(never_split)  # sample kinds a row must hold whole (SFT conversations)
         self.validation = validation or Validation()
         self._tally: Counter = Counter()
+        self._source_labels: dict[str, tuple[str, ...]] = {}
 
     def stat_update(self, *labels, value: int = 1, unit: str | None = None) -> None:
         """Counted here and handed to datatrove's stats once per batch: a MetricStats update per document and
@@ -107,17 +115,17 @@ class TokenizeSamples(CountingStep):
         try:
             data = iter(data)
             while batch := list(islice(data, BATCH)):
-                plain, rendered = [], []
+                self._tally["documents.read"] += len(batch)
+                plain, chat = [], []
                 for doc in batch:
                     sample = doc.metadata
-                    self.read("documents")
                     if sample.get("messages"):
                         try:
                             ids, mask = render_chat(sample["messages"], tok, tools=stored_tools(sample.get("tools")))
                         except TokenizerError as exc:
                             self.reject("documents", sample, "invalid_chat", str(exc), rank)
                             continue
-                        rendered.append((sample, np.asarray(ids, np.int32), np.asarray(mask, np.uint8)))
+                        chat.append((sample, np.asarray(ids, np.int32), np.asarray(mask, np.uint8)))
                         continue
                     reason = check_text(sample.get("text") or "")
                     if reason:
@@ -127,9 +135,10 @@ class TokenizeSamples(CountingStep):
                 # int32 arrays straight from the engine's flat output, EOD appended: no per-token Python object
                 encoded = tok.encode_batch_arrays([s["text"] for s in plain], num_threads=self.num_threads,
                                                   append_eod=True)
-                for sample, ids in zip(plain, encoded):
-                    rendered.append((sample, ids, np.ones(len(ids), np.uint8)))
-                for sample, ids, mask in self._in_order(batch, rendered):
+                rendered = [(sample, ids, _ONES[:len(ids)]) for sample, ids in zip(plain, encoded)]
+                if chat:
+                    rendered = self._in_order(batch, rendered + chat)
+                for sample, ids, mask in rendered:
                     yield from self._mix(sample, ids, mask, mixer)
                 self._flush_stats()
         finally:
@@ -143,37 +152,49 @@ class TokenizeSamples(CountingStep):
         position = {id(doc.metadata): i for i, doc in enumerate(batch)}
         return sorted(rendered, key=lambda r: position[id(r[0])])
 
+    def _labels(self, source: str) -> tuple[str, ...]:
+        """The counters of a source (read_tokens, documents, unique_tokens, copies, tokens), formatted once."""
+        labels = self._source_labels.get(source)
+        if labels is None:
+            labels = self._source_labels[source] = tuple(
+                f"mixture.{source}.{k}" for k in ("read_tokens", "documents", "unique_tokens", "copies", "tokens"))
+        return labels
+
     def _mix(self, sample: dict, ids: np.ndarray, mask: np.ndarray, mixer: Mixer):
-        source = SOURCE_BY_KIND.get(sample["kind"], sample["kind"])
+        kind = sample["kind"]
+        source = SOURCE_BY_KIND.get(kind, kind)
         n_tokens = len(ids)
-        self.stat_update(f"mixture.{source}.read_tokens", value=n_tokens)
-        if self.seq_len is not None and n_tokens > self.seq_len and sample["kind"] in self.never_split:
+        read_tokens, documents, unique_tokens, copies, tokens = self._labels(source)
+        tally = self._tally
+        tally[read_tokens] += n_tokens
+        if self.seq_len is not None and n_tokens > self.seq_len and kind in self.never_split:
             # the packer would chunk it across rows: a conversation cut in two trains on half a dialogue
             self._leave_out(sample["id"], source, n_tokens, "too_long")
             return
         repo = repo_of(sample)
-        meta = {"ids": ids, "mask": mask, "source": source, "sample_id": sample["id"], "repo": repo}
         if self.validation.enabled and self.validation.holds(repo):
             # held out by repository: outside the mixture (no copies, no budget), packed into the valid split
             self.written("documents")
             self.stat_update(f"valid.{source}.documents")
             self.stat_update(f"valid.{source}.tokens", value=n_tokens)
-            yield Document(text="", id=sample["id"], metadata={**meta, "copies": 1, "split": "valid"})
+            yield Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
+                           "sample_id": sample["id"], "repo": repo, "copies": 1, "split": "valid"})
             return
         n = mixer.copies(source, sample["id"])
         decision = "downsampled" if n == 0 else None if mixer.admit(source, n_tokens) else "over_budget"
         if decision:
             self._leave_out(sample["id"], source, n_tokens, decision)
             return
-        self.written("documents")
         # before and after up-sampling: unique documents / tokens, then what goes into the stream
-        self.stat_update(f"mixture.{source}.documents")
-        self.stat_update(f"mixture.{source}.unique_tokens", value=n_tokens)
-        self.stat_update(f"mixture.{source}.copies", value=n)
-        self.stat_update(f"mixture.{source}.tokens", value=n * n_tokens)
+        tally["documents.written"] += 1
+        tally[documents] += 1
+        tally[unique_tokens] += n_tokens
+        tally[copies] += n
+        tally[tokens] += n * n_tokens
         if n > 1:
             self._ledger.add(sample["id"], source, n_tokens, n, "repeated")
-        yield Document(text="", id=sample["id"], metadata={**meta, "copies": n, "split": "train"})
+        yield Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
+                       "sample_id": sample["id"], "repo": repo, "copies": n, "split": "train"})
 
     def _leave_out(self, sample_id: str, source: str, n_tokens: int, decision: str) -> None:
         """Left out: counted (documents and tokens) and listed in the ledger."""
@@ -215,6 +236,26 @@ class _Ledger:
         self.writer.close()
 
 
+@functools.cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None (musl, macOS)."""
+    import ctypes
+
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
+
+
+def release_freed_memory() -> None:
+    """Return what the allocators keep of freed memory to the OS: Arrow's pool (mimalloc) and glibc's heaps, which
+    otherwise hold a closed window's buffers and grow with the windows a process has packed (a 2 GB task: peak
+    RSS 422 → 401 MiB, BENCHMARKS.md "tokens: memory and own work at 2 GB"). Once per window: ~1 ms."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 class PackShards(PipelineStep):
     """Best-fit-decreasing packing into seq_len rows, written to `{rank:05d}.parquet` (+ `{rank:05d}.pack.json`);
     with `validation`, the valid split's documents are packed apart into `valid/{rank:05d}.parquet` (+ its
@@ -252,16 +293,21 @@ class PackShards(PipelineStep):
             for d in data:
                 m = d.metadata
                 split = m.get("split", "train")
-                if split not in packers:
+                packer = packers.get(split)
+                if packer is None:
                     raise ValueError(f"sample {m['sample_id']}: split {split!r} but this stage packs {list(splits)}")
-                if m.get("repo"):
+                if split != "train" and m.get("repo"):  # the valid split lists its repositories
                     repos[split].add(m["repo"])
-                for row in packers[split].feed(PackDoc(m["ids"], m["mask"], m["source"], m["sample_id"],
-                                                       m.get("copies", 1))):
-                    writers[split].write(row)
+                rows = packer.feed(PackDoc(m["ids"], m["mask"], m["source"], m["sample_id"], m.get("copies", 1)))
+                if rows:  # a window closed: its rows, then its memory back to the OS
+                    write = writers[split].write
+                    for row in rows:
+                        write(row)
+                    release_freed_memory()
             for name in splits:
                 for row in packers[name].finish():
                     writers[name].write(row)
+        release_freed_memory()
         for name, folder in splits.items():
             self._write_part(folder / f"{rank:05d}.pack.json", packers[name], sorted(repos[name]) if name == "valid"
                              else None)
