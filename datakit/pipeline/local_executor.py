@@ -1,12 +1,11 @@
 """datatrove's local executor with the driver process as one of its workers.
 
 datatrove runs `workers` ≥ 2 tasks at a time in a pool of `workers` forkserver children while the driver only
-waits (each child first waits for the forkserver's imports, then unpickles its task), and starts a
+waits (each child first waits for the forkserver's imports, then unpickles its task), and it starts a
 `multiprocess.Manager` process to hand out local ranks, for one worker too. Here the pool has `workers − 1`
-children and the driver runs tasks itself, from the moment its own start-up is done (it has imported everything
-already); no Manager. On one repository's 2,000 PRs with 2 tasks: one process and ~130 MiB fewer, the same
-critical path (the driver's start-up and the forkserver's take about as long). Tasks
-are handed out one at a time, to whichever of the driver and the children is free, in rank order. Which process runs
+children and the driver runs tasks itself from the moment its own start-up is done (it has imported everything
+already; the pool is created in a thread, since creating it waits for the forkserver); no Manager. Tasks are
+handed out one at a time, in rank order, to whichever of the driver and the children is free. Which process runs
 a task changes nothing in its output: a task's files depend only on its rank and the task count.
 """
 
@@ -14,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from contextlib import nullcontext
 from copy import copy, deepcopy
 
 import multiprocess
@@ -47,46 +45,67 @@ class LocalExecutor(LocalPipelineExecutor):
         changed = threading.Condition()
         ctx = multiprocess.get_context(self.start_method)
         children = min(self.workers, len(todo)) - 1  # 0: every task in the driver, one after the other
+        pool = None
+
+        def submit():  # with `changed` held
+            nonlocal running
+            if todo and not failures:
+                running += 1
+                pool.apply_async(_run_rank, (shipped, todo.popleft()), callback=finished, error_callback=failed)
+
+        def finished(result):  # the pool's result thread
+            nonlocal running
+            with changed:
+                stats.append(result)
+                running -= 1
+                submit()
+                changed.notify_all()
+
+        def failed(exc):
+            nonlocal running
+            with changed:
+                failures.append(exc)
+                running -= 1
+                changed.notify_all()
+
+        def start_pool():
+            nonlocal pool
+            try:
+                created = ctx.Pool(children)
+            except BaseException as exc:  # noqa: BLE001 - raised by the driver, after its task
+                with changed:
+                    failures.append(exc)
+                return
+            with changed:
+                pool = created
+                for _ in range(children):
+                    submit()
+
+        # in a thread: creating the pool waits until the forkserver has imported the workers' modules; the driver
+        # starts its first task meanwhile
+        starter = threading.Thread(target=start_pool, name="datakit-pool-start", daemon=True)
         try:
-            with ctx.Pool(children) if children else nullcontext() as pool:
-
-                def submit():  # with `changed` held
-                    nonlocal running
-                    if todo and not failures:
-                        running += 1
-                        pool.apply_async(_run_rank, (shipped, todo.popleft()), callback=finished,
-                                         error_callback=failed)
-
-                def finished(result):  # the pool's result thread
-                    nonlocal running
-                    with changed:
-                        stats.append(result)
-                        running -= 1
-                        submit()
-                        changed.notify_all()
-
-                def failed(exc):
-                    nonlocal running
-                    with changed:
-                        failures.append(exc)
-                        running -= 1
-                        changed.notify_all()
-
+            if children:
+                starter.start()
+            while True:  # the driver's share: the next rank no child has taken
                 with changed:
-                    for _ in range(children):
-                        submit()
-                while True:  # the driver's share: the next rank no child has taken
-                    with changed:
-                        if not todo or failures:
-                            break
-                        rank = todo.popleft()
-                    self.pipeline = deepcopy(pipeline)  # steps keep state (stats, open files): a fresh copy per task
-                    result = self._run_for_rank(rank)
-                    with changed:
-                        stats.append(result)
+                    if not todo or failures:
+                        break
+                    rank = todo.popleft()
+                self.pipeline = deepcopy(pipeline)  # steps keep state (stats, open files): a fresh copy per task
+                result = self._run_for_rank(rank)
                 with changed:
-                    changed.wait_for(lambda: running == 0)
+                    stats.append(result)
+            if children:
+                starter.join()
+            with changed:
+                changed.wait_for(lambda: running == 0)
         finally:
+            if children:
+                starter.join()
+                if pool is not None:  # as datatrove's `with Pool()`: a failed task stops the others
+                    pool.terminate()
+                    pool.join()
             self.pipeline = pipeline
         if failures:
             raise failures[0]
