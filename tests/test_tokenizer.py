@@ -336,7 +336,7 @@ def test_near_qwen_tokenizer_is_not_tiktoken(qwen_hf_dir, tmp_path, builtin, cha
     tok = load_tokenizer(str(_edit_dir(qwen_hf_dir, tmp_path / change, edit)))
     assert tok.engine == "hf"
     assert tok.vocab_hash != builtin.vocab_hash
-    for engine in FAST_ENGINES:
+    for engine in ("gigatoken", "tiktoken"):  # one check for every fast engine (each load here costs seconds)
         with pytest.raises(TokenizerError, match="differs"):
             load_tokenizer(str(tmp_path / change), engine=engine)
     if change == "regex":
