@@ -37,3 +37,21 @@ def test_task_count_and_worker_count_change_no_sample(demo_output, tmp_path):
     units = [json.loads((f / "stats.json").read_text())["units"] for f in (one, serial, pooled)]
     assert units[0] == units[1] == units[2]
     assert len(list((pooled.parent / "samples" / ".datakit" / "logs" / "completions").iterdir())) == 3
+
+
+def test_a_failing_task_fails_the_run_and_the_others_complete(demo_output, tmp_path):
+    """The last rows' file is corrupt: its task fails the run, named in the error; the other tasks finish."""
+    pulls = tmp_path / "pulls"
+    pulls.mkdir()
+    for f in sorted((demo_output / "pulls").glob("*.parquet")):
+        (pulls / f.name).write_bytes(f.read_bytes())
+    last = sorted(pulls.glob("*.parquet"))[-1]
+    data = bytearray(last.read_bytes())
+    data[8:200] = bytes(192)  # inside the first column chunk's pages: the page checksums catch it on reading
+    last.write_bytes(bytes(data))
+    proc = subprocess.run([sys.executable, "-m", "datakit.cli", "samples", "--input", str(pulls), "--mirrors",
+                           str(demo_output / "mirrors"), "--output", str(tmp_path / "o"), "--tasks", "3",
+                           "--workers", "2", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and last.name in proc.stderr, proc.stderr
+    done = {p.name for p in (tmp_path / "o" / "samples" / ".datakit" / "logs" / "completions").iterdir()}
+    assert "00000" in done and "00002" not in done  # rows 0-8 are in the good file; rows 18-27 in the bad one
