@@ -101,6 +101,7 @@ DEFAULT_PATHS = ("tiktoken", "fastokens", "gigatoken", "datakit", "datakit_t2", 
 STARTUP = ("startup", "startup_fastokens", "startup_base")
 BASELINE: str | None = None  # --baseline: a folder holding an earlier datakit package (the *_base paths)
 WINDOW_TOKENS: int | None = None  # --window-tokens: the stage's packing window (None: the stage's default)
+TIKTOKEN_RATE: float | None = None  # --tiktoken-rate: M tokens / CPU s of tiktoken's encode calls, when not run
 
 from machine import machine_facts as _machine_facts, peak_rss_mib, write_results  # noqa: E402 - benchmarks/machine.py, beside this script
 
@@ -663,14 +664,15 @@ def machine_facts() -> dict:
     return _machine_facts(**versions)
 
 
-def compare(results: dict[str, dict], corpus_jsonl: Path) -> dict:
-    """Per path: documents whose ids differ from raw tiktoken's, and whether all of those hold special-token
-    strings (which a tokenizer that matches added tokens in text turns into control tokens). Only the texts of
-    differing documents are kept while the JSONL is read."""
-    ref = results["tiktoken"]["digests"]
+def compare(results: dict[str, dict], corpus_jsonl: Path, reference: str = "tiktoken") -> dict:
+    """Per path: documents whose ids differ from the reference's (raw tiktoken's; raw fastokens' when tiktoken's
+    loop did not run), and whether all of those hold special-token strings (which a tokenizer that matches added
+    tokens in text turns into control tokens). Only the texts of differing documents are kept while the JSONL is
+    read."""
+    ref = results[reference]["digests"]
     diffs = {}
     for name, r in results.items():
-        if name == "tiktoken" or "digests" not in r:
+        if name == reference or "digests" not in r:
             continue
         d = r["digests"]
         diffs[name] = (sorted(k for k in ref if d.get(k) != ref[k]), sorted(set(ref) - set(d)))
@@ -699,7 +701,8 @@ def add_rates(name: str, r: dict) -> dict:
 
 
 def markdown_table(results: dict[str, dict]) -> str:
-    tt = results["tiktoken"]["tokens_per_cpu_s"]
+    # without tiktoken's loop in the run: against --tiktoken-rate (its encode calls alone, an earlier run's)
+    tt = results["tiktoken"]["tokens_per_cpu_s"] if "tiktoken" in results else TIKTOKEN_RATE * 1e6
     rows = ["| path | M tokens / CPU s | M tokens / wall s | ÷ tiktoken loop (per CPU s) | wall s | CPU s | "
             "peak RSS MiB | encode calls alone: M tokens / CPU s |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -740,8 +743,10 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
         r["runs"] = [{"wall_s": x["process_wall_s"], "cpu_s": x["process_cpu_s"]} for x in runs[name]]
         r["peak_rss_mib"] = max(x["peak_rss_mib"] for x in runs[name])
         results[name] = add_rates(name, r)
-    checks = compare({k: v for k, v in results.items() if k not in STARTUP}, size_dir / "corpus" / "docs.jsonl")
-    tt = results["tiktoken"]
+    reference = "tiktoken" if "tiktoken" in results else "fastokens"  # fastokens = tiktoken: tests/test_tokenizer_engines.py
+    checks = compare({k: v for k, v in results.items() if k not in STARTUP}, size_dir / "corpus" / "docs.jsonl",
+                     reference)
+    tt = results[reference]
     stage_paths = ("datakit", "datakit_t2", "datakit_base", "datakit_tiktoken", "datakit_fastokens")
     ok = all(c["differ"] == 0 for n, c in checks.items() if n in ("fastokens", "gigatoken", "hf") + stage_paths)
     for name in stage_paths:
@@ -756,7 +761,8 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
     targets = {}
     goal = 2.5 if mb < 2000 else 5.0
     # against tiktoken's loop = its encode calls alone (the whole tiktoken process also reads JSONL and hashes)
-    tt_cpu, tt_wall = tt["encode_tokens_per_cpu_s"], tt["encode_tokens_per_wall_s"]
+    tt_cpu, tt_wall = ((tt["encode_tokens_per_cpu_s"], tt["encode_tokens_per_wall_s"]) if reference == "tiktoken"
+                       else (TIKTOKEN_RATE * 1e6, TIKTOKEN_RATE * 1e6))
     for name in ("datakit", "datakit_fastokens", "datakit_base"):
         if name not in results:
             continue
@@ -785,7 +791,7 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
     print(markdown_table(results))
     print(f"targets: {json.dumps(targets)}")
     for name, c in checks.items():
-        print(f"ids vs raw tiktoken, {name}: {c['identical']:,}/{c['documents_compared']:,} identical, "
+        print(f"ids vs raw {reference}, {name}: {c['identical']:,}/{c['documents_compared']:,} identical, "
               f"{c['differ']} differ ({c['differ_with_special_token_strings']} of them hold special-token strings)")
     return {"corpus": corpus, "paths": results, "id_checks": checks, "targets": targets, "ids_ok": ok,
             "table": markdown_table(results)}
@@ -805,11 +811,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="a folder with an earlier datakit package (`git archive REV datakit schemas "
                                            "| tar -x -C DIR`): the *_base paths run it, interleaved")
     parser.add_argument("--window-tokens", type=int, help="the tokens stage's window_tokens (default: the stage's)")
+    parser.add_argument("--tiktoken-rate", type=float,
+                        help="M tokens per CPU s of tiktoken's encode calls from an earlier run (2 GB: ~6 CPU min): "
+                             "lets --paths leave tiktoken out (ids then checked against raw fastokens)")
     parser.add_argument("--path", choices=sorted(PATHS), help=argparse.SUPPRESS)  # internal: one path
     parser.add_argument("--result-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    global BASELINE, WINDOW_TOKENS
-    BASELINE, WINDOW_TOKENS = args.baseline, args.window_tokens
+    global BASELINE, WINDOW_TOKENS, TIKTOKEN_RATE
+    BASELINE, WINDOW_TOKENS, TIKTOKEN_RATE = args.baseline, args.window_tokens, args.tiktoken_rate
 
     if args.path:  # child process; --out is the size's folder
         out = Path(args.out).resolve()
@@ -821,8 +830,9 @@ def main(argv: list[str] | None = None) -> int:
     if any(p.endswith("_base") for p in paths) and not args.baseline:
         parser.error("the *_base paths need --baseline DIR (a folder holding an earlier datakit package)")
     unknown = set(paths) - set(PATHS)
-    if unknown or "tiktoken" not in paths:
-        parser.error(f"--paths: unknown {sorted(unknown)}" if unknown else "--paths must include tiktoken (the reference)")
+    if unknown or ("tiktoken" not in paths and not (args.tiktoken_rate and "fastokens" in paths)):
+        parser.error(f"--paths: unknown {sorted(unknown)}" if unknown else
+                     "--paths must include tiktoken (the reference), or fastokens with --tiktoken-rate")
     if "gigatoken" in paths:
         import importlib.util
         if importlib.util.find_spec("gigatoken") is None:
