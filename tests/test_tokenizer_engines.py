@@ -173,3 +173,42 @@ def test_fork_while_the_engine_builds(engine):
         got = pool.apply(_encode_forked, ("Hello, world!",))
     assert got == [9707, 11, 1879, 0]
     assert _FORKED_IMPL[0].encode("Hello, world!") == got
+
+
+def test_gigatoken_engine_does_not_import_awkward():
+    """gigatoken's batch calls return an awkward Array (importing awkward: ~0.8 CPU s, more than the engine's
+    build): the engine encodes per document, so a tokens process never imports it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from datakit.tokens.tokenizer import load_tokenizer; t = load_tokenizer('qwen2.5', 'gigatoken'); "
+            "a = t.encode_batch_arrays(['def f(x):', 'caf\\u00e9 <|endoftext|>'], num_threads=2, append_eod=True); "
+            "t.encode_batch(['x']); t.decode(a[1].tolist()); print('awkward' in sys.modules, t.engine)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "gigatoken"]
+
+
+def test_gigatoken_threads_encoding_at_once_from_the_first_call():
+    """gigatoken 0.10 raises "Already borrowed" when threads call one fresh tokenizer at once: each thread gets its
+    own engine (the first one the prefetched engine)."""
+    import threading
+
+    tok = tkmod._qwen_builtin("gigatoken")  # a fresh engine, not the cached one
+    tok._impl.tok  # built, and never called
+    barrier, got, errors = threading.Barrier(4), {}, []
+
+    def run(k: int) -> None:
+        barrier.wait()
+        try:
+            got[k] = [tok.encode(f"def f{k}(x):  # café {i}\n" * 50) for i in range(20)]
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    ref = load_tokenizer("qwen2.5", engine="tiktoken")
+    assert got == {k: [ref.encode(f"def f{k}(x):  # café {i}\n" * 50) for i in range(20)] for k in range(4)}

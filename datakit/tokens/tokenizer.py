@@ -243,6 +243,7 @@ class _BuiltOnDemand:
         self._error: BaseException | None = None
         self._pool = None
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # threads encoding at once start one build, not one each
 
     def _make(self, *args):  # the built engine
         raise NotImplementedError
@@ -253,9 +254,10 @@ class _BuiltOnDemand:
     def prefetch(self) -> None:
         """Start building the engine in a background thread (once). Not at load: a process that only reads the
         tokenizer's metadata (a stage's driver: eod_id, vocab_hash, the manifest) never pays for the build."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._build, name=f"datakit-{self.label}-load", daemon=True)
-            self._thread.start()
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._build, name=f"datakit-{self.label}-load", daemon=True)
+                self._thread.start()
 
     def _build(self) -> None:
         try:
@@ -308,18 +310,40 @@ class _GigatokenImpl(_BuiltOnDemand):
     not the regex, so it is used only where the proof in tests/test_tokenizer_engines.py holds (exactly Qwen2.5's
     BPE). Built without added tokens, so text never yields one; their ids are decoded here. Encoded one document
     per call on the calling thread (a uint32 array each): its batch calls return an awkward Array (~0.8 CPU s to
-    import) and use a process-wide thread pool. The build takes ~0.25 CPU s (fastokens': ~1.4)."""
+    import) and use a process-wide thread pool. The build takes ~0.25 CPU s (fastokens': ~1.4).
+
+    One engine per thread: concurrent calls into a gigatoken tokenizer that has not finished a first call raise
+    "Already borrowed" (measured, 0.10.0), so the first thread to encode takes the (prefetched) engine and each
+    other thread (num_threads > 1) builds its own."""
 
     label = "gigatoken"
 
     def __init__(self, path: str, specials: dict[str, int]):
         super().__init__(path)
         self._special_by_id = {i: c.encode("utf-8") for c, i in specials.items() if i >= QWEN25_N_RANKS}
+        self._local = threading.local()
+        self._shared_taken = False
 
     def _make(self, path: str):
         from gigatoken.gigatoken_rs import BPETokenizer
 
         return BPETokenizer.from_tiktoken(path, "qwen2", None)
+
+    def _mine(self):
+        """This thread's engine."""
+        tok = getattr(self._local, "tok", None)
+        if tok is None:
+            with self._lock:
+                first, self._shared_taken = not self._shared_taken, True
+            if first:
+                tok = self.tok
+            else:
+                try:
+                    tok = self._make(*self._args)
+                except Exception as exc:  # noqa: BLE001 - as `.tok` reports a failed build
+                    raise TokenizerError(f"{self.label} cannot load the {QWEN25} ranks: {exc}") from None
+            self._local.tok = tok
+        return tok
 
     @staticmethod
     def _one(tok, text: str):
@@ -329,12 +353,12 @@ class _GigatokenImpl(_BuiltOnDemand):
             return tok.encode(_fix_surrogates(text))
 
     def encode(self, text: str) -> list[int]:
-        return self._one(self.tok, _nfc(text)).tolist()
+        return self._one(self._mine(), _nfc(text)).tolist()
 
     def _flat(self, texts: list[str]):
         import numpy as np
 
-        tok, one = self.tok, self._one
+        tok, one = self._mine(), self._one
         parts = [one(tok, text) for text in texts]
         offsets = np.zeros(len(parts) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
@@ -342,17 +366,17 @@ class _GigatokenImpl(_BuiltOnDemand):
         return np.concatenate(parts).view(np.int32) if parts else np.zeros(0, np.int32), offsets
 
     def decode(self, ids: list[int]) -> str:
-        out, run = [], []
+        tok, out, run = self._mine(), [], []
         for i in ids:
             if i < QWEN25_N_RANKS:
                 run.append(i)
                 continue
             if run:
-                out.append(self.tok.decode(run))
+                out.append(tok.decode(run))
                 run = []
             out.append(self._special_by_id[i])  # KeyError: an id with no token → TokenizerError in decode
         if run:
-            out.append(self.tok.decode(run))
+            out.append(tok.decode(run))
         return b"".join(out).decode("utf-8", "replace")
 
 
