@@ -152,7 +152,7 @@ def reference_ids(messages, tools, ref):
     return ids + (plain.encode(run, add_special_tokens=False).ids if run else [])
 
 
-ENGINES = [e for e in ("fastokens", "tiktoken", "hf") if e == "hf" or engine_available(e)]
+ENGINES = [e for e in ("gigatoken", "fastokens", "tiktoken", "hf") if e == "hf" or engine_available(e)]
 
 
 @pytest.fixture(scope="module", params=ENGINES)
