@@ -59,13 +59,15 @@ class ShardWriter:
                                         use_dictionary=DICTIONARY_COLUMNS)
         self.row_group_rows = row_group_rows
         self._rows: list[tuple] = []  # per row of the group: doc_lens, source, sample_ids, chunk_index, padding, repeat
-        self._ids = self._mask = None  # the group's tokens, a row per line: copied in, so a written row is freed
+        # the group's tokens, a row per line: copied in, so a written row is freed; reused from group to group
+        # (write_table has encoded them when it returns), so no fresh 10 MB to page in per group
+        self._ids = self._mask = None
 
     def write(self, row) -> None:
         n = len(row.input_ids)
         if self._rows and n != self._ids.shape[1]:
             self._flush()  # rows of another length (never from the Packer): a row group of their own
-        if not self._rows:
+        if self._ids is None or self._ids.shape[1] != n:
             self._ids = np.empty((self.row_group_rows, n), np.int32)
             self._mask = np.empty((self.row_group_rows, n), np.uint8)
         i = len(self._rows)
@@ -81,7 +83,7 @@ class ShardWriter:
             return
         rows, n = self._rows, len(self._rows)
         ids, mask = self._ids[:n], self._mask[:n]
-        self._rows, self._ids, self._mask = [], None, None
+        self._rows = []
         doc_lens, source, sample_ids, chunk_index, padding, repeat = zip(*rows)
         i32 = pa.int32()
         table = arrow_buffers.table(
