@@ -185,6 +185,9 @@ def looks_like_key(value: str, line: str = "") -> bool:
 
     if not _VALUE.fullmatch(value) or _NAME.fullmatch(value):
         return False
+    name, eq, rest = value.partition("=")
+    if eq and rest.strip("=") and _NAME.fullmatch(name):  # `FOO_THREADS=1`, an environment assignment: judge its value
+        return looks_like_key(rest, line)
     classes = sum(any(f(c) for c in value) for f in (str.islower, str.isupper, str.isdigit))
     if classes < 2 or not any(c.isdigit() or c in "+/=" for c in value) or shannon_entropy(value) < 3.0:
         return False
