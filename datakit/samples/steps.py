@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
-
 import pygit2
 
 from datakit.io.records import as_document
+from datakit.pipeline.memory import release_freed_memory
 from datakit.pipeline.step import CountingStep
 from datakit.samples.agentless import (ROLES, Filtered, Limits, Reject, base_path, build_unit, problem_statement,
                                        statement_strength, target_files)
@@ -17,23 +15,6 @@ from datakit.sources.git_mirror import MirrorError, mirror_path, open_mirror, re
 
 
 _RELEASE_EVERY = 64  # PRs between memory releases (libgit2's object cache dropped, heap trimmed: ~1 % of the CPU)
-
-
-@functools.cache
-def _malloc_trim():
-    try:
-        return ctypes.CDLL(None).malloc_trim  # glibc's; None under another libc
-    except (OSError, AttributeError):
-        return None
-
-
-def _release_freed_memory() -> None:
-    """Prompts are 100–500 KB strings made and dropped by the thousand; glibc serves them from its heap once its
-    mmap threshold has adapted, and keeps what they freed, so without a trim the peak RSS grows with the PRs a task
-    has processed (+90 MiB at 2,000 PRs) though nothing it holds does."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 class AgentlessSamples(CountingStep):
@@ -104,7 +85,9 @@ class AgentlessSamples(CountingStep):
         reopen on the next lookup); the next PRs re-read only the trees they share with earlier ones."""
         for repo, _ in self._repos.values():
             repo.free()
-        _release_freed_memory()
+        # prompts are 100–500 KB strings made and dropped by the thousand: glibc keeps what they freed
+        # (+90 MiB of peak RSS at 2,000 PRs without a trim)
+        release_freed_memory()
 
     def _units(self, pr: dict) -> list[tuple[str, list[dict] | Reject]]:
         for role in self.roles:

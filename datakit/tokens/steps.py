@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 from collections import Counter
 from itertools import islice
@@ -13,6 +12,7 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from datakit.io.storage import arrow, as_path
+from datakit.pipeline.memory import release_freed_memory
 from datakit.pipeline.step import CountingStep
 from datakit.tokens.mixture import SOURCE_BY_KIND, Mixer, SourceMix, Validation, repo_of
 from datakit.tokens.shards import LEDGER_DIR, VALID_DIR, ShardWriter
@@ -236,26 +236,6 @@ class _Ledger:
         self.writer.close()
 
 
-@functools.cache
-def _malloc_trim():
-    """glibc's malloc_trim, or None (musl, macOS)."""
-    import ctypes
-
-    return getattr(ctypes.CDLL(None), "malloc_trim", None)
-
-
-def release_freed_memory() -> None:
-    """Return what the allocators keep of freed memory to the OS: Arrow's pool (mimalloc) and glibc's heaps, which
-    otherwise hold a closed window's buffers and grow with the windows a process has packed (a 2 GB task: peak
-    RSS 422 → 401 MiB, BENCHMARKS.md "tokens: memory and own work at 2 GB"). Once per window: ~1 ms."""
-    import pyarrow as pa
-
-    pa.default_memory_pool().release_unused()
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
 class PackShards(PipelineStep):
     """Best-fit-decreasing packing into seq_len rows, written to `{rank:05d}.parquet` (+ `{rank:05d}.pack.json`);
     with `validation`, the valid split's documents are packed apart into `valid/{rank:05d}.parquet` (+ its
@@ -299,15 +279,17 @@ class PackShards(PipelineStep):
                 if split != "train" and m.get("repo"):  # the valid split lists its repositories
                     repos[split].add(m["repo"])
                 rows = packer.feed(PackDoc(m["ids"], m["mask"], m["source"], m["sample_id"], m.get("copies", 1)))
-                if rows:  # a window closed: its rows, then its memory back to the OS
+                if rows:  # a window closed: its rows, then its memory back to the OS (Arrow's pool and glibc hold
+                    # a closed window's buffers otherwise: a 2 GB task's peak RSS 422 → 401 MiB, BENCHMARKS.md
+                    # "tokens: memory and own work at 2 GB")
                     write = writers[split].write
                     for row in rows:
                         write(row)
-                    release_freed_memory()
+                    release_freed_memory(arrow_pool=True)
             for name in splits:
                 for row in packers[name].finish():
                     writers[name].write(row)
-        release_freed_memory()
+        release_freed_memory(arrow_pool=True)
         for name, folder in splits.items():
             self._write_part(folder / f"{rank:05d}.pack.json", packers[name], sorted(repos[name]) if name == "valid"
                              else None)
