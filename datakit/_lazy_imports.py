@@ -48,19 +48,23 @@ class _StandInMeta(type):
 
 
 class HfFileSystemStandIn(metaclass=_StandInMeta):
-    """What `datatrove.io` binds as `HfFileSystem` (see the module docstring); not instantiable."""
+    """What `datatrove.io` binds as `HfFileSystem` (see the module docstring); calling it makes the real one."""
 
     def __new__(cls, *args, **kwargs):
         return _real_hf_file_system()(*args, **kwargs)
 
 
-class _Loader(importlib.abc.Loader):
+class _WrappingLoader(importlib.abc.Loader):
+    """The module's own loader, with `exec_module` changed by the subclass."""
+
     def __init__(self, loader):
         self.loader = loader
 
     def create_module(self, spec):
         return self.loader.create_module(spec)
 
+
+class _HubDeferringLoader(_WrappingLoader):
     def exec_module(self, module) -> None:
         import huggingface_hub
 
@@ -88,7 +92,7 @@ def _reexports(source: str) -> dict[str, str] | None:
     return exports
 
 
-class _LazyPackageLoader(_Loader):
+class _LazyPackageLoader(_WrappingLoader):
     def exec_module(self, module) -> None:
         origin = getattr(module.__spec__, "origin", None)
         try:
@@ -122,7 +126,7 @@ class _Finder(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = (_Loader if fullname == MODULE else _LazyPackageLoader)(spec.loader)
+                    spec.loader = (_HubDeferringLoader if fullname == MODULE else _LazyPackageLoader)(spec.loader)
                 return spec
         return None
 
