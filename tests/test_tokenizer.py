@@ -228,23 +228,30 @@ def test_vocab_hash_same_across_engines(builtin, builtin_hf):
     assert tkmod._spec_hash(spec) != builtin.vocab_hash
 
 
-def test_vocab_hash_cached_in_user_cache(tmp_path, monkeypatch):
-    want = load_tokenizer().vocab_hash
+def test_vocab_hash_constant_and_cached_in_user_cache(tmp_path, monkeypatch):
+    """The built-in's hash is the constant (no cache, no ranks parsed: a fresh machine's first run); with other added
+    tokens it is computed once and cached, keyed by them; both are the canonical hash, recomputed here."""
     monkeypatch.setenv("DATAKIT_CACHE_DIR", str(tmp_path))
     specials = tkmod._qwen25_specials()
-    assert tkmod._qwen25_hash(specials) == want  # computed and stored
-    (path,) = (tmp_path / "tokenizers").glob("vocab-hash-*.txt")
-    monkeypatch.setattr(tkmod, "_spec_hash", lambda spec: pytest.fail("vocab hash cache not used"))
-    assert tkmod._qwen25_hash(specials) == want
-    other = dict(specials, **{"<|extra|>": 151665})  # other added tokens: another key, so recomputed
-    with pytest.raises(pytest.fail.Exception):
-        tkmod._qwen25_hash(other)
-    path.write_text("garbage\n")  # corrupt: recomputed and rewritten
+    want = tkmod._spec_hash(tkmod._qwen25_spec())
+    assert tkmod.QWEN25_VOCAB_HASH == want  # the constant is the canonical hash of the pinned ranks
+    monkeypatch.setattr(tkmod, "_spec_hash", lambda spec: pytest.fail("vocab hash computed"))
+    assert tkmod._qwen25_hash(specials) == load_tokenizer().vocab_hash == want
+    assert not (tmp_path / "tokenizers").exists()
     monkeypatch.undo()
     monkeypatch.setenv("DATAKIT_CACHE_DIR", str(tmp_path))
-    assert tkmod._qwen25_hash(specials) == want
-    assert path.read_text().strip() == want
-    assert want == tkmod._spec_hash(tkmod._qwen25_spec())  # the cached value is the canonical hash
+    other = dict(specials, **{"<|extra|>": 151665})  # other added tokens: another hash, computed and stored
+    spec = tkmod._qwen25_spec(other)
+    assert tkmod._qwen25_hash(other) == tkmod._spec_hash(spec) != want
+    (path,) = (tmp_path / "tokenizers").glob("vocab-hash-*.txt")
+    monkeypatch.setattr(tkmod, "_spec_hash", lambda spec: pytest.fail("vocab hash cache not used"))
+    assert tkmod._qwen25_hash(other) == path.read_text().strip()
+    path.write_text("garbage\n")  # corrupt: recomputed and rewritten
+    with pytest.raises(pytest.fail.Exception):
+        tkmod._qwen25_hash(other)
+    monkeypatch.undo()
+    monkeypatch.setenv("DATAKIT_CACHE_DIR", str(tmp_path))
+    assert tkmod._qwen25_hash(other) == path.read_text().strip() == tkmod._spec_hash(spec)
 
 
 def test_merges_cache(tmp_path, monkeypatch):

