@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 from datakit import __version__
+
+# No stage does linear algebra, but OpenBLAS starts a spinning thread per core when numpy is imported (~0.07 CPU s
+# of every datakit process, its forkserver children included, which inherit this); a value the user set is kept.
+# Here, before any of the CLI's imports brings numpy in.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 EXECUTOR_HELP = "where tasks run: local (default; datatrove's LocalPipelineExecutor), slurm or ray"
 

@@ -24,6 +24,20 @@ def test_cli_and_runner_import_nothing_heavy():
     assert _imported_by("import datakit.pipeline.runner") == []
 
 
+def test_cli_keeps_openblas_to_one_thread_unless_set():
+    """The datakit command sets OPENBLAS_NUM_THREADS=1 before numpy is imported (its thread pool only costs CPU
+    here), and keeps the user's own value."""
+    import os
+
+    code = "import datakit.cli, numpy, os; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    for value, want in ((None, "1"), ("3", "3")):
+        run_env = env if value is None else dict(env, OPENBLAS_NUM_THREADS=value)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120,
+                             env=run_env)
+        assert out.stdout.split() == [want], out.stderr
+
+
 def test_forkserver_children_start_with_the_workers_modules_imported():
     code = """
 import multiprocess
