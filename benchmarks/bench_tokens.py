@@ -53,6 +53,7 @@ import random
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -432,9 +433,10 @@ def run_datakit(corpus: Path, work: Path, num_threads: int = 1, limit: int | Non
     """`datakit run` of a one-stage recipe, timed whole (tokenizer load, read, render, encode, pack, write,
     manifest); the shards are read back afterwards (not timed) for the id check. `limit`: records per task (the
     start-up paths); `tag` names the output (the baseline's runs are apart)."""
-    import numpy as np
-
+    # datakit.cli first, as in the `datakit` command: it sets OPENBLAS_NUM_THREADS before numpy is imported
     from datakit.cli import main as datakit_main
+
+    import numpy as np  # noqa: I001 - after datakit.cli (above)
     from datakit.tokens.mixture import SOURCE_BY_KIND
     from datakit.tokens.shards import iter_documents, verify_manifest
 
@@ -701,11 +703,15 @@ def add_rates(name: str, r: dict) -> dict:
 
 
 def markdown_table(results: dict[str, dict]) -> str:
-    # without tiktoken's loop in the run: against --tiktoken-rate (its encode calls alone, an earlier run's)
-    tt = results["tiktoken"]["tokens_per_cpu_s"] if "tiktoken" in results else TIKTOKEN_RATE * 1e6
-    rows = ["| path | M tokens / CPU s | M tokens / wall s | ÷ tiktoken loop (per CPU s) | wall s | CPU s | "
-            "peak RSS MiB | encode calls alone: M tokens / CPU s |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    # per CPU s against tiktoken's encode calls alone (the strict ratio) and against its whole process (the issue's
+    # "as whole processes": it also starts, reads the JSONL and hashes); without tiktoken's loop in the run: its
+    # encode calls from --tiktoken-rate (an earlier run's), and no whole-process column
+    tt = results["tiktoken"]["encode_tokens_per_cpu_s"] if "tiktoken" in results else TIKTOKEN_RATE * 1e6
+    tt_whole = results["tiktoken"]["tokens_per_cpu_s"] if "tiktoken" in results else None
+    rows = ["| path | M tokens / CPU s | M tokens / wall s | ÷ tiktoken's encode calls (per CPU s) | "
+            "÷ tiktoken's whole process (per CPU s) | wall s | CPU s | peak RSS MiB | "
+            "encode calls alone: M tokens / CPU s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
         if name in STARTUP:
             continue
@@ -713,8 +719,10 @@ def markdown_table(results: dict[str, dict]) -> str:
         if name.startswith("megatron"):
             rss += f" + {r['workers']} × {r['children_peak_rss_mib']:.0f}"
         floor = f"{r['encode_tokens_per_cpu_s'] / 1e6:.2f}" if "encode_tokens_per_cpu_s" in r else ""
+        whole = f"{r['tokens_per_cpu_s'] / tt_whole:.2f}×" if tt_whole else ""
         rows.append(f"| {PATHS[name][0]} | {r['tokens_per_cpu_s'] / 1e6:.2f} | {r['tokens_per_wall_s'] / 1e6:.2f} | "
-                    f"{r['tokens_per_cpu_s'] / tt:.2f}× | {r['process_wall_s']:.1f} | {r['process_cpu_s']:.1f} | "
+                    f"{r['tokens_per_cpu_s'] / tt:.2f}× | {whole} | {r['process_wall_s']:.1f} | "
+                    f"{r['process_cpu_s']:.1f} | "
                     f"{rss} | {floor} |")
     return "\n".join(rows)
 
@@ -768,9 +776,14 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
             continue
         dk = results[name]
         targets[f"{name}_vs_tiktoken_loop_per_core_wall"] = {
-            "ratio": round(dk["tokens"] / dk["process_wall_s"] / dk["cores"] / tt_wall, 2), "target": goal}
+            "ratio": round(dk["tokens"] / dk["process_wall_s"] / dk["cores"] / tt_wall, 2), "target": goal,
+            "against": "tiktoken's encode calls alone, per wall s of each core"}
         targets[f"{name}_vs_tiktoken_loop_per_cpu_s"] = {"ratio": round(dk["tokens_per_cpu_s"] / tt_cpu, 2),
-                                                         "target": goal}
+                                                         "target": goal, "against": "tiktoken's encode calls alone"}
+        if reference == "tiktoken":  # the issue's comparison "as whole processes": tiktoken's also starts and reads
+            targets[f"{name}_vs_tiktoken_whole_process_per_cpu_s"] = {
+                "ratio": round(dk["tokens_per_cpu_s"] / tt["tokens_per_cpu_s"], 2), "target": goal,
+                "against": "tiktoken's whole process"}
         startup = name.replace("datakit", "startup")
         engine = dk["engine"] if dk["engine"] in results else "fastokens"  # the floor: the stage's own engine
         if engine in results and startup in results:
@@ -784,12 +797,17 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
             targets[f"{name}_wall_s"] = {"value": results[name]["process_wall_s"], "target": 1.0,
                                          "cpu_s": results[name]["process_cpu_s"], "met_if": "value <= target"}
             targets[f"{name}_cpu_s"] = {"value": results[name]["process_cpu_s"], "target": 1.0,
+                                        "median": statistics.median(x["cpu_s"] for x in results[name]["runs"]),
                                         "met_if": "value <= target"}
     for t in targets.values():
         t["met"] = (t.get("ratio", t.get("value")) <= t["target"]) if "met_if" in t else t["ratio"] >= t["target"]
     print()
     print(markdown_table(results))
     print(f"targets: {json.dumps(targets)}")
+    for key, t in targets.items():
+        print(f"  {key}: {t.get('ratio', t.get('value'))}" + (f" (median {t['median']:.2f})" if "median" in t else "")
+              + f", target {t['target']}{', against ' + t['against'] if 'against' in t else ''}: "
+              + ("met" if t["met"] else "NOT met"))
     for name, c in checks.items():
         print(f"ids vs raw {reference}, {name}: {c['identical']:,}/{c['documents_compared']:,} identical, "
               f"{c['differ']} differ ({c['differ_with_special_token_strings']} of them hold special-token strings)")
