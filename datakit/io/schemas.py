@@ -4,7 +4,10 @@ Mapping (JSON Schema → Arrow): string → string, integer → int64, number �
 (or the width named by `"x-arrow": "int32" | "uint8"`), array → list<items>, object with properties → struct (fields in declaration order), a type list with "null" →
 nullable; `"x-arrow": "json"` → Arrow's JSON extension type (any JSON value, stored as its text; `datasets` reads it
 as `Json()` and hands back the parsed value). `hf_features` derives the `datasets` Features of a schema, written as
-the Parquet file's `huggingface` metadata so `datasets.load_dataset("parquet", …)` decodes such columns. Every field is nullable in Arrow (Parquet readers expect it); `required` is checked by `validate`.
+the Parquet file's `huggingface` metadata so `datasets.load_dataset("parquet", …)` decodes such columns. Every field is
+nullable in Arrow (Parquet readers expect it; `required` is checked by `validate`), except a top-level property marked
+`"x-arrow-nullable": false`: that field, and the items of its array, are non-nullable (Parquet `required`: no
+definition level per value to encode; the token shards' per-token columns).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def _resolve(ref: str, current: dict) -> tuple[dict, dict]:
     return node, doc
 
 
-def _arrow_type(node: dict, doc: dict) -> pa.DataType:
+def _arrow_type(node: dict, doc: dict, nullable: bool = True) -> pa.DataType:
     if "$ref" in node:
         node, doc = _resolve(node["$ref"], doc)
     if node.get("x-arrow") == "json":
@@ -58,7 +61,8 @@ def _arrow_type(node: dict, doc: dict) -> pa.DataType:
     if kind == "boolean":
         return pa.bool_()
     if kind == "array":
-        return pa.list_(_arrow_type(node["items"], doc))
+        items = _arrow_type(node["items"], doc)
+        return pa.list_(items) if nullable else pa.list_(pa.field("item", items, nullable=False))
     if kind == "object":
         props = node.get("properties")
         if not props:
@@ -90,7 +94,16 @@ def hf_features(name: str) -> dict:
 @functools.cache
 def arrow_schema(name: str) -> pa.Schema:
     doc = load_json_schema(name)
-    return pa.schema([pa.field(k, _arrow_type(v, doc)) for k, v in doc["properties"].items()])
+    return pa.schema([_arrow_field(k, v, doc) for k, v in doc["properties"].items()])
+
+
+def _arrow_field(name: str, node: dict, doc: dict) -> pa.Field:
+    nullable = node.get("x-arrow-nullable", True)
+    if not isinstance(nullable, bool):
+        raise TypeError(f"{name}: x-arrow-nullable must be true or false, got {nullable!r}")
+    if not nullable and "null" in (node.get("type") if isinstance(node.get("type"), list) else []):
+        raise TypeError(f"{name}: a type that allows null cannot be x-arrow-nullable: false; drop one of them")
+    return pa.field(name, _arrow_type(node, doc, nullable), nullable=nullable)
 
 
 def conform(record: dict[str, Any], name: str) -> dict[str, Any]:

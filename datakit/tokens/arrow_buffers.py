@@ -82,25 +82,39 @@ def array(values: Sequence[Any] | np.ndarray, type: pa.DataType) -> pa.Array:
 
 
 def table(columns: dict[str, Sequence[Any]], schema: pa.Schema) -> pa.Table:
-    """`pa.table(columns, schema=schema)` without the pandas import: each field built by `array`."""
+    """`pa.table(columns, schema=schema)` without the pandas import: each field built by `array`. A null in a
+    non-nullable field (or list item) raises ValueError: Arrow would not check it, and Parquet would be wrong."""
     missing = [f.name for f in schema if f.name not in columns]
     if missing:
         raise KeyError(f"columns missing for fields {missing}")
-    return pa.Table.from_arrays([array(columns[f.name], type=f.type) for f in schema], schema=schema)
+    arrays = [array(columns[f.name], type=f.type) for f in schema]
+    for f, arr in zip(schema, arrays):
+        items = arr.values if pa.types.is_list(f.type) and not f.type.value_field.nullable else None
+        if (not f.nullable and arr.null_count) or (items is not None and items.null_count):
+            raise ValueError(f"{f.name}: a null in a non-nullable field of the schema; give every row a value")
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _list_type(typ: pa.DataType) -> pa.DataType:
+    """`typ` when it is a list type already (e.g. a schema's list<item not null>), else list<typ>."""
+    return typ if pa.types.is_list(typ) else pa.list_(typ)
 
 
 def fixed_lists(arrays: Sequence[np.ndarray], typ: pa.DataType) -> pa.ListArray:
-    """Rows of numpy arrays as one list<typ> array: one flat buffer + offsets (no per-token Python objects)."""
-    return array(list(arrays), pa.list_(typ))
+    """Rows of numpy arrays as one list<typ> array (or of the list type `typ`): one flat buffer + offsets (no
+    per-token Python objects)."""
+    return array(list(arrays), _list_type(typ))
 
 
 def fixed_width_lists(block: np.ndarray, typ: pa.DataType) -> pa.ListArray:
-    """The lines of a 2-D numpy block as one list<typ> array over the block's own buffer (no copy)."""
+    """The lines of a 2-D numpy block as one list<typ> array (or of the list type `typ`) over the block's own
+    buffer (no copy)."""
+    list_type = _list_type(typ)
     rows, width = block.shape
-    data = np.ascontiguousarray(block, dtype=_np_dtype(typ)).reshape(-1)
+    data = np.ascontiguousarray(block, dtype=_np_dtype(list_type.value_type)).reshape(-1)
     offsets = np.arange(0, (rows + 1) * width, width, dtype=np.int32)
-    child = pa.Array.from_buffers(typ, len(data), [None, pa.py_buffer(data)])
-    return pa.Array.from_buffers(pa.list_(typ), rows, [None, pa.py_buffer(offsets)], children=[child])
+    child = pa.Array.from_buffers(list_type.value_type, len(data), [None, pa.py_buffer(data)])
+    return pa.Array.from_buffers(list_type, rows, [None, pa.py_buffer(offsets)], children=[child])
 
 
 def read_table(path, columns: Sequence[str] | None = None) -> pa.Table:

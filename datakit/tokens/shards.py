@@ -40,9 +40,19 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-# Only the per-segment strings repeat; dictionary pages on the token columns cost half the write CPU and save
-# nothing after zstd (ids are near-random over a 151k vocabulary; masks and small ints compress as well plain).
-DICTIONARY_COLUMNS = ["source", "sample_ids"]
+def _leaf(name: str) -> str:
+    """The Parquet column path of a token_shard field (a list's values are `{name}.list.element`): what the
+    writer's per-column options match (a list field's own name matches nothing)."""
+    return f"{name}.list.element" if name != "padding" else name
+
+
+# Only the source names repeat (sample ids are unique: a dictionary of them is larger than plain); dictionary pages
+# on the token columns cost half the write CPU and save nothing after zstd (ids are near-random over a 151k
+# vocabulary; masks and small ints compress as well plain). (Named by field before, which matched no column.)
+DICTIONARY_COLUMNS = [_leaf("source")]
+# min/max statistics only on the per-segment columns: a token column's min/max (of ids, of a 0/1 mask) filters
+# nothing and is one more pass over every token of the write
+STATISTICS_COLUMNS = [_leaf(n) for n in ("doc_lens", "source", "sample_ids", "chunk_index", "padding", "repeat")]
 
 
 class ShardWriter:
@@ -56,7 +66,7 @@ class ShardWriter:
         self.schema = arrow_schema("token_shard")
         where, fs = arrow(self._tmp)
         self._writer = pq.ParquetWriter(where, self.schema, filesystem=fs, compression="zstd",
-                                        use_dictionary=DICTIONARY_COLUMNS)
+                                        use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS)
         self.row_group_rows = row_group_rows
         self._rows: list[tuple] = []  # per row of the group: doc_lens, source, sample_ids, chunk_index, padding, repeat
         # the group's tokens, a row per line: copied in, so a written row is freed; reused from group to group
@@ -85,12 +95,12 @@ class ShardWriter:
         ids, mask = self._ids[:n], self._mask[:n]
         self._rows = []
         doc_lens, source, sample_ids, chunk_index, padding, repeat = zip(*rows)
-        i32 = pa.int32()
+        typ = self.schema.field
         table = arrow_buffers.table(
             {
-                "input_ids": arrow_buffers.fixed_width_lists(ids, i32),
-                "doc_lens": arrow_buffers.fixed_lists(doc_lens, i32),
-                "loss_mask": arrow_buffers.fixed_width_lists(mask, pa.uint8()),
+                "input_ids": arrow_buffers.fixed_width_lists(ids, typ("input_ids").type),
+                "doc_lens": arrow_buffers.fixed_lists(doc_lens, typ("doc_lens").type),
+                "loss_mask": arrow_buffers.fixed_width_lists(mask, typ("loss_mask").type),
                 "source": source,
                 "sample_ids": sample_ids,
                 "chunk_index": chunk_index,
