@@ -16,7 +16,12 @@ lazy module `__getattr__`), and `hf://` paths go through fsspec, which imports t
    module `__getattr__` that imports `.sub` when `Name` is first used: the same names, each from the same module.
    An `__init__` of any other shape is run as it is.
 
-Installed by `import datakit` (a meta-path hook on these three names only); a process that imported
+3. `datatrove.executor` is such a package too (its `__init__` imports the jobs, Slurm and Ray executors, and with
+   them dill), and `multiprocess` (imported by datatrove's local executor module, ~15 ms with dill) is loaded by
+   `importlib.util.LazyLoader`: the module runs when one of its attributes is first used — by the local executor
+   only when it starts a pool — so a 1-worker run never imports multiprocess or dill.
+
+Installed by `import datakit` (a meta-path hook on these names only); a process that imported
 `huggingface_hub.hf_file_system` first gets datatrove.io's import unchanged.
 """
 
@@ -25,10 +30,12 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.abc
+import importlib.util
 import sys
 
 MODULE = "datatrove.io"
-LAZY_PACKAGES = ("datatrove.pipeline.readers", "datatrove.pipeline.writers")
+LAZY_PACKAGES = ("datatrove.pipeline.readers", "datatrove.pipeline.writers", "datatrove.executor")
+LAZY_MODULES = ("multiprocess",)  # run when an attribute is first used (importlib.util.LazyLoader)
 
 
 def _real_hf_file_system():
@@ -118,7 +125,7 @@ class _LazyPackageLoader(_WrappingLoader):
 
 class _Finder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path, target=None):
-        if fullname != MODULE and fullname not in LAZY_PACKAGES:
+        if fullname != MODULE and fullname not in LAZY_PACKAGES and fullname not in LAZY_MODULES:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
@@ -126,7 +133,10 @@ class _Finder(importlib.abc.MetaPathFinder):
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-                    spec.loader = (_HubDeferringLoader if fullname == MODULE else _LazyPackageLoader)(spec.loader)
+                    if fullname in LAZY_MODULES:
+                        spec.loader = importlib.util.LazyLoader(spec.loader)
+                    else:
+                        spec.loader = (_HubDeferringLoader if fullname == MODULE else _LazyPackageLoader)(spec.loader)
                 return spec
         return None
 

@@ -38,6 +38,26 @@ def test_cli_keeps_openblas_to_one_thread_unless_set():
         assert out.stdout.split() == [want], out.stderr
 
 
+def test_one_worker_runs_without_multiprocess_or_dill(tmp_path):
+    """With one worker the local executor starts no pool: multiprocess (loaded lazily, datakit/_lazy_imports.py) and
+    dill never run, nor datatrove's Slurm/Ray/jobs executors; with two, the pool's children run tasks."""
+    code = f"""
+import sys
+from datakit.pipeline.local_executor import LocalExecutor
+def step(data, rank, world_size):
+    yield from ()
+LocalExecutor([step], tasks=2, workers=1, logging_dir={str(tmp_path / "one")!r}).run()
+print(sorted(m for m in ("dill", "multiprocess.context", "datatrove.executor.slurm", "datatrove.executor.ray",
+                         "datatrove.executor.jobs") if m in sys.modules))
+from datatrove.executor import LocalPipelineExecutor, SlurmPipelineExecutor
+assert LocalPipelineExecutor.__module__ == "datatrove.executor.local", LocalPipelineExecutor
+assert SlurmPipelineExecutor.__module__ == "datatrove.executor.slurm", SlurmPipelineExecutor
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["[]"], out.stderr
+    assert sorted(p.name for p in (tmp_path / "one" / "completions").iterdir()) == ["00000", "00001"]
+
+
 def test_forkserver_children_start_with_the_workers_modules_imported():
     code = """
 import multiprocess

@@ -1,5 +1,5 @@
-"""RecordReader with --limit (and skip): the same records as a full read cut to skip…skip+limit, across files, with the
-batch a limited task decodes cut to what it can use."""
+"""RecordReader with --limit (and skip): the same records as a full read cut to skip…skip+limit, across files, with
+the batch a limited task decodes cut to what it can use."""
 
 from __future__ import annotations
 

@@ -15,7 +15,6 @@ import threading
 from collections import deque
 from copy import copy, deepcopy
 
-import multiprocess
 from datatrove.executor import LocalPipelineExecutor
 from datatrove.utils.logging import logger
 from datatrove.utils.stats import PipelineStats
@@ -43,7 +42,6 @@ class LocalExecutor(LocalPipelineExecutor):
         failures: list[BaseException] = []
         running = 0
         changed = threading.Condition()
-        ctx = multiprocess.get_context(self.start_method)
         children = min(self.workers, len(todo)) - 1  # 0: every task in the driver, one after the other
         pool = None
 
@@ -86,6 +84,10 @@ class LocalExecutor(LocalPipelineExecutor):
         starter = threading.Thread(target=start_pool, name="datakit-pool-start", daemon=True)
         try:
             if children:
+                # here, not at the top: with no child, multiprocess (and dill) never load (datakit/_lazy_imports.py)
+                import multiprocess
+
+                ctx = multiprocess.get_context(self.start_method)
                 starter.start()
             while True:  # the driver's share: the next rank no child has taken
                 with changed:
