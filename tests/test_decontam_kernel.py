@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 import datakit.decontam.content as content
 from datakit.decontam.index import SHORT_DTYPE, FingerprintIndex, default_index
 from datakit.decontam.ngrams import text_words, window_hashes
-from datakit.decontam.normalize import canonical
+from datakit.decontam.normalize import canonical, canonical_bytes, is_plain
 from datakit.decontam.reference import load_reference
 from tests.test_decontam_planted import SWEBENCH, needs_data
 
@@ -85,16 +85,54 @@ def test_hostile_bytes(raw):
 
 @needs_kernel
 @settings(max_examples=100, deadline=None)
-@given(parts=st.lists(st.text(alphabet=st.characters(max_codepoint=127), max_size=40) | st.binary(max_size=40),
-                      max_size=10))
-def test_join_lower_is_the_canonical_buffer_layout(parts):
-    """The kernel's buffer (ASCII str or bytes parts, lowered while copied) is the numpy path's b"\\n".join."""
-    buf, doc_start = native.join_lower(parts)
-    raw = [p.encode("ascii") if isinstance(p, str) else p for p in parts]
-    assert buf == (b"\n" + b"\n".join(raw + [b""])).lower()
+@given(parts=st.lists(st.text(alphabet=st.characters(max_codepoint=127, blacklist_characters="\x00&"), max_size=40)
+                      | st.lists(st.sampled_from(["\\", "_", "a", "B"]), max_size=12).map("".join)
+                      | st.binary(max_size=40), max_size=10))
+def test_join_canonical_is_the_canonical_buffer_layout(parts):
+    """The kernel's buffer of ASCII str parts without NUL or entity (lowered, "\\_" -> "_") and bytes parts
+    (lowered) is the numpy path's b"\\n".join of their canonical bytes; a non-ASCII str needs the code-point rule."""
+    buf, doc_start = native.join_canonical(parts)
+    raw = [canonical_bytes(p) if isinstance(p, str) else p.lower() for p in parts]
+    assert buf == b"\n" + b"\n".join(raw + [b""])
     assert np.frombuffer(doc_start, np.int64).tolist() == np.cumsum([0] + [len(p) + 1 for p in raw]).tolist()
     with pytest.raises(TypeError):
-        native.join_lower(["é"])
+        native.join_canonical(["é"])
+
+
+# what the code-point rule must get right: FOLD (quotes, dashes, spaces, zero-width), lowerings to several characters
+# (İ: canonical_text then lowers nothing), the context-lowered capital sigma, lone surrogates, NFKC forms (no-break
+# space, full-width, ligatures, Ω/K signs, "=" + U+0338 that composes to "≠"), entities made by NFKC (＆ｑｕｏｔ；),
+# escapes split by a deleted character, astral letters with a lowercase (Deseret)
+UNICODE_PIECES = PIECES + ["Σ", "ΑΣ ", "σ", "\u2019", "\u201c", "\u2014", "\u2026", "\ud800", "\U0001F600", "e\u0301",
+                           "\u0301", "=\u0338", "ǅ", "ẞ", "\u212a", "\u2126", "\ufb01", "\u3000", "\u0085", "\u00ad",
+                           "\\\u200b_", "\\\\_", "\u00b4", "＆", "ｑｕｏｔ；", "ﷺ", "\u0344", "\U00010400", "Ⅻ", "&#x41;",
+                           "&#12345678;", "&a;", "&ab;"]
+
+
+@needs_kernel
+@settings(max_examples=300, deadline=None)
+@given(docs=st.lists(st.lists(st.sampled_from(UNICODE_PIECES), max_size=40).map("".join) | st.text(max_size=200),
+                     min_size=1, max_size=6))
+def test_kernel_canonical_bytes_equal_canonical_bytes(docs):
+    """The chunk buffer the kernel makes (code point by code point where `per_code_point` allows, `canonical_bytes`
+    for the rest) holds exactly `normalize.canonical_bytes` of every text, with and without a known plain mask."""
+    want = b"\n" + b"\n".join([canonical_bytes(d) for d in docs] + [b""])
+    assert content._canonical_buffer(docs)[0] == want
+    assert content._canonical_buffer(docs, [is_plain(d) for d in docs])[0] == want
+
+
+@needs_kernel
+@settings(max_examples=300, deadline=None)
+@given(docs=st.lists(st.none() | st.lists(st.sampled_from([p for p in UNICODE_PIECES if p != "\ud800"]  # (UTF-8)
+                                                          + ["&", "#", "x", "1", ";", "Ab", "é"]),
+                                          max_size=30).map("".join), max_size=30),
+       cut=st.integers(0, 5), large=st.booleans())
+def test_plain_flags_are_is_plain(docs, cut, large):
+    """The kernel's pass over an Arrow array's buffers (string and large_string, sliced, with nulls) is
+    `normalize.is_plain` text by text (entities at every boundary of the regex's bounded repeats)."""
+    arr = pa.array(docs, type=pa.large_string() if large else pa.string()).slice(min(cut, len(docs)))
+    want = [d is not None and is_plain(d) for d in arr.to_pylist()]
+    assert content.plain_mask(arr).tolist() == want
 
 
 @needs_kernel

@@ -10,6 +10,10 @@
  *
  * Memory: nothing proportional to the buffer but the hits (and, for the test entry point, its outputs); the GIL
  * is released for the pass. Plain C function behind the CPython C API: no numpy headers needed to build it.
+ *
+ * Two helpers make the pass's input: join_canonical (a chunk's canonical bytes, code point by code point for the
+ * texts where normalize.per_code_point allows it, normalize.canonical_bytes for the rest) and plain_flags
+ * (normalize.is_plain over an Arrow string array's buffers, 8 bytes at a time).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -339,62 +343,347 @@ static PyObject *scan_words(PyObject *self, PyObject *args) {
     return two_bytes(rc, &words, &windows);
 }
 
-PyDoc_STRVAR(join_lower_doc,
-"join_lower(parts) -> (buf, doc_start)\n\n"
-"content._canonical_buffer's layout in one pass: b'\\n' + every part (an ASCII str or bytes), each followed by\n"
-"b'\\n', ASCII-lowered; doc_start: int64 offsets (after the lead) where each part starts, and the end.");
+/* ---- canonical bytes of a chunk's texts (normalize.canonical_bytes, joined) ---------------------------------
+ * A code point's fate in canonical_bytes, once its text is known to be NFKC already and free of entities and NULs
+ * (content._native_part checks that in Python): FOLD maps it to ASCII or deletes it, else str.lower() maps it to
+ * one code point -- or the text takes the Python path (a multi-character lowering, which makes canonical_text skip
+ * the whole text's lowering; the final sigma, lowered by context; a lone surrogate). `classify(cp)` (Python) says
+ * which, once per code point: -1 the Python path, 0 deleted, else the code point it becomes. The answers are cached
+ * in pages of 256 code points. */
+#define CP_UNKNOWN INT32_MIN
+static int32_t *cp_pages[0x110000 >> 8];
 
-static PyObject *join_lower(PyObject *self, PyObject *arg) {
-    PyObject *seq = PySequence_Fast(arg, "join_lower: a sequence of str or bytes expected");
+static int32_t cp_fate(uint32_t cp, PyObject *classify) {
+    int32_t **page = &cp_pages[cp >> 8];
+    if (!*page) {
+        *page = malloc(256 * sizeof(int32_t));
+        if (!*page) {
+            PyErr_NoMemory();
+            return CP_UNKNOWN;
+        }
+        for (int k = 0; k < 256; k++) (*page)[k] = CP_UNKNOWN;
+    }
+    int32_t v = (*page)[cp & 255];
+    if (v != CP_UNKNOWN) return v;
+    PyObject *r = PyObject_CallFunction(classify, "I", (unsigned int)cp);
+    if (!r) return CP_UNKNOWN;
+    long x = PyLong_AsLong(r);
+    Py_DECREF(r);
+    if (x == -1 && PyErr_Occurred()) return CP_UNKNOWN;
+    if (x < -1 || x > 0x10FFFF) {
+        PyErr_Format(PyExc_ValueError, "classify(%u) returned %ld: -1, 0 or a code point expected", cp, x);
+        return CP_UNKNOWN;
+    }
+    (*page)[cp & 255] = (int32_t)x;
+    return (int32_t)x;
+}
+
+static int put_utf8(vec_t *v, uint32_t cp) {
+    uint8_t u[4];
+    size_t k;
+    if (cp < 0x80) { u[0] = (uint8_t)cp; k = 1; }
+    else if (cp < 0x800) { u[0] = 0xC0 | (cp >> 6); u[1] = 0x80 | (cp & 63); k = 2; }
+    else if (cp < 0x10000) { u[0] = 0xE0 | (cp >> 12); u[1] = 0x80 | ((cp >> 6) & 63); u[2] = 0x80 | (cp & 63); k = 3; }
+    else {
+        u[0] = 0xF0 | (cp >> 18); u[1] = 0x80 | ((cp >> 12) & 63); u[2] = 0x80 | ((cp >> 6) & 63);
+        u[3] = 0x80 | (cp & 63); k = 4;
+    }
+    return vec_push(v, u, k);
+}
+
+/* One str part onto `out`: 1 done, 0 the Python path (out left as it was), -1 an error. The Markdown escape rule
+ * (bytes.replace(b"\\_", b"_") before the NULs are deleted) is applied as the bytes are made: a deleted character
+ * between a backslash and an underscore keeps the backslash, as there. */
+static int put_str(vec_t *out, PyObject *x, PyObject *classify) {
+    Py_ssize_t len = PyUnicode_GET_LENGTH(x), start = (Py_ssize_t)out->len;
+    int kind = PyUnicode_KIND(x);
+    const void *data = PyUnicode_DATA(x);
+    uint32_t prev = 0; /* the previous character after folding and lowering, a deleted one included (as 0) */
+    if (out->cap < out->len + (size_t)len) { /* room for the ASCII case; vec_push grows it past that */
+        size_t cap = out->cap ? out->cap : 4096;
+        while (cap < out->len + (size_t)len) cap *= 2;
+        char *p = realloc(out->p, cap);
+        if (!p) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        out->p = p;
+        out->cap = cap;
+    }
+    if (kind == PyUnicode_1BYTE_KIND && PyUnicode_IS_ASCII(x)) { /* most texts: a copy that lowers (vectorised) */
+        const uint8_t *src = data;
+        uint8_t *dst = (uint8_t *)out->p + out->len;
+        for (Py_ssize_t j = 0; j < len; j++) dst[j] = src[j] + ((uint8_t)(src[j] - 'A') < 26) * 32;
+        Py_ssize_t kept = len;
+        const uint8_t *bs = memchr(dst, '\\', (size_t)len);
+        while (bs && bs + 1 < dst + len && bs[1] != '_') bs = memchr(bs + 1, '\\', (size_t)(dst + len - bs - 1));
+        if (bs && bs + 1 < dst + len) { /* the escape rule, in place from the first "\\_" on: it becomes "_" */
+            Py_ssize_t w = bs - dst;
+            for (Py_ssize_t r = w; r < len; r++) {
+                if (dst[r] == '\\' && r + 1 < len && dst[r + 1] == '_') continue;
+                dst[w++] = dst[r];
+            }
+            kept = w;
+        }
+        out->len += (size_t)kept;
+        return 1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        uint32_t c = PyUnicode_READ(kind, data, i);
+        if (c >= 0x80) {
+            int32_t f = cp_fate(c, classify);
+            if (f == CP_UNKNOWN) return -1;
+            if (f < 0) {
+                out->len = (size_t)start;
+                return 0;
+            }
+            c = (uint32_t)f;
+            if (c == 0) {
+                prev = 0;
+                continue;
+            }
+            if (c >= 0x80) {
+                if (put_utf8(out, c)) goto nomem;
+                prev = c;
+                continue;
+            }
+        }
+        c += ((uint32_t)(c - 'A') < 26) * 32;
+        if (c == '_' && prev == '\\') { /* "\\_" -> "_": the backslash becomes the underscore */
+            out->p[out->len - 1] = '_';
+        } else {
+            uint8_t b = (uint8_t)c;
+            if (out->len < out->cap) out->p[out->len++] = (char)b;
+            else if (vec_push(out, &b, 1)) goto nomem;
+        }
+        prev = c;
+    }
+    return 1;
+nomem:
+    PyErr_NoMemory();
+    return -1;
+}
+
+PyDoc_STRVAR(join_canonical_doc,
+"join_canonical(parts, classify=None, fallback=None, originals=None) -> (buf, doc_start)\n\n"
+"content._canonical_buffer's layout in one pass: b'\\n' + the canonical bytes of every part, each followed by\n"
+"b'\\n'; doc_start: int64 offsets (after the lead) where each part starts, and the end. A bytes part is canonical\n"
+"bytes already (it is only ASCII-lowered); a str part is an NFKC text without entities or NULs: ASCII is lowered,\n"
+"'\\\\_' becomes '_', other code points as classify(cp) says (see cp_fate), and a text that must take the Python\n"
+"path is replaced by fallback(text) (its canonical bytes; fallback(originals[k]) when originals is given: the\n"
+"texts the parts were made from). Without classify, a non-ASCII str part is an error.");
+
+static PyObject *join_canonical(PyObject *self, PyObject *args, PyObject *kw) {
+    static char *names[] = {"parts", "classify", "fallback", "originals", NULL};
+    PyObject *arg, *classify = Py_None, *fallback = Py_None, *originals = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOO", names, &arg, &classify, &fallback, &originals)) return NULL;
+    PyObject *seq = PySequence_Fast(arg, "join_canonical: a sequence of str or bytes expected");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), total = 1;
+    if (originals != Py_None && (!PyList_Check(originals) || PyList_GET_SIZE(originals) != n)) {
+        Py_DECREF(seq);
+        return PyErr_Format(PyExc_TypeError, "join_canonical: originals must be a list as long as parts");
+    }
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *x = items[k];
-        if (PyUnicode_Check(x) && PyUnicode_IS_ASCII(x)) total += PyUnicode_GET_LENGTH(x) + 1;
-        else if (PyBytes_Check(x)) total += PyBytes_GET_SIZE(x) + 1;
-        else {
+        if (PyUnicode_Check(x)) {
+            if (!PyUnicode_IS_ASCII(x) && (classify == Py_None || fallback == Py_None)) {
+                Py_DECREF(seq);
+                return PyErr_Format(PyExc_TypeError, "join_canonical: part %zd is not ASCII (give classify and "
+                                    "fallback)", k);
+            }
+            total += PyUnicode_GET_LENGTH(x) + 1;
+        } else if (PyBytes_Check(x)) {
+            total += PyBytes_GET_SIZE(x) + 1;
+        } else {
             Py_DECREF(seq);
-            return PyErr_Format(PyExc_TypeError, "join_lower: part %zd is neither ASCII str nor bytes", k);
+            return PyErr_Format(PyExc_TypeError, "join_canonical: part %zd is neither str nor bytes", k);
         }
     }
-    PyObject *buf = PyBytes_FromStringAndSize(NULL, total);
+    vec_t out = {0};
     PyObject *docs = PyBytes_FromStringAndSize(NULL, (n + 1) * 8);
-    if (!buf || !docs) {
-        Py_XDECREF(buf);
+    out.p = malloc((size_t)total);
+    if (!docs || !out.p) {
         Py_XDECREF(docs);
+        free(out.p);
         Py_DECREF(seq);
+        return docs ? PyErr_NoMemory() : NULL;
+    }
+    out.cap = (size_t)total;
+    int64_t *starts = (int64_t *)PyBytes_AS_STRING(docs);
+    out.p[out.len++] = '\n';
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *x = items[k], *alt = NULL;
+        starts[k] = (int64_t)out.len - 1;
+        int done = PyUnicode_Check(x) ? put_str(&out, x, classify) : 2;
+        if (done < 0) goto fail;
+        if (done == 0) { /* the Python path's canonical bytes */
+            alt = PyObject_CallOneArg(fallback, originals == Py_None ? x : PyList_GET_ITEM(originals, k));
+            if (!alt) goto fail;
+            if (!PyBytes_Check(alt)) {
+                Py_DECREF(alt);
+                PyErr_SetString(PyExc_TypeError, "join_canonical: fallback must return bytes");
+                goto fail;
+            }
+            x = alt;
+        }
+        if (PyBytes_Check(x)) {
+            Py_ssize_t len = PyBytes_GET_SIZE(x), at = (Py_ssize_t)out.len;
+            const uint8_t *src = (const uint8_t *)PyBytes_AS_STRING(x);
+            if (vec_push(&out, src, (size_t)len)) {
+                Py_XDECREF(alt);
+                PyErr_NoMemory();
+                goto fail;
+            }
+            uint8_t *dst = (uint8_t *)out.p + at;
+            for (Py_ssize_t j = 0; j < len; j++) dst[j] = src[j] + ((uint8_t)(src[j] - 'A') < 26) * 32;
+        }
+        Py_XDECREF(alt);
+        uint8_t nl = '\n';
+        if (vec_push(&out, &nl, 1)) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+    }
+    starts[n] = (int64_t)out.len - 1;
+    Py_DECREF(seq);
+    PyObject *buf = PyBytes_FromStringAndSize(out.p, (Py_ssize_t)out.len);
+    free(out.p);
+    if (!buf) {
+        Py_DECREF(docs);
         return NULL;
     }
-    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(buf);
-    int64_t *starts = (int64_t *)PyBytes_AS_STRING(docs);
-    Py_ssize_t at = 0;
-    out[at++] = '\n';
-    for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *x = items[k];
-        const uint8_t *src;
-        Py_ssize_t len;
-        if (PyBytes_Check(x)) {
-            src = (const uint8_t *)PyBytes_AS_STRING(x);
-            len = PyBytes_GET_SIZE(x);
-        } else {
-            src = PyUnicode_DATA(x);
-            len = PyUnicode_GET_LENGTH(x);
-        }
-        starts[k] = at - 1;
-        for (Py_ssize_t j = 0; j < len; j++) out[at + j] = src[j] + ((uint8_t)(src[j] - 'A') < 26) * 32;
-        at += len;
-        out[at++] = '\n';
-    }
-    starts[n] = at - 1;
-    Py_DECREF(seq);
     return Py_BuildValue("(NN)", buf, docs);
+fail:
+    free(out.p);
+    Py_DECREF(docs);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+/* ---- normalize.is_plain of every text of an Arrow string array, from its buffers ---------------------------- */
+
+static inline int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+static inline int is_alpha(uint8_t c) { return (uint8_t)((c | 32) - 'a') < 26; }
+static inline int is_hex(uint8_t c) { return is_digit(c) || (uint8_t)((c | 32) - 'a') < 6; }
+
+/* normalize._ENTITY at s[i] == '&' (s[i:end]): &#<1-7 digits>; or &#x<1-6 hex digits>; or &<letter><1-31 letters or
+ * digits>; -- each run maximal, as the regex's bounded repeats then need the ';' right after it */
+static int entity_at(const uint8_t *s, Py_ssize_t i, Py_ssize_t end) {
+    Py_ssize_t j = i + 1, k;
+    if (j >= end) return 0;
+    if (s[j] == '#') {
+        j++;
+        if (j < end && (s[j] == 'x' || s[j] == 'X')) {
+            j++;
+            for (k = j; k < end && k - j < 6 && is_hex(s[k]); k++) {}
+        } else {
+            for (k = j; k < end && k - j < 7 && is_digit(s[k]); k++) {}
+        }
+        return k > j && k < end && s[k] == ';';
+    }
+    if (!is_alpha(s[j])) return 0;
+    j++;
+    for (k = j; k < end && k - j < 31 && (is_alpha(s[k]) || is_digit(s[k])); k++) {}
+    return k > j && k < end && s[k] == ';';
+}
+
+#define ONES ((uint64_t)0x0101010101010101ULL)
+#define HIGHS ((uint64_t)0x8080808080808080ULL)
+/* a byte of v is zero / equal to c (the classic bit trick: exact as a "some byte" test) */
+static inline uint64_t zero_byte(uint64_t v) { return (v - ONES) & ~v & HIGHS; }
+static inline uint64_t byte_is(uint64_t v, uint8_t c) { return zero_byte(v ^ (ONES * c)); }
+
+/* normalize.is_plain of d[lo:hi]: 8 bytes at a time; a word holding a NUL, '\\' or '&' is looked at byte by byte */
+static int plain_text(const uint8_t *d, int64_t lo, int64_t hi) {
+    int64_t j = lo;
+    uint64_t high = 0;
+    for (; j + 8 <= hi; j += 8) {
+        uint64_t v;
+        memcpy(&v, d + j, 8);
+        high |= v;
+        if (!(zero_byte(v) | byte_is(v, '\\') | byte_is(v, '&'))) continue;
+        for (int64_t k = j; k < j + 8; k++) {
+            uint8_t c = d[k];
+            if (c == 0 || (c == '\\' && k + 1 < hi && d[k + 1] == '_') || (c == '&' && entity_at(d, k, hi))) return 0;
+        }
+    }
+    for (; j < hi; j++) {
+        uint8_t c = d[j];
+        high |= c;
+        if (c == 0 || (c == '\\' && j + 1 < hi && d[j + 1] == '_') || (c == '&' && entity_at(d, j, hi))) return 0;
+    }
+    return !(high & HIGHS);
+}
+
+PyDoc_STRVAR(plain_flags_doc,
+"plain_flags(offsets, data, validity, offset, length, wide) -> bytes\n\n"
+"content.plain_mask from an Arrow string array's buffers (offsets: int32, or int64 when wide; validity: the null\n"
+"bitmap or None; offset, length: the array's): per text 1 when it is ASCII without NUL, '\\\\_' or an HTML entity\n"
+"(normalize.is_plain), else 0 (a null too).");
+
+static PyObject *plain_flags(PyObject *self, PyObject *args) {
+    PyObject *off_o, *data_o, *valid_o;
+    Py_ssize_t offset, length;
+    int wide;
+    if (!PyArg_ParseTuple(args, "OOOnnp", &off_o, &data_o, &valid_o, &offset, &length, &wide)) return NULL;
+    if (offset < 0 || length < 0) return PyErr_Format(PyExc_ValueError, "offset and length must be >= 0");
+    Py_buffer offs, data, valid = {0};
+    int has_valid = valid_o != Py_None;
+    if (PyObject_GetBuffer(off_o, &offs, PyBUF_SIMPLE) < 0) return NULL;
+    if (PyObject_GetBuffer(data_o, &data, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&offs);
+        return NULL;
+    }
+    if (has_valid && PyObject_GetBuffer(valid_o, &valid, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&data);
+        PyBuffer_Release(&offs);
+        return NULL;
+    }
+    PyObject *flags = NULL;
+    Py_ssize_t w = wide ? 8 : 4;
+    if (offs.len < (offset + length + 1) * w || (has_valid && valid.len * 8 < offset + length)) {
+        PyErr_SetString(PyExc_ValueError, "plain_flags: the buffers are shorter than offset + length says");
+        goto done;
+    }
+    flags = PyBytes_FromStringAndSize(NULL, length);
+    if (!flags) goto done;
+    uint8_t *out = (uint8_t *)PyBytes_AS_STRING(flags);
+    const uint8_t *d = data.buf, *vb = valid.buf;
+    int bad = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < length; r++) {
+        Py_ssize_t i = offset + r;
+        int64_t lo = wide ? ((const int64_t *)offs.buf)[i] : ((const int32_t *)offs.buf)[i];
+        int64_t hi = wide ? ((const int64_t *)offs.buf)[i + 1] : ((const int32_t *)offs.buf)[i + 1];
+        if (lo < 0 || hi < lo || hi > data.len) {
+            bad = 1;
+            break;
+        }
+        if (has_valid && !((vb[i >> 3] >> (i & 7)) & 1)) {
+            out[r] = 0;
+            continue;
+        }
+        out[r] = plain_text(d, lo, hi);
+    }
+    Py_END_ALLOW_THREADS
+    if (bad) {
+        Py_CLEAR(flags);
+        PyErr_SetString(PyExc_ValueError, "plain_flags: an offset is outside the data buffer");
+    }
+done:
+    if (has_valid) PyBuffer_Release(&valid);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&offs);
+    return flags;
 }
 
 static PyMethodDef methods[] = {
     {"scan_hits", scan_hits, METH_VARARGS, scan_hits_doc},
     {"scan_words", scan_words, METH_VARARGS, scan_words_doc},
-    {"join_lower", join_lower, METH_O, join_lower_doc},
+    {"join_canonical", (PyCFunction)(void (*)(void))join_canonical, METH_VARARGS | METH_KEYWORDS, join_canonical_doc},
+    {"plain_flags", plain_flags, METH_VARARGS, plain_flags_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -52,7 +52,7 @@ import numpy as np
 
 from .index import FIELDS, FingerprintIndex
 from .ngrams import _word_hashes_spans, text_words, to_chars, window_hashes
-from .normalize import _ENTITY, canonical_bytes, line_number_words
+from .normalize import _ENTITY, canonical_bytes, code_point_fate, line_number_words, per_code_point
 
 __all__ = ["TextMatch", "content_matches", "batch_flags", "batch_scan", "batch_matches", "plain_mask",
            "instance_ids_in", "kernel", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
@@ -160,8 +160,21 @@ def instance_ids_in(buf: bytes, doc_start: np.ndarray, ids: frozenset[str]) -> d
 
 
 def plain_mask(texts) -> np.ndarray:
-    """`[is_plain(t) for t in texts]` for an Arrow string array, in Arrow's kernels (ASCII check and one RE2 pass
-    for what `normalize.is_plain` looks for), not one Python call per text. Nulls are not plain."""
+    """`[is_plain(t) for t in texts]` for an Arrow string array: from its buffers in the scan kernel (one pass, no
+    pyarrow.compute), else in Arrow's kernels (ASCII check and one RE2 pass for what `normalize.is_plain` looks
+    for), not one Python call per text. Nulls are not plain."""
+    import pyarrow as pa
+
+    native = kernel()
+    if isinstance(texts, pa.ChunkedArray):
+        chunks = [plain_mask(c) for c in texts.chunks]
+        return np.concatenate(chunks) if chunks else np.zeros(0, dtype=bool)
+    if native is not None and (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        valid, offsets, data = texts.buffers()
+        flags = native.plain_flags(offsets, data if data is not None else b"",
+                                   valid if texts.null_count else None, texts.offset, len(texts),
+                                   pa.types.is_large_string(texts.type))
+        return np.frombuffer(flags, dtype=bool)
     import pyarrow.compute as pc
 
     plain = pc.string_is_ascii(texts)
@@ -226,23 +239,30 @@ def _word_mask(b: np.ndarray) -> np.ndarray:
 def _canonical_buffer(texts: list[str], plain=None) -> tuple[bytes, np.ndarray]:
     """(b"\\n" + the canonical bytes of every text, each followed by b"\\n"; where each text's bytes start after
     the lead). The newlines keep words and lines inside one document; the lead makes the changes of the word mask
-    between neighbouring bytes the word edges. With `plain` known, plain texts are copied as they are and the
-    whole buffer lowered once (the canonical bytes of the others are lowered already)."""
+    between neighbouring bytes the word edges. The kernel makes the canonical bytes of plain and `per_code_point`
+    texts (most non-ASCII ones) while it copies them, asking `code_point_fate` once per distinct code point; the
+    others get `canonical_bytes`. `plain` (optional, per text): known plain, so not checked again."""
     native = kernel()
+    if native is not None:
+        parts = [t if plain is not None and plain[k] else _kernel_part(t) for k, t in enumerate(texts)]
+        buf, doc_start = native.join_canonical(parts, code_point_fate, canonical_bytes,
+                                               texts if isinstance(texts, list) else list(texts))
+        return buf, np.frombuffer(doc_start, dtype=np.int64)
     if plain is None:
         parts = [canonical_bytes(t) for t in texts]  # lowered already
-    elif native is not None:  # plain texts as they are: the kernel lowers while it copies (one pass, not three)
-        parts = [t if p else canonical_bytes(t) for t, p in zip(texts, plain)]
     else:
         parts = [t.encode("ascii") if p else canonical_bytes(t) for t, p in zip(texts, plain)]
-    if native is not None:
-        buf, doc_start = native.join_lower(parts)
-        return buf, np.frombuffer(doc_start, dtype=np.int64)
     doc_start = np.zeros(len(parts) + 1, dtype=np.int64)
     np.cumsum(np.fromiter((len(p) + 1 for p in parts), dtype=np.int64, count=len(parts)), out=doc_start[1:])
     parts.append(b"")
     buf = b"\n" + b"\n".join(parts)
     return (buf if plain is None else buf.lower()), doc_start
+
+
+def _kernel_part(text: str) -> str | bytes:
+    """What `join_canonical` takes for `text`: its `per_code_point` form, or its canonical bytes."""
+    part = per_code_point(text)
+    return canonical_bytes(text) if part is None else part
 
 
 def kernel():

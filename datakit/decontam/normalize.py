@@ -18,7 +18,8 @@ those bytes back to character offsets of the original text (so a matched span st
 Every step keeps the text's length where it can (an entity becomes its character padded with NULs, a removed
 character becomes a NUL), and NUL bytes are deleted last, so one index array maps canonical bytes to original
 characters. Plain ASCII without ``&``, ``\\_`` or NUL (most code) takes a fast path that copies nothing but the
-lowered bytes.
+lowered bytes. The batch path of the stage goes further with the scan kernel: a text without entity or NUL, once
+NFKC (`per_code_point`), is a map of its code points (`code_point_fate`), which the kernel applies while it copies.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["canonical", "canonical_bytes", "canonical_text", "is_plain", "line_number_words", "FOLD"]
+__all__ = ["canonical", "canonical_bytes", "canonical_text", "is_plain", "line_number_words", "FOLD", "code_point_fate",
+           "per_code_point"]
 
 # typographic punctuation → ASCII; invisible characters → NUL (deleted after encoding)
 FOLD = {
@@ -112,6 +114,31 @@ def is_plain(text: str) -> bool:
     """ASCII with nothing to normalise (no entity, no ``\\_``, no NUL): canonical() is just the lowered bytes."""
     return (text.isascii() and "\\_" not in text and "\x00" not in text
             and ("&" not in text or _ENTITY.search(text) is None))
+
+
+def per_code_point(text: str) -> str | None:
+    """`text` after the steps of `canonical_text` that are not a map of single code points (entities, NFKC), when
+    the rest is one (what the scan kernel's `join_canonical` computes, asking `code_point_fate` per code point);
+    None when it is not: a NUL (deleted last, after the escape rule) or an HTML entity. An NFKC text is returned as
+    it is; another one as `_nfkc_text` makes it (no-break spaces, full-width letters, ligatures)."""
+    if "\x00" in text or ("&" in text and _ENTITY.search(text) is not None):
+        return None
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text
+    return _nfkc_text(text)
+
+
+def code_point_fate(cp: int) -> int:
+    """What a non-ASCII code point of a `per_code_point` result becomes in its canonical bytes: 0 deleted (a
+    zero-width character), else the one code point it becomes (FOLD, then `str.lower`), or -1 when the text must
+    take `canonical_bytes` instead: a lowering to several characters (canonical_text then keeps the whole text
+    unlowered), the capital sigma (lowered by its context), a lone surrogate."""
+    if cp in FOLD:
+        return ord(FOLD[cp])
+    if cp == 0x03A3 or 0xD800 <= cp <= 0xDFFF:
+        return -1
+    low = chr(cp).lower()
+    return ord(low) if len(low) == 1 else -1
 
 
 def canonical_text(text: str, offsets: bool = True) -> tuple[str, np.ndarray | None]:

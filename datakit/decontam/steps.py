@@ -111,29 +111,35 @@ class DecontamFilter(CountingStep):
     def _decide(self, batch, index, mirror_rules, verdicts: dict, kwargs: dict) -> list[dict | None]:
         """Per row of an Arrow batch: None (keep) or the match row (rule, detail, …). Reads columns, not rows."""
         from datakit.decontam.content import CHUNK_BYTES, batch_matches, content_matches, plain_mask
-        from datakit.decontam.repos import RepoMatch, commit_rule
 
         n = batch.num_rows
         col = {name: batch.column(name) for name in batch.schema.names}
+        nothing = [None] * n
+
+        def values(arr) -> list:  # (an all-null column, as fork metadata usually is, costs no conversion)
+            return nothing if arr is None or arr.null_count == n else arr.to_pylist()
 
         def field(struct_name: str, name: str) -> list:
             arr = col.get(struct_name)
             if arr is None or not hasattr(arr.type, "get_field_index") or arr.type.get_field_index(name) < 0:
-                return [None] * n
-            return arr.field(name).to_pylist()
+                return nothing
+            return values(arr.field(name))
 
         repos, bases, heads = field("meta", "repo"), field("meta", "base_sha"), field("meta", "head_sha")
-        fork_cols = [field("meta", "fork_of"), field("meta", "repo_meta"),
-                     col["fork_of"].to_pylist() if "fork_of" in col else [None] * n,
-                     col["repo_meta"].to_pylist() if "repo_meta" in col else [None] * n]
+        fork_cols = [field("meta", "fork_of"), field("meta", "repo_meta"), values(col.get("fork_of")),
+                     values(col.get("repo_meta"))]
         kinds = field("source", "kind")
         # one verdict per (repository, fork metadata, from a mirror): a batch holds few repositories
         forks = list(zip(*fork_cols))
-        keys = [(repo, json.dumps(f, sort_keys=True, default=str) if any(f) else "",
-                 bool(repo) and kind in MIRROR_KINDS) for repo, f, kind in zip(repos, forks, kinds)]
-        for i, key in enumerate(keys):
+        if all(c is nothing for c in fork_cols):
+            keys = [(repo, "", bool(repo) and kind in MIRROR_KINDS) for repo, kind in zip(repos, kinds)]
+        else:
+            keys = [(repo, json.dumps(f, sort_keys=True, default=str) if any(f) else "",
+                     bool(repo) and kind in MIRROR_KINDS) for repo, f, kind in zip(repos, forks, kinds)]
+        distinct = dict.fromkeys(keys)  # (first-seen order: the verdicts are made in the order of the rows)
+        for key in distinct:
             if key not in verdicts:
-                f = forks[i]
+                f = forks[keys.index(key)]
                 meta = {"fork_of": f[0], "repo_meta": f[1], "parents": list(f[2:])}
                 verdicts[key] = self._repo_verdict(key[0], {k: v for k, v in meta.items() if v}, key[2], mirror_rules)
         row_verdicts = [verdicts[k] for k in keys]
@@ -141,24 +147,11 @@ class DecontamFilter(CountingStep):
         if off:
             self.stat_update("decontam.mirror_rules_off", value=off)
         out: list[dict | None] = [None] * n
-        text_rows = []
-        for i, verdict in enumerate(row_verdicts):
-            if verdict is None or verdict == "mirror_rules_off":
-                if not (bases[i] or heads[i]):  # (most rows: nothing but the text to check)
-                    if self.text_rules:
-                        text_rows.append(i)
-                    continue
-                verdict = None
-            if verdict == "mirror_unavailable":
-                out[i] = _row("mirror_unavailable", None, None, 1.0,
-                              f"the mirror of {repos[i]} is not in {self.mirrors_dir}: its history cannot be "
-                              "checked (fetch it, or run with --no-mirror-rules)")
-                continue
-            match = verdict if isinstance(verdict, RepoMatch) else commit_rule([bases[i], heads[i]], index.base_commits)
-            if match is not None:
-                out[i] = _row(match.rule, match.matched_instance_id, match.matched_repo, 1.0, match.detail)
-            elif self.text_rules:
-                text_rows.append(i)
+        if (bases is nothing and heads is nothing and self.text_rules
+                and all(verdicts[k] is None or verdicts[k] == "mirror_rules_off" for k in distinct)):
+            text_rows = list(range(n))  # (most batches: no repository or commit verdict, only the text to check)
+        else:
+            text_rows = self._rows_for_text(row_verdicts, bases, heads, repos, index, out)
         if not text_rows:
             return out
         texts_all = col["text"].to_pylist() if "text" in col else [""] * n
@@ -187,6 +180,30 @@ class DecontamFilter(CountingStep):
                           span=(int(best.span_start), int(best.span_end),
                                 text[best.span_start:best.span_end][:SPAN_CHARS]))
         return out
+
+    def _rows_for_text(self, row_verdicts: list, bases: list, heads: list, repos: list, index, out: list) -> list:
+        """The rows the text rules read; the others get their repository or commit verdict in `out`."""
+        from datakit.decontam.repos import RepoMatch, commit_rule
+
+        text_rows = []
+        for i, verdict in enumerate(row_verdicts):
+            if verdict is None or verdict == "mirror_rules_off":
+                if not (bases[i] or heads[i]):  # (most rows: nothing but the text to check)
+                    if self.text_rules:
+                        text_rows.append(i)
+                    continue
+                verdict = None
+            if verdict == "mirror_unavailable":
+                out[i] = _row("mirror_unavailable", None, None, 1.0,
+                              f"the mirror of {repos[i]} is not in {self.mirrors_dir}: its history cannot be "
+                              "checked (fetch it, or run with --no-mirror-rules)")
+                continue
+            match = verdict if isinstance(verdict, RepoMatch) else commit_rule([bases[i], heads[i]], index.base_commits)
+            if match is not None:
+                out[i] = _row(match.rule, match.matched_instance_id, match.matched_repo, 1.0, match.detail)
+            elif self.text_rules:
+                text_rows.append(i)
+        return text_rows
 
     def run(self, data, rank: int = 0, world_size: int = 1):
         import pyarrow as pa
@@ -230,8 +247,7 @@ class DecontamFilter(CountingStep):
                         kept.write_table(pa.Table.from_batches(
                             [whole.slice(a + 1, b - a - 1) for a, b in zip(cuts, cuts[1:]) if b > a + 1], schema))
                     if out:
-                        self._reject_batch([batch.slice(j, 1).to_pylist()[0] for j in out], [verdict[j] for j in out],
-                                           quarantine, matches)
+                        self._reject_batch(batch.take(out).to_pylist(), [verdict[j] for j in out], quarantine, matches)
                 if left == 0:
                     break
             done = True
