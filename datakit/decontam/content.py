@@ -202,12 +202,11 @@ def batch_matches(texts: list[str], index: FingerprintIndex, threshold: float = 
     named: dict[int, str] = {}
     best: dict[int, TextMatch] = {}
     ids = frozenset(index.instance_ids)
+    ends = np.zeros(len(texts) + 1, dtype=np.int64)  # characters before each text: chunks by searchsorted
+    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=ends[1:])
     lo = 0
-    while lo < len(texts):
-        hi, size = lo, 0
-        while hi < len(texts) and (size < CHUNK_BYTES or hi == lo):
-            size += len(texts[hi])
-            hi += 1
+    while lo < len(texts):  # a chunk: texts from lo until CHUNK_BYTES characters are reached (at least one)
+        hi = min(max(int(np.searchsorted(ends, ends[lo] + CHUNK_BYTES, side="left")), lo + 1), len(texts))
         f, n, b = _scan_chunk(texts[lo:hi], index, threshold, min_matched, ids,
                               None if plain is None else plain[lo:hi])
         flags[lo:hi] = f
@@ -244,7 +243,11 @@ def _canonical_buffer(texts: list[str], plain=None) -> tuple[bytes, np.ndarray]:
     others get `canonical_bytes`. `plain` (optional, per text): known plain, so not checked again."""
     native = kernel()
     if native is not None:
-        parts = [t if plain is not None and plain[k] else _kernel_part(t) for k, t in enumerate(texts)]
+        if plain is None:
+            parts = [_kernel_part(t) for t in texts]
+        else:  # (a list: indexing a numpy bool array per text costs more than the test)
+            parts = [t if p else _kernel_part(t) for t, p in zip(texts, plain.tolist() if hasattr(plain, "tolist")
+                                                                  else plain)]
         buf, doc_start = native.join_canonical(parts, code_point_fate, canonical_bytes,
                                                texts if isinstance(texts, list) else list(texts))
         return buf, np.frombuffer(doc_start, dtype=np.int64)

@@ -110,6 +110,8 @@ class DecontamFilter(CountingStep):
     # -- the batch -----------------------------------------------------------------------------------------
     def _decide(self, batch, index, mirror_rules, verdicts: dict, kwargs: dict) -> list[dict | None]:
         """Per row of an Arrow batch: None (keep) or the match row (rule, detail, …). Reads columns, not rows."""
+        import numpy as np
+
         from datakit.decontam.content import CHUNK_BYTES, batch_matches, content_matches, plain_mask
 
         n = batch.num_rows
@@ -162,15 +164,14 @@ class DecontamFilter(CountingStep):
         if not messages and sum(map(len, texts)) >= CHUNK_BYTES:  # (from a chunk on: Arrow's pass pays for itself)
             plain = plain_mask(col["text"])[text_rows]
         flags, named, strongest = batch_matches(texts, index, plain=plain, **kwargs)
-        for k, (i, text, flagged) in enumerate(zip(text_rows, texts, flags)):
+        for k in sorted(set(np.flatnonzero(flags).tolist()).union(named)):  # (the few rows a text rule caught)
+            i, text = text_rows[k], texts[k]
             if k in named:  # an instance id ("django__django-11099") names the task outright
                 iid = named[k]
                 at = text.lower().find(iid)
                 span = (at, at + len(iid), text[at:at + len(iid)]) if at >= 0 else (None, None, None)
                 out[i] = _row("text_instance_id", iid, index.repos[index.instance_ids.index(iid)], 1.0,
                               f"the text names the SWE-bench instance {iid}", span=span)
-                continue
-            if not flagged:
                 continue
             best = strongest.get(k) or max(content_matches(text, index, **kwargs),
                                            key=lambda m: (m.score, m.matched_ngrams))
