@@ -248,7 +248,8 @@ class DecontamFilter(CountingStep):
                         kept.write_table(pa.Table.from_batches(
                             [whole.slice(a + 1, b - a - 1) for a, b in zip(cuts, cuts[1:]) if b > a + 1], schema))
                     if out:
-                        self._reject_batch(batch.take(out).to_pylist(), [verdict[j] for j in out], quarantine, matches)
+                        rows = pa.Table.from_batches([batch.slice(j, 1) for j in out]).to_pylist()  # (take() would
+                        self._reject_batch(rows, [verdict[j] for j in out], quarantine, matches)  # import pyarrow.compute)
                 if left == 0:
                     break
             done = True
