@@ -279,8 +279,10 @@ class _BatchWriter:
     written a table at a time with `datakit.io.records.RecordWriter`'s settings (zstd, dictionary and statistics
     on all but the large text columns, page index, page checksums) and, like it, as `….parquet.tmp` renamed when
     the task succeeds: a killed or failed task leaves no half file under a final name. The step writes Arrow
-    batches, not datatrove Documents: kept rows are slices of the input, and the (few) quarantined rows of a batch
-    go out as one table."""
+    batches, not datatrove Documents: kept rows are slices of the input, and the (few) quarantined rows and their
+    matches are gathered into tables of ROWS_PER_TABLE (a row group per input batch cost ~3 % of the stage)."""
+
+    ROWS_PER_TABLE = 1024
 
     def __init__(self, folder: str, record: str, rank: int):
         from datakit.io.records import PARTIAL
@@ -290,6 +292,7 @@ class _BatchWriter:
         self.partial = as_path(folder) / f"{rank:05d}.parquet{PARTIAL}"
         self.schema = arrow_schema(record)
         self._writer = None
+        self._rows: list[dict] = []
 
     def write_table(self, table) -> None:
         if self._writer is None:
@@ -306,14 +309,22 @@ class _BatchWriter:
         self._writer.write_table(table)
 
     def write_rows(self, rows: list[dict]) -> None:
+        names = self.schema.names
+        self._rows.extend({k: r.get(k) for k in names} for r in rows)
+        if len(self._rows) >= self.ROWS_PER_TABLE:
+            self._flush_rows()
+
+    def _flush_rows(self) -> None:
         import pyarrow as pa
 
-        if rows:
-            names = self.schema.names
-            self.write_table(pa.Table.from_pylist([{k: r.get(k) for k in names} for r in rows], schema=self.schema))
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self.write_table(pa.Table.from_pylist(rows, schema=self.schema))
 
     def close(self, publish: bool = True) -> None:
-        """The footer; then, when the task succeeded, the rename to the final name."""
+        """The rows gathered and the footer; then, when the task succeeded, the rename to the final name."""
+        if publish:
+            self._flush_rows()
         if self._writer is not None:
             self._writer.close()
             self._writer = None
