@@ -53,6 +53,9 @@ DICTIONARY_COLUMNS = [_leaf("source")]
 # min/max statistics only on the per-segment columns: a token column's min/max (of ids, of a 0/1 mask) filters
 # nothing and is one more pass over every token of the write
 STATISTICS_COLUMNS = [_leaf(n) for n in ("doc_lens", "source", "sample_ids", "chunk_index", "padding", "repeat")]
+# the column writer takes a row group's values in batches of this many (Arrow's default 1,024 grows each page's
+# buffers in small steps: reallocations and copies); a page closes after the batch that passes PAGE_BYTES
+WRITE_BATCH_VALUES, PAGE_BYTES = 1 << 20, 2 << 20
 
 
 class ShardWriter:
@@ -66,7 +69,8 @@ class ShardWriter:
         self.schema = arrow_schema("token_shard")
         where, fs = arrow(self._tmp)
         self._writer = pq.ParquetWriter(where, self.schema, filesystem=fs, compression="zstd",
-                                        use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS)
+                                        use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS,
+                                        write_batch_size=WRITE_BATCH_VALUES, data_page_size=PAGE_BYTES)
         self.row_group_rows = row_group_rows
         self._rows: list[tuple] = []  # per row of the group: doc_lens, source, sample_ids, chunk_index, padding, repeat
         # the group's tokens, a row per line: copied in, so a written row is freed; reused from group to group

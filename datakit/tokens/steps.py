@@ -90,6 +90,7 @@ class TokenizeSamples(CountingStep):
         self.seq_len = seq_len
         self.never_split = tuple(never_split)  # sample kinds a row must hold whole (SFT conversations)
         self.validation = validation or Validation()
+        self._holdout = self.validation.enabled  # read once: a property call per document otherwise
         self._tally: Counter = Counter()
         self._source_labels: dict[str, tuple[str, ...]] = {}
 
@@ -139,7 +140,9 @@ class TokenizeSamples(CountingStep):
                 if chat:
                     rendered = self._in_order(batch, rendered + chat)
                 for sample, ids, mask in rendered:
-                    yield from self._mix(sample, ids, mask, mixer)
+                    doc = self._mix(sample, ids, mask, mixer)
+                    if doc is not None:
+                        yield doc
                 self._flush_stats()
         finally:
             self._flush_stats()
@@ -160,7 +163,9 @@ class TokenizeSamples(CountingStep):
                 f"mixture.{source}.{k}" for k in ("read_tokens", "documents", "unique_tokens", "copies", "tokens"))
         return labels
 
-    def _mix(self, sample: dict, ids: np.ndarray, mask: np.ndarray, mixer: Mixer):
+    def _mix(self, sample: dict, ids: np.ndarray, mask: np.ndarray, mixer: Mixer) -> Document | None:
+        """The token document of a sample after the mixture (None when it is left out); a plain function, not a
+        generator: one generator per document cost more than the rest of the mixing."""
         kind = sample["kind"]
         source = SOURCE_BY_KIND.get(kind, kind)
         n_tokens = len(ids)
@@ -170,21 +175,21 @@ class TokenizeSamples(CountingStep):
         if self.seq_len is not None and n_tokens > self.seq_len and kind in self.never_split:
             # the packer would chunk it across rows: a conversation cut in two trains on half a dialogue
             self._leave_out(sample["id"], source, n_tokens, "too_long")
-            return
-        repo = repo_of(sample)
-        if self.validation.enabled and self.validation.holds(repo):
+            return None
+        # the repository is only read for the split (the packer lists the valid split's repositories)
+        repo = repo_of(sample) if self._holdout else None
+        if self._holdout and self.validation.holds(repo):
             # held out by repository: outside the mixture (no copies, no budget), packed into the valid split
             self.written("documents")
             self.stat_update(f"valid.{source}.documents")
             self.stat_update(f"valid.{source}.tokens", value=n_tokens)
-            yield Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
-                           "sample_id": sample["id"], "repo": repo, "copies": 1, "split": "valid"})
-            return
+            return Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
+                            "sample_id": sample["id"], "repo": repo, "copies": 1, "split": "valid"})
         n = mixer.copies(source, sample["id"])
         decision = "downsampled" if n == 0 else None if mixer.admit(source, n_tokens) else "over_budget"
         if decision:
             self._leave_out(sample["id"], source, n_tokens, decision)
-            return
+            return None
         # before and after up-sampling: unique documents / tokens, then what goes into the stream
         tally["documents.written"] += 1
         tally[documents] += 1
@@ -193,8 +198,8 @@ class TokenizeSamples(CountingStep):
         tally[tokens] += n * n_tokens
         if n > 1:
             self._ledger.add(sample["id"], source, n_tokens, n, "repeated")
-        yield Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
-                       "sample_id": sample["id"], "repo": repo, "copies": n, "split": "train"})
+        return Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
+                        "sample_id": sample["id"], "repo": repo, "copies": n, "split": "train"})
 
     def _leave_out(self, sample_id: str, source: str, n_tokens: int, decision: str) -> None:
         """Left out: counted (documents and tokens) and listed in the ledger."""
