@@ -307,6 +307,8 @@ def test_local_hf_qwen_dir_uses_a_fast_engine(qwen_hf_dir, builtin, corpus, refe
     assert tok.engine == FAST_ENGINES[0] == "gigatoken"  # exactly Qwen2.5's BPE: the fastest proven engine
     assert tok.name == str(qwen_hf_dir)
     assert tok.vocab_hash == builtin.vocab_hash
+    spec, _ = tkmod._bytelevel_spec(json.loads((qwen_hf_dir / "tokenizer.json").read_text(encoding="utf-8")))
+    assert tok.vocab_hash == tkmod._spec_hash(spec)  # the shortcut (the built-in's constant) is the folder's own hash
     assert (tok.eod_id, tok.vocab_size, tok.token_id("<|im_end|>")) == (151643, 151665, 151645)
     assert tok.encode("a<|endoftext|>b") == builtin.encode("a<|endoftext|>b")
     assert load_tokenizer(str(qwen_hf_dir), engine="tiktoken").engine == "tiktoken"

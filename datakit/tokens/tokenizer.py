@@ -734,8 +734,9 @@ def _hf_from_spec(spec: _BPESpec, with_specials: bool):
 
 
 def _qwen25_hash(specials: dict[str, int]) -> str:
-    """`_spec_hash` of Qwen2.5's BPE with these added tokens, cached in the user cache: the ranks are pinned by
-    their sha256 and the merges are those they imply, so the key below determines the hash."""
+    """`_spec_hash` of Qwen2.5's BPE with these added tokens: the constant for the built-in's own, else cached in
+    the user cache (the ranks are pinned by their sha256 and the merges are those they imply, so the key below
+    determines the hash)."""
     if specials == _qwen25_specials():
         return QWEN25_VOCAB_HASH
     key_src = json.dumps(["datakit.bytelevel-bpe.v1", QWEN25_RANKS_SHA256, "NFC", QWEN25_PATTERN,
@@ -862,8 +863,8 @@ def _load_hf(name: str, engine: str) -> Tokenizer:
         raise TokenizerError(f"tokenizer {name!r}: engine {engine!r} only encodes Qwen2.5's byte-level BPE, and "
                              f"this one differs: {why}")
     load_args = (source, engine)
-    if spec is not None and not why:  # Qwen2.5's BPE: the built-in's hash with these added tokens (constant or cached)
-        hash_fn = lambda: _qwen25_hash(specials)  # noqa: E731
+    if spec is not None and not why:  # Qwen2.5's BPE: `_spec_hash(spec)` is the built-in's with its added tokens
+        hash_fn = lambda: _qwen25_hash(spec.specials)  # noqa: E731 - the constant, or cached
     else:
         hash_fn = (lambda: _spec_hash(spec)) if spec is not None else (lambda: _json_hash(tj))
     fast = _fast_engine(engine, name) if not why and engine != "hf" else "hf"
