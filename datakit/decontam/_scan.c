@@ -111,7 +111,7 @@ static inline Py_ssize_t find(const index_t *ix, uint64_t h) {
     return -1;
 }
 
-#define PIPELINE 16 /* windows between a bit-table prefetch and its probe: hides the cache miss */
+#define PIPELINE 16 /* windows between a bit-table prefetch and its probe: hides the cache miss (a power of 2) */
 
 typedef struct {
     uint64_t g;
@@ -183,7 +183,8 @@ static int scan(const uint8_t *b, Py_ssize_t len, const int64_t *doc_start, Py_s
     int64_t count = 0; /* kept words of the current document */
     int slot = 0;      /* where the next word goes in the ring (= count % n) */
     pending_t pend[PIPELINE];
-    int64_t npend = 0;
+    uint64_t npend = 0;
+    int64_t next_doc = ndocs > 1 ? doc_start[1] : INT64_MAX; /* where the document after `doc` starts */
     while (i < len) {
         while (i < len && !IS_WORD[b[i]]) i++;
         if (i >= len) break;
@@ -200,8 +201,9 @@ static int scan(const uint8_t *b, Py_ssize_t len, const int64_t *doc_start, Py_s
             if (line_number_word(b, len, s, e)) continue;
         }
         h = splitmix64(h + 1); /* + 1: no word maps to 0 before mixing */
-        while (doc + 1 < ndocs && doc_start[doc + 1] <= s) {
+        while (next_doc <= s) {
             doc++;
+            next_doc = doc + 1 < ndocs ? doc_start[doc + 1] : INT64_MAX;
             count = 0;
             slot = 0;
         }
@@ -222,16 +224,15 @@ static int scan(const uint8_t *b, Py_ssize_t len, const int64_t *doc_start, Py_s
         if (windows && vec_push(windows, &g, sizeof g)) return -1;
         if (ix) { /* the bit table (MBs) is read at random: prefetch now, probe PIPELINE windows later */
             uint64_t t = g >> ix->shift;
-            prefetch(ix->bits + (t >> 3));
-            prefetch(ix->buckets + (g >> ix->bucket_shift));
-            pending_t *w = pend + (npend % PIPELINE);
+            prefetch(ix->bits + (t >> 3)); /* (not the bucket: ~3 % of the windows pass the bit table) */
+            pending_t *w = pend + (npend & (PIPELINE - 1));
             if (npend >= PIPELINE && probe(ix, w, hits)) return -1;
             *w = (pending_t){g, (int64_t)doc, ring_s[slot], (int64_t)e}; /* slot: the window's oldest word */
             npend++;
         }
     }
-    for (int64_t k = npend > PIPELINE ? npend - PIPELINE : 0; ix && k < npend; k++) /* the last, in order */
-        if (probe(ix, pend + (k % PIPELINE), hits)) return -1;
+    for (uint64_t k = npend > PIPELINE ? npend - PIPELINE : 0; ix && k < npend; k++) /* the last, in order */
+        if (probe(ix, pend + (k & (PIPELINE - 1)), hits)) return -1;
     return 0;
 }
 
