@@ -228,15 +228,15 @@ def test_planted_verdicts_and_strongest_matches_equal():
     strongest matches (spans included) with and without the kernel, with and without the Arrow plain mask."""
     index = default_index()
     docs = _planted()
-    old = content.CHUNK_BYTES
-    content.CHUNK_BYTES = 60_000
+    old = content.CHUNK_BYTES, content.KERNEL_CHUNK_BYTES
+    content.CHUNK_BYTES = content.KERNEL_CHUNK_BYTES = 60_000
     try:
         flags, named, best = _both_ways(lambda: content.batch_matches(docs, index, plain=content.plain_mask(
             pa.array(docs))))
         assert flags.sum() > 400 and len(best) > 100 and len(named) >= 10 and not flags.all()
         _both_ways(lambda: content.batch_matches(docs, index))
     finally:
-        content.CHUNK_BYTES = old
+        content.CHUNK_BYTES, content.KERNEL_CHUNK_BYTES = old
 
 
 def test_kernel_is_built_where_there_is_a_compiler():

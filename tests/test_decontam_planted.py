@@ -575,10 +575,10 @@ def test_batch_scan_decides_exactly_like_content_matches(instances):
     per_text = [bool(content.content_matches(t, index)) for t in texts]
     plain = content.plain_mask(pa.array(texts))  # the step's Arrow pass = normalize.is_plain, text by text
     assert plain.tolist() == [is_plain(t) for t in texts] and 0 < plain.sum() < len(texts)
-    old = content.CHUNK_BYTES
+    old = content.CHUNK_BYTES, content.KERNEL_CHUNK_BYTES
     try:
-        for chunk in (old, 50_000):
-            content.CHUNK_BYTES = chunk
+        for chunk in (old, (50_000, 50_000)):
+            content.CHUNK_BYTES, content.KERNEL_CHUNK_BYTES = chunk
             flags, named = content.batch_scan(texts, index)
             assert flags.tolist() == per_text
             flags, _, strongest = content.batch_matches(texts, index, plain=plain)
@@ -590,4 +590,4 @@ def test_batch_scan_decides_exactly_like_content_matches(instances):
             assert named[len(texts) - 3] == "django__django-11099" and named[len(texts) - 2] == "astropy__astropy-12907"
             assert len(texts) - 1 not in named and len(texts) - 5 not in named
     finally:
-        content.CHUNK_BYTES = old
+        content.CHUNK_BYTES, content.KERNEL_CHUNK_BYTES = old
