@@ -122,6 +122,29 @@ def test_kernel_canonical_bytes_equal_canonical_bytes(docs):
 
 
 @needs_kernel
+@settings(max_examples=150, deadline=None)
+@given(docs=st.lists(st.none() | st.lists(st.sampled_from([p for p in UNICODE_PIECES if p != "\ud800"]),
+                                          max_size=40).map("".join), min_size=1, max_size=12),
+       data=st.data(), large=st.booleans())
+def test_arrow_rows_give_the_same_buffer_and_matches(docs, data, large):
+    """The step's batch path on an Arrow array (plain rows copied from its buffer, `ArrowTexts`), a sliced one and a
+    subset of its rows: the same chunk buffer and the same verdicts as the list of Python strings."""
+    arr = pa.array(docs, type=pa.large_string() if large else pa.string())
+    cut = data.draw(st.integers(0, len(docs) - 1))
+    arr = arr.slice(cut)
+    rows = sorted(data.draw(st.sets(st.integers(0, len(arr) - 1), min_size=1)))
+    texts = [arr[r].as_py() or "" for r in rows]
+    plain = content.plain_mask(arr)[rows]
+    view = content.ArrowTexts(arr, rows, plain)
+    assert list(view) == texts and view.lengths().tolist() == [len(t.encode()) for t in texts]
+    assert content._canonical_buffer(view, plain)[0] == content._canonical_buffer(texts)[0]
+    assert content._canonical_buffer(view[1:], plain[1:])[0] == content._canonical_buffer(texts[1:])[0]
+    index = _index_of([" ".join(f"w{i} v{i % 3}" for i in range(40)), texts[0]])
+    ours, theirs = content.batch_matches(view, index, plain=plain), content.batch_matches(texts, index, plain=plain)
+    assert ours[0].tolist() == theirs[0].tolist() and ours[1:] == theirs[1:]
+
+
+@needs_kernel
 @settings(max_examples=300, deadline=None)
 @given(docs=st.lists(st.none() | st.lists(st.sampled_from([p for p in UNICODE_PIECES if p != "\ud800"]  # (UTF-8)
                                                           + ["&", "#", "x", "1", ";", "Ab", "é"]),

@@ -392,6 +392,36 @@ static int put_utf8(vec_t *v, uint32_t cp) {
     return vec_push(v, u, k);
 }
 
+/* ASCII bytes onto `out` (room for them reserved): a copy that lowers (vectorised), then the escape rule in place
+ * from the first "\\_" on (it becomes "_") */
+static void put_ascii(vec_t *out, const uint8_t *src, Py_ssize_t len) {
+    uint8_t *dst = (uint8_t *)out->p + out->len;
+    for (Py_ssize_t j = 0; j < len; j++) dst[j] = src[j] + ((uint8_t)(src[j] - 'A') < 26) * 32;
+    Py_ssize_t kept = len;
+    const uint8_t *bs = memchr(dst, '\\', (size_t)len);
+    while (bs && bs + 1 < dst + len && bs[1] != '_') bs = memchr(bs + 1, '\\', (size_t)(dst + len - bs - 1));
+    if (bs && bs + 1 < dst + len) {
+        Py_ssize_t w = bs - dst;
+        for (Py_ssize_t r = w; r < len; r++) {
+            if (dst[r] == '\\' && r + 1 < len && dst[r + 1] == '_') continue;
+            dst[w++] = dst[r];
+        }
+        kept = w;
+    }
+    out->len += (size_t)kept;
+}
+
+static int reserve(vec_t *v, size_t more) {
+    if (v->cap >= v->len + more) return 0;
+    size_t cap = v->cap ? v->cap : 4096;
+    while (cap < v->len + more) cap *= 2;
+    char *p = realloc(v->p, cap);
+    if (!p) return -1;
+    v->p = p;
+    v->cap = cap;
+    return 0;
+}
+
 /* One str part onto `out`: 1 done, 0 the Python path (out left as it was), -1 an error. The Markdown escape rule
  * (bytes.replace(b"\\_", b"_") before the NULs are deleted) is applied as the bytes are made: a deleted character
  * between a backslash and an underscore keeps the backslash, as there. */
@@ -400,33 +430,12 @@ static int put_str(vec_t *out, PyObject *x, PyObject *classify) {
     int kind = PyUnicode_KIND(x);
     const void *data = PyUnicode_DATA(x);
     uint32_t prev = 0; /* the previous character after folding and lowering, a deleted one included (as 0) */
-    if (out->cap < out->len + (size_t)len) { /* room for the ASCII case; vec_push grows it past that */
-        size_t cap = out->cap ? out->cap : 4096;
-        while (cap < out->len + (size_t)len) cap *= 2;
-        char *p = realloc(out->p, cap);
-        if (!p) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        out->p = p;
-        out->cap = cap;
+    if (reserve(out, (size_t)len)) { /* room for the ASCII case; vec_push grows it past that */
+        PyErr_NoMemory();
+        return -1;
     }
-    if (kind == PyUnicode_1BYTE_KIND && PyUnicode_IS_ASCII(x)) { /* most texts: a copy that lowers (vectorised) */
-        const uint8_t *src = data;
-        uint8_t *dst = (uint8_t *)out->p + out->len;
-        for (Py_ssize_t j = 0; j < len; j++) dst[j] = src[j] + ((uint8_t)(src[j] - 'A') < 26) * 32;
-        Py_ssize_t kept = len;
-        const uint8_t *bs = memchr(dst, '\\', (size_t)len);
-        while (bs && bs + 1 < dst + len && bs[1] != '_') bs = memchr(bs + 1, '\\', (size_t)(dst + len - bs - 1));
-        if (bs && bs + 1 < dst + len) { /* the escape rule, in place from the first "\\_" on: it becomes "_" */
-            Py_ssize_t w = bs - dst;
-            for (Py_ssize_t r = w; r < len; r++) {
-                if (dst[r] == '\\' && r + 1 < len && dst[r + 1] == '_') continue;
-                dst[w++] = dst[r];
-            }
-            kept = w;
-        }
-        out->len += (size_t)kept;
+    if (kind == PyUnicode_1BYTE_KIND && PyUnicode_IS_ASCII(x)) { /* most texts */
+        put_ascii(out, data, len);
         return 1;
     }
     for (Py_ssize_t i = 0; i < len; i++) {
@@ -465,51 +474,128 @@ nomem:
     return -1;
 }
 
+/* join_canonical's `rows`: an Arrow string array's offsets and data, and which rows the None parts are */
+typedef struct {
+    int on, wide;
+    Py_buffer offs, data_buf, ids_buf;
+    const uint8_t *bytes;
+    const int64_t *ids;
+    Py_ssize_t nrows, noffs;
+} arrow_rows_t;
+
+static inline int64_t arrow_offset(const arrow_rows_t *a, int64_t i) {
+    return a->wide ? ((const int64_t *)a->offs.buf)[i] : ((const int32_t *)a->offs.buf)[i];
+}
+
+static void arrow_rows_release(arrow_rows_t *a) {
+    if (!a->on) return;
+    PyBuffer_Release(&a->ids_buf);
+    PyBuffer_Release(&a->data_buf);
+    PyBuffer_Release(&a->offs);
+    a->on = 0;
+}
+
+static int arrow_rows_get(PyObject *o, arrow_rows_t *a) {
+    memset(a, 0, sizeof *a);
+    if (o == Py_None) return 0;
+    PyObject *offs_o, *data_o, *ids_o;
+    int wide;
+    if (!PyArg_ParseTuple(o, "OOpO", &offs_o, &data_o, &wide, &ids_o)) return -1;
+    if (PyObject_GetBuffer(offs_o, &a->offs, PyBUF_SIMPLE) < 0) return -1;
+    if (PyObject_GetBuffer(data_o, &a->data_buf, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&a->offs);
+        return -1;
+    }
+    if (get_buffer(ids_o, &a->ids_buf, 8, "row_ids") < 0) {
+        PyBuffer_Release(&a->data_buf);
+        PyBuffer_Release(&a->offs);
+        return -1;
+    }
+    a->on = 1;
+    a->wide = wide;
+    a->bytes = a->data_buf.buf;
+    a->ids = a->ids_buf.buf;
+    a->nrows = a->ids_buf.len / 8;
+    a->noffs = a->offs.len / (wide ? 8 : 4);
+    return 0;
+}
+
+/* the length of part k's row, its bounds checked (-1 and an error when they are not inside the buffers) */
+static Py_ssize_t arrow_row_len(const arrow_rows_t *a, Py_ssize_t k) {
+    int64_t r = a->ids[k];
+    if (r < 0 || r + 1 >= a->noffs) {
+        PyErr_Format(PyExc_ValueError, "join_canonical: row %lld is not in the array", (long long)r);
+        return -1;
+    }
+    int64_t lo = arrow_offset(a, r), hi = arrow_offset(a, r + 1);
+    if (lo < 0 || hi < lo || hi > a->data_buf.len) {
+        PyErr_Format(PyExc_ValueError, "join_canonical: row %lld is outside the data buffer", (long long)r);
+        return -1;
+    }
+    return (Py_ssize_t)(hi - lo);
+}
+
 PyDoc_STRVAR(join_canonical_doc,
-"join_canonical(parts, classify=None, fallback=None, originals=None) -> (buf, doc_start)\n\n"
+"join_canonical(parts, classify=None, fallback=None, originals=None, rows=None) -> (buf, doc_start)\n\n"
 "content._canonical_buffer's layout in one pass: b'\\n' + the canonical bytes of every part, each followed by\n"
 "b'\\n'; doc_start: int64 offsets (after the lead) where each part starts, and the end. A bytes part is canonical\n"
 "bytes already (it is only ASCII-lowered); a str part is an NFKC text without entities or NULs: ASCII is lowered,\n"
 "'\\\\_' becomes '_', other code points as classify(cp) says (see cp_fate), and a text that must take the Python\n"
 "path is replaced by fallback(text) (its canonical bytes; fallback(originals[k]) when originals is given: the\n"
-"texts the parts were made from). Without classify, a non-ASCII str part is an error.");
+"texts the parts were made from). Without classify, a non-ASCII str part is an error. rows = (offsets, data, wide,\n"
+"row_ids): a None part is row row_ids[k] of that Arrow string array (int32 offsets, int64 when wide), a plain\n"
+"ASCII text (content.plain_mask) copied from its buffer, no Python str made.");
 
 static PyObject *join_canonical(PyObject *self, PyObject *args, PyObject *kw) {
-    static char *names[] = {"parts", "classify", "fallback", "originals", NULL};
-    PyObject *arg, *classify = Py_None, *fallback = Py_None, *originals = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOO", names, &arg, &classify, &fallback, &originals)) return NULL;
+    static char *names[] = {"parts", "classify", "fallback", "originals", "rows", NULL};
+    PyObject *arg, *classify = Py_None, *fallback = Py_None, *originals = Py_None, *rows_o = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOOO", names, &arg, &classify, &fallback, &originals, &rows_o))
+        return NULL;
+    arrow_rows_t ar;
+    if (arrow_rows_get(rows_o, &ar) < 0) return NULL;
     PyObject *seq = PySequence_Fast(arg, "join_canonical: a sequence of str or bytes expected");
-    if (!seq) return NULL;
+    if (!seq) {
+        arrow_rows_release(&ar);
+        return NULL;
+    }
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), total = 1;
     if (originals != Py_None && (!PyList_Check(originals) || PyList_GET_SIZE(originals) != n)) {
-        Py_DECREF(seq);
-        return PyErr_Format(PyExc_TypeError, "join_canonical: originals must be a list as long as parts");
+        PyErr_Format(PyExc_TypeError, "join_canonical: originals must be a list as long as parts");
+        goto fail_early;
+    }
+    if (ar.on && ar.nrows != n) {
+        PyErr_Format(PyExc_ValueError, "join_canonical: rows' row_ids must be as long as parts");
+        goto fail_early;
     }
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *x = items[k];
         if (PyUnicode_Check(x)) {
             if (!PyUnicode_IS_ASCII(x) && (classify == Py_None || fallback == Py_None)) {
-                Py_DECREF(seq);
-                return PyErr_Format(PyExc_TypeError, "join_canonical: part %zd is not ASCII (give classify and "
-                                    "fallback)", k);
+                PyErr_Format(PyExc_TypeError, "join_canonical: part %zd is not ASCII (give classify and fallback)", k);
+                goto fail_early;
             }
             total += PyUnicode_GET_LENGTH(x) + 1;
         } else if (PyBytes_Check(x)) {
             total += PyBytes_GET_SIZE(x) + 1;
+        } else if (x == Py_None && ar.on) {
+            Py_ssize_t len = arrow_row_len(&ar, k);
+            if (len < 0) goto fail_early;
+            total += len + 1;
         } else {
-            Py_DECREF(seq);
-            return PyErr_Format(PyExc_TypeError, "join_canonical: part %zd is neither str nor bytes", k);
+            PyErr_Format(PyExc_TypeError, "join_canonical: part %zd is neither str nor bytes%s", k,
+                         ar.on ? " nor None" : "");
+            goto fail_early;
         }
     }
     vec_t out = {0};
     PyObject *docs = PyBytes_FromStringAndSize(NULL, (n + 1) * 8);
     out.p = malloc((size_t)total);
     if (!docs || !out.p) {
+        if (docs) PyErr_NoMemory();
         Py_XDECREF(docs);
         free(out.p);
-        Py_DECREF(seq);
-        return docs ? PyErr_NoMemory() : NULL;
+        goto fail_early;
     }
     out.cap = (size_t)total;
     int64_t *starts = (int64_t *)PyBytes_AS_STRING(docs);
@@ -517,6 +603,20 @@ static PyObject *join_canonical(PyObject *self, PyObject *args, PyObject *kw) {
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *x = items[k], *alt = NULL;
         starts[k] = (int64_t)out.len - 1;
+        if (x == Py_None) { /* a plain row of the Arrow array (its bounds checked above) */
+            int64_t r = ar.ids[k], lo = arrow_offset(&ar, r), len = arrow_offset(&ar, r + 1) - lo;
+            if (reserve(&out, (size_t)len)) { /* (the parts before may have grown past their estimate) */
+                PyErr_NoMemory();
+                goto fail;
+            }
+            put_ascii(&out, ar.bytes + lo, (Py_ssize_t)len);
+            uint8_t nl = '\n';
+            if (vec_push(&out, &nl, 1)) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            continue;
+        }
         int done = PyUnicode_Check(x) ? put_str(&out, x, classify) : 2;
         if (done < 0) goto fail;
         if (done == 0) { /* the Python path's canonical bytes */
@@ -549,6 +649,7 @@ static PyObject *join_canonical(PyObject *self, PyObject *args, PyObject *kw) {
     }
     starts[n] = (int64_t)out.len - 1;
     Py_DECREF(seq);
+    arrow_rows_release(&ar);
     PyObject *buf = PyBytes_FromStringAndSize(out.p, (Py_ssize_t)out.len);
     free(out.p);
     if (!buf) {
@@ -559,7 +660,9 @@ static PyObject *join_canonical(PyObject *self, PyObject *args, PyObject *kw) {
 fail:
     free(out.p);
     Py_DECREF(docs);
+fail_early:
     Py_DECREF(seq);
+    arrow_rows_release(&ar);
     return NULL;
 }
 

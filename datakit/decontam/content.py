@@ -54,7 +54,7 @@ from .index import FIELDS, FingerprintIndex
 from .ngrams import _word_hashes_spans, text_words, to_chars, window_hashes
 from .normalize import _ENTITY, canonical_bytes, code_point_fate, line_number_words, per_code_point
 
-__all__ = ["TextMatch", "content_matches", "batch_flags", "batch_scan", "batch_matches", "plain_mask",
+__all__ = ["TextMatch", "ArrowTexts", "content_matches", "batch_flags", "batch_scan", "batch_matches", "plain_mask",
            "instance_ids_in", "kernel", "DEFAULT_THRESHOLD", "DEFAULT_MIN_MATCHED"]
 
 DEFAULT_THRESHOLD = 0.5
@@ -184,6 +184,44 @@ def plain_mask(texts) -> np.ndarray:
     return np.asarray(pc.fill_null(plain, False), dtype=bool)
 
 
+class ArrowTexts:
+    """Rows of an Arrow string array as the batch path reads them, without a Python str per row: their lengths
+    from the offsets, the plain rows' bytes copied by the kernel straight from the data buffer, a str made only for
+    a row that is asked for (`texts[k]`: the non-plain rows, and the few a rule caught). A slice is a view. A null
+    row reads as ""."""
+
+    def __init__(self, arr, rows: np.ndarray, plain: np.ndarray):
+        import pyarrow as pa
+
+        self.arr, self.rows, self.plain = arr, np.asarray(rows, dtype=np.int64), np.asarray(plain, dtype=bool)
+        self.wide = pa.types.is_large_string(arr.type)
+        _, offsets, data = arr.buffers()
+        self.offsets, self.data = offsets, data if data is not None else b""
+        o = np.frombuffer(offsets, dtype=np.int64 if self.wide else np.int32)[arr.offset: arr.offset + len(arr) + 1]
+        self._ends = o
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def lengths(self) -> np.ndarray:
+        """Bytes per row (characters for the plain, ASCII ones): what the chunking needs."""
+        return (self._ends[self.rows + 1] - self._ends[self.rows]).astype(np.int64)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            view = object.__new__(ArrowTexts)
+            view.__dict__.update(self.__dict__, rows=self.rows[k], plain=self.plain[k])
+            return view
+        return self.arr[int(self.rows[k])].as_py() or ""
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+    def kernel_rows(self) -> tuple:
+        """join_canonical's `rows`: the buffers, their offset width and the rows' positions in them."""
+        return (self.offsets, self.data, self.wide, self.rows + self.arr.offset)
+
+
 def batch_scan(texts: list[str], index: FingerprintIndex, threshold: float = DEFAULT_THRESHOLD,
                min_matched: int = DEFAULT_MIN_MATCHED, plain=None) -> tuple[np.ndarray, dict[int, str]]:
     """(per text: whether `content_matches` would find anything, {text: Verified instance id it names}), for
@@ -204,7 +242,8 @@ def batch_matches(texts: list[str], index: FingerprintIndex, threshold: float = 
     best: dict[int, TextMatch] = {}
     ids = frozenset(index.instance_ids)
     ends = np.zeros(len(texts) + 1, dtype=np.int64)  # characters before each text: chunks by searchsorted
-    np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)), out=ends[1:])
+    lengths = texts.lengths() if isinstance(texts, ArrowTexts) else np.fromiter(map(len, texts), np.int64, len(texts))
+    np.cumsum(lengths, out=ends[1:])
     chunk = KERNEL_CHUNK_BYTES if kernel() is not None else CHUNK_BYTES
     lo = 0
     while lo < len(texts):  # a chunk: texts from lo until `chunk` characters are reached (at least one)
@@ -244,6 +283,12 @@ def _canonical_buffer(texts: list[str], plain=None) -> tuple[bytes, np.ndarray]:
     texts (most non-ASCII ones) while it copies them, asking `code_point_fate` once per distinct code point; the
     others get `canonical_bytes`. `plain` (optional, per text): known plain, so not checked again."""
     native = kernel()
+    if native is not None and isinstance(texts, ArrowTexts):  # plain rows straight from the Arrow buffer
+        originals = [None if p else texts[k] for k, p in enumerate(texts.plain.tolist())]
+        parts = [None if t is None else _kernel_part(t) for t in originals]
+        buf, doc_start = native.join_canonical(parts, code_point_fate, canonical_bytes, originals,
+                                               texts.kernel_rows())
+        return buf, np.frombuffer(doc_start, dtype=np.int64)
     if native is not None:
         if plain is None:
             parts = [_kernel_part(t) for t in texts]
@@ -253,6 +298,7 @@ def _canonical_buffer(texts: list[str], plain=None) -> tuple[bytes, np.ndarray]:
         buf, doc_start = native.join_canonical(parts, code_point_fate, canonical_bytes,
                                                texts if isinstance(texts, list) else list(texts))
         return buf, np.frombuffer(doc_start, dtype=np.int64)
+    texts = list(texts)
     if plain is None:
         parts = [canonical_bytes(t) for t in texts]  # lowered already
     else:

@@ -31,6 +31,7 @@ SPAN_CHARS = 2000
 MIRROR_KINDS = ("git", "github", "gharchive")  # source kinds whose code came from a git mirror
 BATCH_ROWS = 2048
 READ_COLUMNS = ("id", "kind", "role", "text", "messages", "meta", "source", "fork_of", "repo_meta")
+TEXT_TYPES = ("string", "large_string")  # what the kernel reads in place
 
 
 def sample_text(sample: dict) -> str:
@@ -112,7 +113,8 @@ class DecontamFilter(CountingStep):
         """Per row of an Arrow batch: None (keep) or the match row (rule, detail, …). Reads columns, not rows."""
         import numpy as np
 
-        from datakit.decontam.content import CHUNK_BYTES, batch_matches, content_matches, plain_mask
+        from datakit.decontam.content import (CHUNK_BYTES, ArrowTexts, batch_matches, content_matches, kernel,
+                                              plain_mask)
 
         n = batch.num_rows
         col = {name: batch.column(name) for name in batch.schema.names}
@@ -156,13 +158,19 @@ class DecontamFilter(CountingStep):
             text_rows = self._rows_for_text(row_verdicts, bases, heads, repos, index, out)
         if not text_rows:
             return out
-        texts_all = col["text"].to_pylist() if "text" in col else [""] * n
         messages = col["messages"].to_pylist() if "messages" in col and col["messages"].null_count < n else None
-        texts = ([sample_text({"text": texts_all[i], "messages": messages[i]}) for i in text_rows] if messages
-                 else [texts_all[i] or "" for i in text_rows])
-        plain = None
-        if not messages and sum(map(len, texts)) >= CHUNK_BYTES:  # (from a chunk on: Arrow's pass pays for itself)
-            plain = plain_mask(col["text"])[text_rows]
+        text_col = col.get("text")
+        if not messages and text_col is not None and kernel() is not None and str(text_col.type) in TEXT_TYPES:
+            # the kernel reads the plain texts from the Arrow buffer: no Python str for most rows
+            plain = plain_mask(text_col)[text_rows]
+            texts = ArrowTexts(text_col, text_rows, plain)
+        else:
+            texts_all = text_col.to_pylist() if text_col is not None else [""] * n
+            texts = ([sample_text({"text": texts_all[i], "messages": messages[i]}) for i in text_rows] if messages
+                     else [texts_all[i] or "" for i in text_rows])
+            plain = None
+            if not messages and sum(map(len, texts)) >= CHUNK_BYTES:  # (from a chunk on: its pass pays for itself)
+                plain = plain_mask(text_col)[text_rows]
         flags, named, strongest = batch_matches(texts, index, plain=plain, **kwargs)
         for k in sorted(set(np.flatnonzero(flags).tolist()).union(named)):  # (the few rows a text rule caught)
             i, text = text_rows[k], texts[k]
