@@ -795,12 +795,14 @@ def run_size(mb: int, args: argparse.Namespace, paths: list[str]) -> dict:
     for name in STARTUP:
         if name in results:
             targets[f"{name}_wall_s"] = {"value": results[name]["process_wall_s"], "target": 1.0,
-                                         "cpu_s": results[name]["process_cpu_s"], "met_if": "value <= target"}
+                                         "cpu_s": results[name]["process_cpu_s"], "met_if": "value < target"}
             targets[f"{name}_cpu_s"] = {"value": results[name]["process_cpu_s"], "target": 1.0,
                                         "median": statistics.median(x["cpu_s"] for x in results[name]["runs"]),
-                                        "met_if": "value <= target"}
-    for t in targets.values():
-        t["met"] = (t.get("ratio", t.get("value")) <= t["target"]) if "met_if" in t else t["ratio"] >= t["target"]
+                                        "met_if": "value < target"}
+    for t in targets.values():  # (start-up "under 1 s" is strict; own work "no more than" the engine is not)
+        value = t.get("ratio", t.get("value"))
+        t["met"] = {"value < target": value < t["target"], "ratio <= target": value <= t["target"]}.get(
+            t.get("met_if"), value >= t["target"])
     print()
     print(markdown_table(results))
     print(f"targets: {json.dumps(targets)}")
