@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from datakit.io.storage import arrow, as_path, replace
+from datakit.pipeline.memory import release_freed_memory
 from datakit.pipeline.step import CountingStep
 
 SPAN_CHARS = 2000
@@ -258,6 +259,7 @@ class DecontamFilter(CountingStep):
                     if out:
                         rows = pa.Table.from_batches([batch.slice(j, 1) for j in out]).to_pylist()  # (take() would
                         self._reject_batch(rows, [verdict[j] for j in out], quarantine, matches)  # import pyarrow.compute)
+                release_freed_memory(arrow_pool=True)  # (a file's batches freed: its peak is not the next one's floor)
                 if left == 0:
                     break
             done = True
