@@ -23,7 +23,7 @@ PYTHONPATH=/tmp/q_head $PY benchmarks/bench_tokens.py --mb 20 --repeat 5 \
     --paths tiktoken,gigatoken,datakit,datakit_base,startup,startup_base --baseline /tmp/q_base \
     --results benchmarks/results/tokens_quiet_20mb.json > /tmp/q_tokens20.log 2>&1; stamp tokens_20mb
 PYTHONPATH=/tmp/q_head $PY benchmarks/bench_tokens.py --mb 200 --repeat 2 \
-    --paths gigatoken,datakit,datakit_base --baseline /tmp/q_base \
+    --paths tiktoken,gigatoken,datakit,datakit_base,startup --baseline /tmp/q_base \
     --results benchmarks/results/tokens_quiet_200mb.json > /tmp/q_tokens200.log 2>&1; stamp tokens_200mb
 if [ "${QUIET_SKIP_2GB:-0}" != 1 ]; then
     PYTHONPATH=/tmp/q_head $PY benchmarks/bench_tokens.py --mb 2000 --repeat 1 \
