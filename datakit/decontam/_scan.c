@@ -79,15 +79,19 @@ typedef struct {
     size_t len, cap;
 } vec_t;
 
+static int reserve(vec_t *v, size_t more) { /* room for `more` bytes after len: 0, or -1 out of memory */
+    if (v->cap >= v->len + more) return 0;
+    size_t cap = v->cap ? 2 * v->cap : 4096;
+    while (cap < v->len + more) cap *= 2;
+    char *p = realloc(v->p, cap);
+    if (!p) return -1;
+    v->p = p;
+    v->cap = cap;
+    return 0;
+}
+
 static int vec_push(vec_t *v, const void *x, size_t size) {
-    if (v->len + size > v->cap) {
-        size_t cap = v->cap ? 2 * v->cap : 4096;
-        while (cap < v->len + size) cap *= 2;
-        char *p = realloc(v->p, cap);
-        if (!p) return -1;
-        v->p = p;
-        v->cap = cap;
-    }
+    if (reserve(v, size)) return -1;
     memcpy(v->p + v->len, x, size);
     v->len += size;
     return 0;
@@ -346,11 +350,11 @@ static PyObject *scan_words(PyObject *self, PyObject *args) {
 
 /* ---- canonical bytes of a chunk's texts (normalize.canonical_bytes, joined) ---------------------------------
  * A code point's fate in canonical_bytes, once its text is known to be NFKC already and free of entities and NULs
- * (content._native_part checks that in Python): FOLD maps it to ASCII or deletes it, else str.lower() maps it to
+ * (normalize.per_code_point checks that in Python): FOLD maps it to ASCII or deletes it, else str.lower() maps it to
  * one code point -- or the text takes the Python path (a multi-character lowering, which makes canonical_text skip
  * the whole text's lowering; the final sigma, lowered by context; a lone surrogate). `classify(cp)` (Python) says
  * which, once per code point: -1 the Python path, 0 deleted, else the code point it becomes. The answers are cached
- * in pages of 256 code points. */
+ * in pages of 256 code points, for the process: one classify (normalize.code_point_fate) is assumed. */
 #define CP_UNKNOWN INT32_MIN
 static int32_t *cp_pages[0x110000 >> 8];
 
@@ -409,17 +413,6 @@ static void put_ascii(vec_t *out, const uint8_t *src, Py_ssize_t len) {
         kept = w;
     }
     out->len += (size_t)kept;
-}
-
-static int reserve(vec_t *v, size_t more) {
-    if (v->cap >= v->len + more) return 0;
-    size_t cap = v->cap ? v->cap : 4096;
-    while (cap < v->len + more) cap *= 2;
-    char *p = realloc(v->p, cap);
-    if (!p) return -1;
-    v->p = p;
-    v->cap = cap;
-    return 0;
 }
 
 /* One str part onto `out`: 1 done, 0 the Python path (out left as it was), -1 an error. The Markdown escape rule

@@ -141,10 +141,12 @@ class DecontamFilter(CountingStep):
         else:
             keys = [(repo, json.dumps(f, sort_keys=True, default=str) if any(f) else "",
                      bool(repo) and kind in MIRROR_KINDS) for repo, f, kind in zip(repos, forks, kinds)]
-        distinct = dict.fromkeys(keys)  # (first-seen order: the verdicts are made in the order of the rows)
-        for key in distinct:
+        distinct: dict = {}  # key -> its first row (first-seen order: the verdicts are made in the order of the rows)
+        for i, key in enumerate(keys):
+            distinct.setdefault(key, i)
+        for key, first in distinct.items():
             if key not in verdicts:
-                f = forks[keys.index(key)]
+                f = forks[first]
                 meta = {"fork_of": f[0], "repo_meta": f[1], "parents": list(f[2:])}
                 verdicts[key] = self._repo_verdict(key[0], {k: v for k, v in meta.items() if v}, key[2], mirror_rules)
         row_verdicts = [verdicts[k] for k in keys]
