@@ -27,3 +27,19 @@ def test_limited_reads_are_the_full_reads_prefix(folder, skip, limit, batch_size
     reader = RecordReader(str(folder), text_field="text", limit=limit, skip=skip, batch_size=batch_size)
     got = [(d.id, d.text, d.metadata["n"]) for d in reader.run()]
     assert got == full[skip:skip + limit]
+
+
+@pytest.mark.parametrize("limit", [-1, 4])
+def test_doc_len_stat_is_datatroves_per_document_figure(folder, limit):
+    """The reader gathers `doc_len` per file and merges it once: the stat equals datatrove's update per document."""
+    from datatrove.utils.stats import MetricStats
+
+    reader = RecordReader(str(folder), text_field="text", limit=limit)
+    docs = list(reader.run())
+    expected = MetricStats()
+    for d in docs:
+        expected.update(len(d.text), "doc")
+    got = reader.stats["doc_len"]
+    assert (got.total, got.n, got.min, got.max) == (expected.total, expected.n, expected.min, expected.max)
+    assert got.mean == pytest.approx(expected.mean) and got.variance == pytest.approx(expected.variance)
+    assert got.unit == "doc" and len(docs) == (12 if limit < 0 else limit)

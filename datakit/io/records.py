@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from datatrove.data import Document
 from datatrove.pipeline.readers.parquet import ParquetReader
 from datatrove.pipeline.writers.parquet import ParquetWriter
+from datatrove.utils.stats import MetricStats
 
 from datakit.io.schemas import arrow_schema, conform
 
@@ -203,9 +204,43 @@ class RecordReader(ParquetReader):
     def __init__(self, data_folder: str, text_field: str | None = None, limit: int = -1, **kwargs):
         super().__init__(data_folder, limit=limit, glob_pattern="*.parquet", recursive=False, **kwargs)
         self.text_field = text_field
+        self._doc_lens: list[int] | None = None  # the doc_len stat's values not merged yet (while run() reads)
 
     def get_document_from_dict(self, data: dict, source_file: str, id_in_file: int) -> Document:
         return as_document(data, self.text_field)
+
+    def update_doc_stats(self, document: Document) -> None:
+        """datatrove's `doc_len` stat, gathered per file and merged once (a MetricStats update per document was
+        ~5 % of a tokens task); count, total, min and max are the same, mean and variance up to float rounding."""
+        if self._doc_lens is None:  # a subclass's own run (RowShardedRecordReader): per document
+            super().update_doc_stats(document)
+            return
+        self._doc_lens.append(len(document.text))
+        if (token_count := document.metadata.get("token_count")):
+            self.stat_update("doc_len_tokens", value=token_count, unit="doc")
+
+    def _merge_doc_lens(self) -> None:
+        lens, self._doc_lens = self._doc_lens, []
+        if not lens:
+            return
+        n, total = len(lens), sum(lens)
+        mean = total / n
+        part = MetricStats(total=total, n=n, mean=mean, min=min(lens), max=max(lens),
+                           _running_variance=sum((x - mean) ** 2 for x in lens), unit="doc")
+        merged = self.stats["doc_len"] + part
+        merged.unit = "doc"
+        self.stats["doc_len"] = merged
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        self._doc_lens = []
+        try:
+            for document in super().run(data, rank, world_size):
+                yield document
+                if len(self._doc_lens) >= 65536:
+                    self._merge_doc_lens()
+        finally:
+            self._merge_doc_lens()
+            self._doc_lens = None
 
     def read_file(self, filepath: str):
         with reading_parquet(self.data_folder.resolve_paths(filepath)), self.data_folder.open(filepath, "rb") as f, \

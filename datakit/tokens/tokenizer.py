@@ -178,10 +178,19 @@ class Tokenizer:
         if not texts:
             return []
         ids, offsets = self._impl.encode_flat(texts, max(1, int(num_threads)))
-        if append_eod:  # one EOD after each document: insert at every document end, shift the offsets
-            ids = np.insert(ids, offsets[1:], np.int32(self._eod_id))
-            offsets = offsets + np.arange(len(offsets), dtype=offsets.dtype)
-        return np.split(ids, offsets[1:-1])
+        bounds = offsets.tolist()
+        if not append_eod:
+            return [ids[a:b] for a, b in zip(bounds, bounds[1:])]
+        # one pass: each document's ids, then an EOD, into one buffer (np.insert's mask over every token and
+        # np.split's per-piece swapaxes were ~5 % of a tokens task)
+        out = np.empty(ids.size + len(bounds) - 1, np.int32)
+        docs = []
+        for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
+            start, end = a + i, b + i
+            out[start:end] = ids[a:b]
+            out[end] = self._eod_id
+            docs.append(out[start:end + 1])
+        return docs
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of `ids`; special ids decode to their strings; invalid UTF-8 becomes U+FFFD."""
