@@ -212,3 +212,24 @@ def test_gigatoken_threads_encoding_at_once_from_the_first_call():
     assert errors == []
     ref = load_tokenizer("qwen2.5", engine="tiktoken")
     assert got == {k: [ref.encode(f"def f{k}(x):  # café {i}\n" * 50) for i in range(20)] for k in range(4)}
+
+
+def test_gigatoken_engine_is_refreshed_after_refresh_tokens(corpus, reference_ids):
+    """Its pretoken cache grows with every distinct pretoken: after `refresh_tokens` tokens the next batch gets a
+    fresh engine (on every thread), and the ids stay the reference's."""
+    tok = tkmod._qwen_builtin("gigatoken")  # a fresh engine, not the cached one
+    impl = tok._impl
+    impl.refresh_tokens = 20_000  # an instance attribute: the class default (REFRESH_TOKENS) is untouched
+    docs, want = corpus[:400], reference_ids[:400]
+    engines, got = set(), []
+    for i in range(0, len(docs), 16):
+        got += [a[:-1].tolist() for a in tok.encode_batch_arrays(docs[i:i + 16], append_eod=True)]
+        engines.add(impl._local.tok[0])  # the generation of the engine this thread encoded with
+    assert got == want
+    total = sum(map(len, want))
+    # a refresh between batches once 20,000 are passed (the count restarts at 0: a batch's overshoot is dropped)
+    assert 3 < impl._generation <= total // 20_000 and len(engines) > 3
+    # two threads after a refresh: each its own engine of the new generation, the same ids
+    assert [a.tolist() for a in tok.encode_batch_arrays(docs[:64], num_threads=2)] == want[:64]
+    assert [tok.encode(d) for d in docs[:20]] == want[:20]
+    assert tkmod._GigatokenImpl.refresh_tokens == tkmod.REFRESH_TOKENS == 256_000_000

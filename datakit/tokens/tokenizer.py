@@ -46,6 +46,12 @@ importing awkward costs ~0.8 CPU s). Both run on the calling thread (fastokens: 
 its own worker threads spin and cost CPU); `num_threads` > 1 encodes that many slices of a batch in parallel Python
 threads (both release the GIL).
 
+Memory. gigatoken keeps a cache of every distinct pretoken it has encoded for the life of the engine (a warm cache
+encodes ~15–25 % faster), so a process's memory grew with the text it had seen (+100 MiB over 530 M tokens of the
+2 GB benchmark corpus). The engine is built afresh after `REFRESH_TOKENS` (256 M) tokens, between batches: the
+cache holds at most what that many tokens put in it, at ~1 CPU s per refresh (rebuild and a cold cache; BENCHMARKS.md,
+tokens, sixth pass). The ids are the same either way.
+
 `vocab_hash`: sha256 over a canonical description of a byte-level BPE — normaliser, split regex, (rank, token bytes)
 in rank order, merges as byte pairs in order (for tiktoken ranks: the merges the ranks imply, recovered with `bpe()`
 as tiktoken's HF converter does), and the added tokens (id, content) by id — so the same vocabulary hashes the same
@@ -100,6 +106,7 @@ ENGINES = ("auto", "gigatoken", "fastokens", "tiktoken", "hf")
 # The engines proven id-identical to the reference for Qwen2.5's BPE (tests/test_tokenizer_engines.py), fastest
 # whole process first (BENCHMARKS.md, tokens, fourth pass): engine "auto" takes the first one installed.
 FAST_ENGINES = ("gigatoken", "fastokens", "tiktoken")
+REFRESH_TOKENS = 256_000_000  # a gigatoken engine is rebuilt after this many tokens: its pretoken cache bounded
 _PIP = {"gigatoken": "gigatoken>=0.10,<0.11", "fastokens": "fastokens>=0.3.5,<0.4", "tiktoken": "tiktoken>=0.7",
         "hf": "tokenizers"}
 _PACKAGE = {"gigatoken": "gigatoken", "fastokens": "fastokens", "tiktoken": "tiktoken", "hf": "tokenizers"}
@@ -251,9 +258,12 @@ class _BuiltOnDemand:
     `num_threads` Python threads (the engines release the GIL) and joins them in order."""
 
     label = ""  # the engine's name, in errors and the build thread's name
+    refresh_tokens: int | None = None  # build a fresh engine after this many tokens (its caches bounded), or never
 
     def __init__(self, *args):
         self._args = args
+        self._encoded = 0  # tokens encoded by this engine generation
+        self._generation = 0  # engines built so far after a refresh
         self._tok = None
         self._error: BaseException | None = None
         self._pool = None
@@ -291,7 +301,21 @@ class _BuiltOnDemand:
                 raise TokenizerError(f"{self.label} cannot load the {QWEN25} ranks: {self._error}") from None
         return self._tok
 
+    def _count(self, n_tokens: int) -> None:
+        """Tokens encoded; past `refresh_tokens` the next encode builds a fresh engine (a new, empty cache)."""
+        self._encoded += n_tokens
+        if self.refresh_tokens is not None and self._encoded >= self.refresh_tokens:
+            with self._lock:
+                self._encoded = 0
+                self._generation += 1
+                self._tok, self._thread, self._error = None, None, None
+
     def encode_flat(self, texts: list[str], num_threads: int):
+        ids, offsets = self._encode_flat(texts, num_threads)
+        self._count(int(ids.size))
+        return ids, offsets
+
+    def _encode_flat(self, texts: list[str], num_threads: int):
         import numpy as np
 
         texts = [_nfc(t) for t in texts]
@@ -332,12 +356,13 @@ class _GigatokenImpl(_BuiltOnDemand):
     other thread (num_threads > 1) builds its own."""
 
     label = "gigatoken"
+    refresh_tokens = REFRESH_TOKENS  # its pretoken cache grows with every distinct pretoken (module docstring)
 
     def __init__(self, path: str, specials: dict[str, int]):
         super().__init__(path)
         self._special_by_id = {i: c.encode("utf-8") for c, i in specials.items() if i >= QWEN25_N_RANKS}
         self._local = threading.local()
-        self._shared_taken = False
+        self._shared_taken = -1  # the generation whose shared (prefetched) engine a thread has taken
 
     def _make(self, path: str):
         from gigatoken.gigatoken_rs import BPETokenizer
@@ -345,11 +370,12 @@ class _GigatokenImpl(_BuiltOnDemand):
         return BPETokenizer.from_tiktoken(path, "qwen2", None)
 
     def _mine(self):
-        """This thread's engine."""
-        tok = getattr(self._local, "tok", None)
-        if tok is None:
+        """This thread's engine (of the current generation)."""
+        generation, tok = getattr(self._local, "tok", (None, None))
+        if generation != self._generation:
             with self._lock:
-                first, self._shared_taken = not self._shared_taken, True
+                generation = self._generation
+                first, self._shared_taken = self._shared_taken != generation, generation
             if first:
                 tok = self.tok
             else:
@@ -357,7 +383,7 @@ class _GigatokenImpl(_BuiltOnDemand):
                     tok = self._make(*self._args)
                 except Exception as exc:  # noqa: BLE001 - as `.tok` reports a failed build
                     raise TokenizerError(f"{self.label} cannot load the {QWEN25} ranks: {exc}") from None
-            self._local.tok = tok
+            self._local.tok = (generation, tok)
         return tok
 
     @staticmethod
@@ -368,7 +394,9 @@ class _GigatokenImpl(_BuiltOnDemand):
             return tok.encode(_fix_surrogates(text))
 
     def encode(self, text: str) -> list[int]:
-        return self._one(self._mine(), _nfc(text)).tolist()
+        ids = self._one(self._mine(), _nfc(text))
+        self._count(len(ids))
+        return ids.tolist()
 
     def _flat(self, texts: list[str]):
         import numpy as np
