@@ -525,3 +525,15 @@ def test_gpu_smoke_script_builds_its_data_and_model_on_cpu(split_runs):
     assert info["tokens"] == [2, 64] and info["attention_mask"] == [2, 1, 64, 64]
     # 2 layers, hidden 256, Qwen2.5's padded vocabulary in and out (untied): the embeddings dominate
     assert 2 * 152_064 * 256 < info["parameters"] < 2 * 152_064 * 256 + 3_000_000
+
+
+def test_tokens_step_switches_arrow_to_the_system_allocator():
+    """The tokens step allocates Arrow's buffers through malloc (see `use_system_allocator`), in a fresh process."""
+    import subprocess
+    import sys
+
+    code = ("import pyarrow as pa; before = pa.default_memory_pool().backend_name; "
+            "from datakit.tokens.steps import use_system_allocator; use_system_allocator(); "
+            "print(before != 'system', pa.default_memory_pool().backend_name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "system"]

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from datakit import __version__
@@ -22,6 +21,7 @@ from datakit.io.records import write_text_atomic
 from datakit.io.schemas import arrow_schema
 from datakit.io.storage import arrow, as_path, replace
 from datakit.tokens import arrow_buffers
+from datakit.tokens.parquet_file import Column, ParquetFileWriter, column_kind
 
 MANIFEST = "manifest.json"
 LEDGER_DIR = "mixture"  # per-task ledgers of documents repeated or left out (schemas/mixture_ledger.schema.json)
@@ -40,42 +40,40 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _leaf(name: str) -> str:
-    """The Parquet column path of a token_shard field (a list's values are `{name}.list.element`): what the
-    writer's per-column options match (a list field's own name matches nothing)."""
-    return f"{name}.list.element" if name != "padding" else name
-
-
-# Only the source names repeat (sample ids are unique: a dictionary of them is larger than plain); dictionary pages
-# on the token columns cost half the write CPU and save nothing after zstd (ids are near-random over a 151k
-# vocabulary; masks and small ints compress as well plain). (Named by field before, which matched no column.)
-DICTIONARY_COLUMNS = [_leaf("source")]
-# min/max statistics only on the per-segment columns: a token column's min/max (of ids, of a 0/1 mask) filters
-# nothing and is one more pass over every token of the write
-STATISTICS_COLUMNS = [_leaf(n) for n in ("doc_lens", "source", "sample_ids", "chunk_index", "padding", "repeat")]
-# the column writer takes a row group's values in batches of this many (Arrow's default 1,024 grows each page's
-# buffers in small steps: reallocations and copies); a page closes after the batch that passes PAGE_BYTES
-WRITE_BATCH_VALUES, PAGE_BYTES = 1 << 20, 2 << 20
+# How each column of a shard is stored (datakit/tokens/parquet_file.py): the ids PLAIN + zstd; the loss mask
+# dictionary-encoded with its values as indices (a page is a few RLE runs, nothing to compress); `source` a
+# dictionary (a few names repeat; sample ids are unique: plain); min/max statistics on the per-segment columns only
+# (a token column's min/max filters nothing).
+_STORAGE = {"input_ids": {}, "loss_mask": {"dictionary": True, "codec": "none"},
+            "source": {"dictionary": True, "statistics": True}}
+COLUMNS = [Column(f.name, column_kind(f), **_STORAGE.get(f.name, {"statistics": True}))  # kinds from the schema
+           for f in arrow_schema("token_shard")]
+PAGE_VALUES = 1 << 19  # a data page holds the whole rows that fit 512 Ki token values (2 MiB of ids before zstd)
 
 
 class ShardWriter:
-    """Writes PackedRows to one Parquet file (zstd), atomically: `path.tmp` is renamed to `path` on close.
-    Arrow columns are built from numpy buffers (arrow_buffers: no pandas import, no per-token Python object)."""
+    """Writes PackedRows to one Parquet file, atomically: `path.tmp` is renamed to `path` on close. The rows of a
+    row group are copied into one block per token column and written by `ParquetFileWriter` (levels as RLE runs
+    per row, no per-token Python object and no Arrow table)."""
 
     def __init__(self, path: str | Path, row_group_rows: int = 64):
         self.path = as_path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(self.path.name + ".tmp")
         self.schema = arrow_schema("token_shard")
-        where, fs = arrow(self._tmp)
-        self._writer = pq.ParquetWriter(where, self.schema, filesystem=fs, compression="zstd",
-                                        use_dictionary=DICTIONARY_COLUMNS, write_statistics=STATISTICS_COLUMNS,
-                                        write_batch_size=WRITE_BATCH_VALUES, data_page_size=PAGE_BYTES)
+        self._sink = self._tmp.open("wb")
+        self._writer = None  # opened with the first row: its pages are sized by the row length
         self.row_group_rows = row_group_rows
         self._rows: list[tuple] = []  # per row of the group: doc_lens, source, sample_ids, chunk_index, padding, repeat
         # the group's tokens, a row per line: copied in, so a written row is freed; reused from group to group
-        # (write_table has encoded them when it returns), so no fresh 10 MB to page in per group
+        # (written when `_flush` returns), so no fresh 10 MB to page in per group
         self._ids = self._mask = None
+
+    def _file(self, row_len: int) -> ParquetFileWriter:
+        if self._writer is None:
+            self._writer = ParquetFileWriter(self._sink, COLUMNS, self.schema, max(1, PAGE_VALUES // max(1, row_len)),
+                                             created_by=f"datakit version {__version__}")
+        return self._writer
 
     def write(self, row) -> None:
         n = len(row.input_ids)
@@ -96,28 +94,22 @@ class ShardWriter:
         if not self._rows:
             return
         rows, n = self._rows, len(self._rows)
-        ids, mask = self._ids[:n], self._mask[:n]
         self._rows = []
         doc_lens, source, sample_ids, chunk_index, padding, repeat = zip(*rows)
-        typ = self.schema.field
-        table = arrow_buffers.table(
-            {
-                "input_ids": arrow_buffers.fixed_width_lists(ids, typ("input_ids").type),
-                "doc_lens": arrow_buffers.fixed_lists(doc_lens, typ("doc_lens").type),
-                "loss_mask": arrow_buffers.fixed_width_lists(mask, typ("loss_mask").type),
-                "source": source,
-                "sample_ids": sample_ids,
-                "chunk_index": chunk_index,
-                "padding": padding,
-                "repeat": repeat,
-            },
-            self.schema,
-        )
-        self._writer.write_table(table)
+
+        def flat(lists):  # (values, row lengths) of a per-segment int column
+            lengths = [len(x) for x in lists]
+            return (np.concatenate(lists) if sum(lengths) else np.zeros(0, np.int32)), lengths
+
+        self._file(self._ids.shape[1]).write_row_group({
+            "input_ids": self._ids[:n], "doc_lens": flat(doc_lens), "loss_mask": self._mask[:n], "source": source,
+            "sample_ids": sample_ids, "chunk_index": flat(chunk_index), "padding": padding, "repeat": flat(repeat),
+        }, n)
 
     def close(self) -> None:
         self._flush()
-        self._writer.close()
+        self._file(1).close()  # a shard without rows: a valid file of no row groups
+        self._sink.close()
         replace(self._tmp, self.path)
 
     def __enter__(self):
@@ -127,7 +119,7 @@ class ShardWriter:
         if exc_type is None:
             self.close()
         else:
-            self._writer.close()
+            self._sink.close()
             self._tmp.unlink(missing_ok=True)
 
 

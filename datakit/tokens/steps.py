@@ -39,6 +39,17 @@ def check_text(text: str) -> str | None:
 _ONES = np.lib.stride_tricks.as_strided(np.ones(1, np.uint8), shape=(1 << 40,), strides=(0,), writeable=False)
 
 
+def use_system_allocator() -> None:
+    """Arrow allocates through malloc from here on in this process (its default pool is mimalloc). In the tokens
+    stage only the Sample reader allocates through Arrow (the shard writer has its own pages), and mimalloc kept
+    ~30 MiB more of the reader's freed batches than glibc does after `malloc_trim` (a 66 M-token task's peak RSS
+    324 → 291-295 MiB, CPU the same; BENCHMARKS.md, tokens, sixth pass). Buffers allocated before stay with the
+    pool that made them."""
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
+
+
 class InterleavedRecordReader(PipelineStep):
     """Samples from several stage outputs (a recipe's `inputs:`), one record from each in turn, so the sources mix
     in the token stream from the start. Each folder is sharded over the tasks by file, as `RecordReader` does."""
@@ -111,6 +122,7 @@ class TokenizeSamples(CountingStep):
 
         tok = load_tokenizer(self.tokenizer_name, self.engine)
         tok.prefetch()  # the engine builds while the first batch is read
+        use_system_allocator()
         mixer = Mixer(self.mixture, world_size, self.seed)
         self._ledger = _Ledger(self.ledger_dir / f"{rank:05d}.parquet")
         try:
