@@ -233,3 +233,21 @@ def test_gigatoken_engine_is_refreshed_after_refresh_tokens(corpus, reference_id
     assert [a.tolist() for a in tok.encode_batch_arrays(docs[:64], num_threads=2)] == want[:64]
     assert [tok.encode(d) for d in docs[:20]] == want[:20]
     assert tkmod._GigatokenImpl.refresh_tokens == tkmod.REFRESH_TOKENS == 256_000_000
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_utf8_bytes_give_the_ids_of_their_str(engine, corpus, reference_ids):
+    """The tokens stage hands texts on as UTF-8 bytes: every engine gives them the ids of the str (NFD bytes are
+    normalised like the str; ASCII bytes reach gigatoken as they are); bytes that are not UTF-8 are refused."""
+    tok = _engine(engine)
+    docs, want = corpus[::5], reference_ids[::5]
+    assert any(d.isascii() for d in docs) and any(not d.isascii() for d in docs)
+    mixed = [d.encode("utf-8") if i % 2 else d for i, d in enumerate(docs)]
+    got = tok.encode_batch_arrays(mixed, append_eod=True)
+    assert [a[:-1].tolist() for a in got] == want
+    nfd = unicodedata.normalize("NFD", "café Å ﬃ")
+    assert tok.encode_batch_arrays([nfd.encode("utf-8")])[0].tolist() == tok.encode(nfd)
+    with pytest.raises(TokenizerError, match=r"texts\[1\] is not UTF-8"):
+        tok.encode_batch_arrays(["ok", b"\xff\xfe bad"])
+    with pytest.raises(TokenizerError, match="not str or bytes"):
+        tok.encode_batch_arrays([3])

@@ -147,6 +147,30 @@ def test_megatron_reads_back_the_parquet_tokens(demo):
     assert export_manifest["format"] == "megatron-mmidx" and export_manifest["tokens"] == sum(len(d[2]) for d in docs)
 
 
+def test_texts_that_are_not_utf8_are_quarantined_with_their_text(tmp_path, qwen):
+    """The reader hands texts on as bytes: a Parquet string that is not UTF-8 (another tool's file) is quarantined
+    as `invalid_utf8` (decoding it used to stop the stage), and a quarantined record keeps its text as a str."""
+    inp = write_samples(tmp_path / "in", [sample(0, "def ok():\n    return 1\n"), sample(1, "PLACEHOLDER"),
+                                          sample(2, "nul\x00byte é"), sample(3, "x = 'é'\r\n")])
+    path = inp / "00000.parquet"
+    table = pq.read_table(path)
+    texts = table.column("text").to_pylist()
+    texts[1] = b"caf\xe9 latin-1"
+    bad = pa.array([t if isinstance(t, bytes) else t.encode("utf-8") for t in texts], pa.binary()).view(pa.string())
+    pq.write_table(table.set_column(table.schema.get_field_index("text"), table.schema.field("text"), bad), path)
+    proc = datakit("tokens", "--input", inp, "--output", tmp_path / "o", "--seq-len", 64)
+    assert proc.returncode == 0, proc.stderr
+    stats = json.loads((tmp_path / "o" / "tokens" / "stats.json").read_text())["units"]["documents"]
+    assert stats == {"read": 4, "written": 2, "quarantined": {"invalid_utf8": 1, "nul_byte": 1}, "filtered": {}}
+    q = pl.read_parquet(tmp_path / "o" / "tokens" / "quarantine" / "*.parquet").sort("reason")
+    assert q["reason"].to_list() == ["invalid_utf8", "nul_byte"]
+    records = [json.loads(r) for r in q["record"]]
+    assert records[0]["text"] == "caf\ufffd latin-1" and records[1]["text"] == "nul\x00byte é"
+    docs = list(iter_documents(sorted((tmp_path / "o" / "tokens").glob("*.parquet"))))
+    assert [d[0] for d in docs] == ["s0000", "s0003"]
+    assert docs[1][2][:-1].tolist() == qwen.encode("x = 'é'\r\n")
+
+
 def test_inspect_shows_boundaries(demo, capsys):
     shard = sorted((demo / "tokens").glob("*.parquet"))[0]
     assert main(["inspect", str(shard), "--row", "0", "--max-chars", "200"]) == 0

@@ -481,8 +481,10 @@ class TokensStage(StageType):
         if ctx.executor_kind == "local":  # tasks may run in this process: the engine builds while the executor starts
             tok.prefetch()
         inputs = ctx.inputs or [ctx.input]
-        reader = (RecordReader(str(inputs[0]), text_field="text", limit=ctx.limit) if len(inputs) == 1 else
-                  InterleavedRecordReader([str(p) for p in inputs], text_field="text", limit=ctx.limit))
+        reader = (RecordReader(str(inputs[0]), text_field="text", limit=ctx.limit, text_as_bytes=True)
+                  if len(inputs) == 1 else
+                  InterleavedRecordReader([str(p) for p in inputs], text_field="text", limit=ctx.limit,
+                                          text_as_bytes=True))
         return [
             reader,
             TokenizeSamples(o.tokenizer, o.engine, ctx.quarantine, mixture, o.seed, o.num_threads, o.seq_len,

@@ -34,6 +34,31 @@ def check_text(text: str) -> str | None:
     return None
 
 
+def encodable_text(text) -> tuple[str | None, str | bytes]:
+    """(why the text cannot be tokenized or None, what to encode). The reader hands texts on as UTF-8 bytes
+    (`RecordReader(text_as_bytes=True)`): an ASCII text goes to the engine as it is (no str is ever made of it),
+    any other is decoded (NFC needs a str; invalid UTF-8 → `invalid_utf8`). A str is checked as it is."""
+    if isinstance(text, bytes):
+        if not text:
+            return "empty", text
+        if b"\x00" in text:
+            return "nul_byte", text
+        if text.isascii():
+            return None, text
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return "invalid_utf8", text
+    text = text or ""
+    return check_text(text), text
+
+
+def as_record(sample: dict) -> dict:
+    """A sample as it is stored (its text a str), for the quarantine."""
+    text = sample.get("text")
+    return {**sample, "text": text.decode("utf-8", "replace")} if isinstance(text, bytes) else sample
+
+
 # The loss mask of a plain document (all ones) as a read-only zero-stride view: no memory per token in the packing
 # window (a fifth of its bytes) and no allocation per document; the packer copies it into each row.
 _ONES = np.lib.stride_tricks.as_strided(np.ones(1, np.uint8), shape=(1 << 40,), strides=(0,), writeable=False)
@@ -57,16 +82,19 @@ class InterleavedRecordReader(PipelineStep):
     name = "📖 interleaved RecordReader"
     type = "📖 - READER"
 
-    def __init__(self, folders: list[str], text_field: str | None = None, limit: int = -1):
+    def __init__(self, folders: list[str], text_field: str | None = None, limit: int = -1,
+                 text_as_bytes: bool = False):
         super().__init__()
         self.folders = folders
         self.text_field = text_field
         self.limit = limit
+        self.text_as_bytes = text_as_bytes
 
     def run(self, data=None, rank: int = 0, world_size: int = 1):
         from datakit.io.records import RecordReader
 
-        streams = [RecordReader(f, text_field=self.text_field, limit=self.limit).run(None, rank, world_size)
+        streams = [RecordReader(f, text_field=self.text_field, limit=self.limit,
+                                text_as_bytes=self.text_as_bytes).run(None, rank, world_size)
                    for f in self.folders if any(as_path(f).glob("*.parquet"))]
         while streams:
             for stream in list(streams):
@@ -129,25 +157,26 @@ class TokenizeSamples(CountingStep):
             data = iter(data)
             while batch := list(islice(data, BATCH)):
                 self._tally["documents.read"] += len(batch)
-                plain, chat = [], []
+                plain, texts, chat = [], [], []
                 for doc in batch:
                     sample = doc.metadata
                     if sample.get("messages"):
                         try:
                             ids, mask = render_chat(sample["messages"], tok, tools=stored_tools(sample.get("tools")))
                         except TokenizerError as exc:
-                            self.reject("documents", sample, "invalid_chat", str(exc), rank)
+                            self.reject("documents", as_record(sample), "invalid_chat", str(exc), rank)
                             continue
                         chat.append((sample, np.asarray(ids, np.int32), np.asarray(mask, np.uint8)))
                         continue
-                    reason = check_text(sample.get("text") or "")
+                    reason, text = encodable_text(sample.get("text"))
                     if reason:
-                        self.reject("documents", sample, reason, f"sample {sample.get('id')}: {reason}", rank)
+                        self.reject("documents", as_record(sample), reason, f"sample {sample.get('id')}: {reason}",
+                                    rank)
                         continue
                     plain.append(sample)
+                    texts.append(text)
                 # int32 arrays straight from the engine's flat output, EOD appended: no per-token Python object
-                encoded = tok.encode_batch_arrays([s["text"] for s in plain], num_threads=self.num_threads,
-                                                  append_eod=True)
+                encoded = tok.encode_batch_arrays(texts, num_threads=self.num_threads, append_eod=True)
                 rendered = [(sample, ids, _ONES[:len(ids)]) for sample, ids in zip(plain, encoded)]
                 if chat:
                     rendered = self._in_order(batch, rendered + chat)

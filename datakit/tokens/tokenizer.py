@@ -176,14 +176,24 @@ class Tokenizer:
             return []
         return self._impl.encode_batch(texts, max(1, int(num_threads)))
 
-    def encode_batch_arrays(self, texts: Sequence[str], num_threads: int = 1, append_eod: bool = False) -> list:
+    def encode_batch_arrays(self, texts: Sequence[str | bytes], num_threads: int = 1,
+                            append_eod: bool = False) -> list:
         """`encode` of each text as int32 numpy arrays (views into one buffer; with `append_eod`, each ends in
-        `eod_id`). On gigatoken and fastokens these come from the engine's arrays: no per-token Python object."""
+        `eod_id`). On gigatoken and fastokens these come from the engine's arrays: no per-token Python object.
+        A text may be given as its UTF-8 bytes (the same ids as its str): ASCII bytes go to gigatoken as they are,
+        anything else is decoded first (NFC, and the other engines, need a str)."""
         import numpy as np
 
-        texts = _checked_texts(texts, "encode_batch_arrays")
+        texts = _checked_texts(texts, "encode_batch_arrays", utf8=True)
         if not texts:
             return []
+        takes_ascii = getattr(self._impl, "takes_ascii_bytes", False)
+        for i, t in enumerate(texts):
+            if type(t) is bytes and not (takes_ascii and t.isascii()):
+                try:
+                    texts[i] = t.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise TokenizerError(f"encode_batch_arrays: texts[{i}] is not UTF-8 ({exc})") from None
         ids, offsets = self._impl.encode_flat(texts, max(1, int(num_threads)))
         bounds = offsets.tolist()
         if not append_eod:
@@ -225,11 +235,12 @@ class Tokenizer:
         return (load_tokenizer, self._load_args)
 
 
-def _checked_texts(texts: Sequence[str], what: str) -> list[str]:
+def _checked_texts(texts: Sequence, what: str, utf8: bool = False) -> list:
     texts = list(texts)
+    kinds = (str, bytes) if utf8 else str
     for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TokenizerError(f"{what}: texts[{i}] is {type(t).__name__}, not str")
+        if not isinstance(t, kinds):
+            raise TokenizerError(f"{what}: texts[{i}] is {type(t).__name__}, not {'str or bytes' if utf8 else 'str'}")
     return texts
 
 
@@ -318,7 +329,7 @@ class _BuiltOnDemand:
     def _encode_flat(self, texts: list[str], num_threads: int):
         import numpy as np
 
-        texts = [_nfc(t) for t in texts]
+        texts = [t if type(t) is bytes else _nfc(t) for t in texts]  # bytes: ASCII (encode_batch_arrays)
         if num_threads == 1 or len(texts) < 2:
             return self._flat(texts)
         if self._pool is None or self._pool._max_workers != num_threads:
@@ -356,6 +367,7 @@ class _GigatokenImpl(_BuiltOnDemand):
     other thread (num_threads > 1) builds its own."""
 
     label = "gigatoken"
+    takes_ascii_bytes = True  # `encode` takes bytes: an ASCII text needs no str (and no NFC)
     refresh_tokens = REFRESH_TOKENS  # its pretoken cache grows with every distinct pretoken (module docstring)
 
     def __init__(self, path: str, specials: dict[str, int]):
