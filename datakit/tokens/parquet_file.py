@@ -2,13 +2,14 @@
 of required 32-bit integers or UTF-8 strings — the token shard's (schemas/token_shard.schema.json).
 
 Why not Arrow's writer: for the list columns it builds repetition and definition levels value by value and widens
-the loss mask to int32 before compressing it (~10 ns per token for the two token columns, as much again as the
-zstd of the ids; BENCHMARKS.md, tokens, sixth pass). Here a row's levels are two RLE runs, whatever its length, and
-the loss mask is dictionary-encoded with its own values as the indices (dictionary [0, 1, …, max]), so a page of it
-is a few RLE runs; only the ids are compressed (zstd, Arrow's codec).
+the loss mask to int32 before compressing it (~8 ns per token for the two token columns, half as much again as
+the zstd of the ids; BENCHMARKS.md, tokens, sixth pass). Here a row's levels are two RLE runs, whatever its
+length, and the loss mask is dictionary-encoded with its own values as the indices (dictionary [0, 1, …, max]), so
+a page of it is a few RLE runs, left uncompressed; the ids and the small per-segment columns are compressed (zstd,
+Arrow's codec).
 
 Byte layout (the Parquet format, https://parquet.apache.org/docs/file-format/; Thrift compact protocol):
-    "PAR1" · per row group, per column: [dictionary page] data page(s) · FileMetaData · u32 LE footer length · "PAR1"
+    "PAR1" · per row group, per column: [dictionary page] data page(s) · FileMetaData · u32 LE length · "PAR1"
 - Data pages are v1, each holding whole rows: `PageHeader` · body; the body is, for a list column,
   u32 LE length · repetition levels · u32 LE length · definition levels (both RLE/bit-packed hybrid, bit width 1),
   then the values: PLAIN (int32 little endian; strings as u32 LE length · UTF-8 bytes) or, for a dictionary
@@ -69,7 +70,7 @@ def _zigzag(n: int) -> int:
 
 
 def _value(kind: int, value) -> bytes:
-    if kind in (_BYTE,):
+    if kind == _BYTE:
         return struct.pack("<b", value)
     if kind in (_I16, _I32, _I64):
         return _varint(_zigzag(int(value)))
@@ -80,7 +81,8 @@ def _value(kind: int, value) -> bytes:
         return value if isinstance(value, bytes) else thrift_struct(value)
     if kind == _LIST:
         item_kind, items = value
-        head = bytes([(len(items) << 4) | item_kind]) if len(items) < 15 else bytes([0xF0 | item_kind]) + _varint(len(items))
+        n = len(items)
+        head = bytes([(n << 4) | item_kind]) if n < 15 else bytes([0xF0 | item_kind]) + _varint(n)
         return head + b"".join(_value(item_kind, v) for v in items)
     raise ValueError(f"thrift type {kind}")
 
@@ -151,9 +153,9 @@ def fixed_list_levels(rows: int, n: int) -> tuple[bytes, bytes]:
 @dataclass(frozen=True)
 class Column:
     """One column of the file: `name` (the Arrow field's), `kind` "int32" | "list_int32" | "list_uint8" |
-    "list_string", and how its values are stored: `dictionary` (list_uint8: the values are their own indices; list_string: the
-    distinct strings in order of first appearance)
-    `codec` ("zstd" or "none"), and whether the chunk carries min/max `statistics`."""
+    "list_string", and how its values are stored: `dictionary` (list_uint8: the values are their own indices;
+    list_string: the distinct strings in order of first appearance), `codec` ("zstd" or "none"), and whether the
+    chunk carries min/max `statistics`."""
 
     name: str
     kind: str
@@ -195,9 +197,8 @@ def column_kind(field: pa.Field) -> str:
 
 def _page(page_type: int, parts: list, codec: str, header_fields: list[tuple]) -> tuple[list, int]:
     """([header, compressed body], size uncompressed: header · body). `parts` (bytes or contiguous arrays) are
-    the body; to compress they are joined into one buffer of Arrow's pool, and compressed into another, so the
-    megabytes per page never go through the malloc heap that Python and numpy share (glibc kept them there:
-    +20 MiB of a task's peak RSS)."""
+    the body; to compress they are copied once into an Arrow buffer (no Python bytes of a few MB per page) and
+    compressed into another."""
     size = sum(memoryview(p).nbytes for p in parts)
     if codec == "zstd":
         body = pa.allocate_buffer(size)
@@ -277,7 +278,8 @@ class ParquetFileWriter:
             meta = [(1, _I32, BYTE_ARRAY if col.kind == "list_string" else INT32),
                     (2, _LIST, (_I32, encodings)), (3, _LIST, (_BINARY, col.path)),
                     (4, _I32, ZSTD if col.codec == "zstd" else UNCOMPRESSED), (5, _I64, n_values),
-                    (6, _I64, raw), (7, _I64, size), (9, _I64, start + (len(pages[0]) + len(pages[1]) if dict_page else 0)),
+                    (6, _I64, raw), (7, _I64, size),
+                    (9, _I64, start + (len(pages[0]) + len(pages[1]) if dict_page else 0)),
                     (11, _I64, start if dict_page else None), (12, _STRUCT, stats)]
             metas.append((start, size, raw, meta))
         columns = [[(2, _I64, start), (3, _STRUCT, meta)] for start, _, _, meta in metas]

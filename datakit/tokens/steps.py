@@ -66,10 +66,10 @@ _ONES = np.lib.stride_tricks.as_strided(np.ones(1, np.uint8), shape=(1 << 40,), 
 
 def use_system_allocator() -> None:
     """Arrow allocates through malloc from here on in this process (its default pool is mimalloc). In the tokens
-    stage only the Sample reader allocates through Arrow (the shard writer has its own pages), and mimalloc kept
-    ~30 MiB more of the reader's freed batches than glibc does after `malloc_trim` (a 66 M-token task's peak RSS
-    324 → 291-295 MiB, CPU the same; BENCHMARKS.md, tokens, sixth pass). Buffers allocated before stay with the
-    pool that made them."""
+    stage the Sample reader is what allocates through Arrow (the shard writer a few MB of pages at a time), and
+    mimalloc kept ~30 MiB more of the reader's freed batches than glibc does after `malloc_trim` (a 66 M-token
+    task's peak RSS 324 → 291-295 MiB, CPU the same; BENCHMARKS.md, tokens, sixth pass). Buffers allocated
+    before stay with the pool that made them."""
     import pyarrow as pa
 
     pa.set_memory_pool(pa.system_memory_pool())
