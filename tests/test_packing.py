@@ -317,3 +317,28 @@ def test_feed_takes_the_document_at_the_call():
     assert packer.stats.rows == 0  # nothing packed until consumed
     assert [r.padding for r in rows] == [4]
     assert packer._held == 0 and list(packer.finish()) == []
+
+
+def test_rows_built_in_a_lent_buffer_are_the_rows_packed_alone():
+    """With `row_buffer` (the tokens stage lends its shard writer's row group block) each row is built in the
+    arrays lent for it: the same rows, padding, masks and copies as rows allocated by the packer, and each row
+    really is the lent arrays (nothing copied after)."""
+    lengths = [int(n) for n in np.random.default_rng(11).integers(1, 700, 300)] + [1500, 2100]  # long ones chunked
+    want_docs, lent_docs = make_docs(lengths, seed=11), make_docs(lengths, seed=11)
+    for d in want_docs[::5] + lent_docs[::5]:
+        d.copies = 3
+    want = [r.as_record() for r in Packer(256, EOD, window=40, window_tokens=6_000).pack(want_docs)]
+    block_ids, block_mask = np.full((4, 256), -7, np.int32), np.full((4, 256), 9, np.uint8)
+    lent: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def row_buffer(n: int) -> tuple[np.ndarray, np.ndarray]:
+        assert n == 256
+        lent.append((block_ids[len(lent) % 4], block_mask[len(lent) % 4]))  # reused, as a row group block is
+        return lent[-1]
+
+    got = []
+    for row in Packer(256, EOD, window=40, window_tokens=6_000, row_buffer=row_buffer).pack(lent_docs):
+        assert row.input_ids is lent[-1][0] and row.loss_mask is lent[-1][1]
+        got.append(row.as_record())  # consumed before the next row overwrites the block
+    assert got == want and len(lent) == len(want)
+    assert len({sid for r in got for sid in r["sample_ids"] if "@" in sid}) == 2 * len(want_docs[::5])  # copies

@@ -209,6 +209,33 @@ def test_shard_writer_rows_read_back(tmp_path):
         assert got["padding"] == row.padding
 
 
+def test_rows_built_in_the_writers_block_make_the_same_file(tmp_path):
+    """The tokens stage builds each row in the ShardWriter's row group block (`Packer(row_buffer=
+    writer.row_buffer)`): the file is byte for byte the one written from rows the packer allocated, and a row
+    from elsewhere (another length: its own row group) still goes in between."""
+    from datakit.tokens.packing import Document, PackedRow, Packer
+
+    def docs():
+        rng = np.random.default_rng(8)
+        return [Document(rng.integers(0, 151643, int(n)).astype(np.int32), rng.integers(0, 2, int(n)).astype(
+            np.uint8), "agentless", f"s{i}", copies=1 + i % 3) for i, n in enumerate(rng.integers(1, 400, 90))]
+
+    odd = PackedRow(np.arange(5, dtype=np.int32), np.array([5], np.int32), np.ones(5, np.uint8), ["x"], ["x0"], [0], 0)
+    with ShardWriter(tmp_path / "copied.parquet", row_group_rows=4) as w:
+        for k, row in enumerate(Packer(128, 151643, window=20, window_tokens=2000).pack(docs())):
+            w.write(row)
+            if k == 6:
+                w.write(odd)
+    with ShardWriter(tmp_path / "in_place.parquet", row_group_rows=4) as w:
+        packer = Packer(128, 151643, window=20, window_tokens=2000, row_buffer=w.row_buffer)
+        for k, row in enumerate(packer.pack(docs())):
+            w.write(row)
+            if k == 6:
+                w.write(odd)
+    assert (tmp_path / "in_place.parquet").read_bytes() == (tmp_path / "copied.parquet").read_bytes()
+    assert len(list(iter_rows(tmp_path / "in_place.parquet"))) == packer.stats.rows + 1
+
+
 def test_column_kinds_come_from_the_schema():
     """COLUMNS is the token_shard schema's fields in order, each stored by the kind of its Arrow type; a type the
     writer cannot store is refused by name."""

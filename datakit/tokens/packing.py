@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,8 +219,13 @@ class Packer:
     window)."""
 
     def __init__(self, seq_len: int, eod_id: int, window: int = 100_000, copy_gap: int | None = None,
-                 window_tokens: int | None = None) -> None:
+                 window_tokens: int | None = None,
+                 row_buffer: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None) -> None:
         self.seq_len = _check_seq_len(seq_len)
+        # (ids, mask) arrays of seq_len to build the next row in, lent by its consumer (a shard writer's row
+        # group block): a row is then made in place, not allocated and copied again. Such a row is the lender's:
+        # valid until it reuses those arrays, so it must be consumed before the next one is asked for.
+        self._row_buffer = row_buffer
         if window_tokens is not None and (isinstance(window_tokens, bool) or window_tokens < 1):
             raise ValueError(f"window_tokens must be an integer >= 1, got {window_tokens!r}")
         # a window also closes at this many tokens: with 32k-token documents 100,000 chunks would be ~16 GB
@@ -338,8 +343,13 @@ class Packer:
             lens = [len(s[1]) for s in segs]
             padding = seq_len - sum(lens)
             # one concatenation per row (the padding its last piece), not two slice copies per segment
-            ids = np.concatenate([s[1] for s in segs] + [pad_ids[:padding]])
-            mask = np.concatenate([s[2] for s in segs] + [pad_mask[:padding]])
+            if self._row_buffer is None:
+                ids = np.concatenate([s[1] for s in segs] + [pad_ids[:padding]])
+                mask = np.concatenate([s[2] for s in segs] + [pad_mask[:padding]])
+            else:
+                ids, mask = self._row_buffer(seq_len)
+                np.concatenate([s[1] for s in segs] + [pad_ids[:padding]], out=ids)
+                np.concatenate([s[2] for s in segs] + [pad_mask[:padding]], out=mask)
             row = first_row + b
             for seg in segs:
                 doc = seg[6]

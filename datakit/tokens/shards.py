@@ -68,6 +68,7 @@ class ShardWriter:
         # the group's tokens, a row per line: copied in, so a written row is freed; reused from group to group
         # (written when `_flush` returns), so no fresh 10 MB to page in per group
         self._ids = self._mask = None
+        self._lent: tuple[np.ndarray, np.ndarray] | None = None  # the block row `row_buffer` handed out last
 
     def _file(self, row_len: int) -> ParquetFileWriter:
         if self._writer is None:
@@ -75,16 +76,33 @@ class ShardWriter:
                                              created_by=f"datakit version {__version__}")
         return self._writer
 
-    def write(self, row) -> None:
-        n = len(row.input_ids)
+    def _block_for(self, n: int) -> None:
+        """The group's blocks hold rows of `n` tokens (the group so far written first if its rows are longer or
+        shorter: never from the Packer)."""
         if self._rows and n != self._ids.shape[1]:
-            self._flush()  # rows of another length (never from the Packer): a row group of their own
+            self._flush()
         if self._ids is None or self._ids.shape[1] != n:
             self._ids = np.empty((self.row_group_rows, n), np.int32)
             self._mask = np.empty((self.row_group_rows, n), np.uint8)
+
+    def row_buffer(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The (ids, mask) arrays the next row of `n` tokens is stored in, for the Packer to build it there
+        (`Packer(row_buffer=...)`): its `write` then copies nothing. Valid until that row is written."""
+        self._block_for(n)
         i = len(self._rows)
-        self._ids[i] = row.input_ids
-        self._mask[i] = row.loss_mask
+        self._lent = (self._ids[i], self._mask[i])
+        return self._lent
+
+    def write(self, row) -> None:
+        n = len(row.input_ids)
+        lent, self._lent = self._lent, None
+        if lent is not None and row.input_ids is lent[0] and row.loss_mask is lent[1]:
+            i = len(self._rows)  # built in place (row_buffer): already in the block
+        else:
+            self._block_for(n)
+            i = len(self._rows)
+            self._ids[i] = row.input_ids
+            self._mask[i] = row.loss_mask
         self._rows.append((row.doc_lens, row.source, row.sample_ids, row.chunk_index, row.padding,
                            row.repeat or [0] * len(row.sample_ids)))
         if len(self._rows) >= self.row_group_rows:

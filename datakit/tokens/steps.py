@@ -313,9 +313,10 @@ class PackShards(PipelineStep):
         with ExitStack() as stack:
             packers, writers, repos = {}, {}, {name: set() for name in splits}
             for name, folder in splits.items():
-                packers[name] = Packer(self.seq_len, self.eod_id, window=self.window, copy_gap=self.copy_gap,
-                                       window_tokens=self.window_tokens)
                 writers[name] = stack.enter_context(ShardWriter(folder / f"{rank:05d}.parquet"))
+                # rows are built in the writer's row group block (no row allocated and copied again)
+                packers[name] = Packer(self.seq_len, self.eod_id, window=self.window, copy_gap=self.copy_gap,
+                                       window_tokens=self.window_tokens, row_buffer=writers[name].row_buffer)
             for d in data:
                 m = d.metadata
                 split = m.get("split", "train")
@@ -325,13 +326,12 @@ class PackShards(PipelineStep):
                 if split != "train" and m.get("repo"):  # the valid split lists its repositories
                     repos[split].add(m["repo"])
                 rows = packer.feed(PackDoc(m["ids"], m["mask"], m["source"], m["sample_id"], m.get("copies", 1)))
-                if rows:  # a window closed: its rows, then its memory back to the OS (Arrow's pool and glibc hold
-                    # a closed window's buffers otherwise: a 2 GB task's peak RSS 422 → 401 MiB, BENCHMARKS.md
-                    # "tokens: memory and own work at 2 GB")
-                    write = writers[split].write
-                    for row in rows:
-                        write(row)
-                    release_freed_memory(arrow_pool=True)
+                # a window closed: its rows. Its freed memory is not handed back here but at the task's end: the
+                # next window reuses it, where a release per window made the next one fault every page in again
+                # (a 2 GB run's system CPU 4.0 → 1.2 s, −15 % CPU in all, for +18 MiB peak RSS; BENCHMARKS.md,
+                # "tokens: seventh pass")
+                for row in rows:
+                    writers[split].write(row)
             for name in splits:
                 for row in packers[name].finish():
                     writers[name].write(row)
