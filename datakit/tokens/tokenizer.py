@@ -194,6 +194,15 @@ class Tokenizer:
                     texts[i] = t.decode("utf-8")
                 except UnicodeDecodeError as exc:
                     raise TokenizerError(f"encode_batch_arrays: texts[{i}] is not UTF-8 ({exc})") from None
+        if append_eod and num_threads <= 1 and hasattr(self._impl, "encode_parts"):
+            # an array per document from the engine (gigatoken): joined with the EODs in one copy
+            parts = self._impl.encode_parts(texts)
+            eod = np.array([self._eod_id], parts[0].dtype)
+            pieces = [eod] * (2 * len(parts))
+            pieces[::2] = parts
+            out = np.concatenate(pieces).view(np.int32)  # uint32 ids < 2**31: the same bytes as int32
+            ends = np.cumsum(np.fromiter(map(len, parts), np.int64, len(parts)) + 1).tolist()
+            return [out[a:b] for a, b in zip([0, *ends], ends)]
         ids, offsets = self._impl.encode_flat(texts, max(1, int(num_threads)))
         bounds = offsets.tolist()
         if not append_eod:
@@ -412,11 +421,20 @@ class _GigatokenImpl(_BuiltOnDemand):
         self._count(len(ids))
         return ids.tolist()
 
+    def encode_parts(self, texts: list[str | bytes]) -> list:
+        """A uint32 array of ids per text (str, or ASCII bytes), on the calling thread."""
+        parts = self._parts([t if type(t) is bytes else _nfc(t) for t in texts])
+        self._count(sum(map(len, parts)))
+        return parts
+
+    def _parts(self, texts: list[str | bytes]) -> list:
+        tok, one = self._mine(), self._one
+        return [one(tok, text) for text in texts]
+
     def _flat(self, texts: list[str]):
         import numpy as np
 
-        tok, one = self._mine(), self._one
-        parts = [one(tok, text) for text in texts]
+        parts = self._parts(texts)
         offsets = np.zeros(len(parts) + 1, dtype=np.int64)
         np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)), out=offsets[1:])
         # uint32 ids < 2**31: the same bytes as int32; concatenate makes one new (writable) buffer
