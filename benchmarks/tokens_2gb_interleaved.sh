@@ -9,6 +9,8 @@ PY=${PY:-$PWD/.venv/bin/python}
 TREE=${TREE:-$PWD}
 ROUNDS=${ROUNDS:-2}
 OUT=$(mktemp -d)
+START=$(date -u +%Y-%m-%dT%H:%MZ)
+REV=$(git -C "$TREE" rev-parse --short HEAD 2>/dev/null || echo unknown)
 for r in $(seq 1 "$ROUNDS"); do
   for p in tiktoken datakit; do
     env -u PYTHONDONTWRITEBYTECODE RAYON_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false PYTHONWARNINGS=ignore \
@@ -16,9 +18,10 @@ for r in $(seq 1 "$ROUNDS"); do
       --path "$p" --result-file "$OUT/${p}_$r.json" > "$OUT/${p}_$r.log" 2>&1 || { cat "$OUT/${p}_$r.log"; exit 1; }
   done
 done
-"$PY" - "$OUT" "$ROUNDS" <<'PY'
+"$PY" - "$OUT" "$ROUNDS" "$START" "$REV" <<'PY'
 import json, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+from datetime import datetime, timezone
+out, rounds, start, rev = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 rows = []
 for r in range(1, rounds + 1):
     t, d = (json.load(open(f"{out}/{p}_{r}.json")) for p in ("tiktoken", "datakit"))
@@ -27,5 +30,7 @@ for r in range(1, rounds + 1):
                  "vs_encode_calls": round(t["encode_cpu_s"] / d["cpu_s"], 2),
                  "vs_whole_process": round(t["cpu_s"] / d["cpu_s"], 2)})
     print(rows[-1])
-json.dump({"rounds": rows}, open("benchmarks/results/tokens_2gb_interleaved.json", "w"), indent=2)
+end = datetime.now(timezone.utc).strftime("%H:%MZ")
+json.dump({"date": f"{start}-{end}", "tree": rev, "rounds": rows},
+          open("benchmarks/results/tokens_2gb_interleaved.json", "w"), indent=2)
 PY
