@@ -12,7 +12,7 @@ from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
 from datakit.io.storage import arrow, as_path
-from datakit.pipeline.memory import release_freed_memory
+from datakit.pipeline.memory import fewer_collections, release_freed_memory
 from datakit.pipeline.step import CountingStep
 from datakit.tokens.mixture import SOURCE_BY_KIND, Mixer, SourceMix, Validation, repo_of
 from datakit.tokens.shards import LEDGER_DIR, VALID_DIR, ShardWriter
@@ -145,8 +145,7 @@ class TokenizeSamples(CountingStep):
         self._tally.clear()
 
     def run(self, data, rank: int = 0, world_size: int = 1):
-        from datakit.tokens.chat import render_chat, stored_tools
-        from datakit.tokens.tokenizer import TokenizerError, load_tokenizer
+        from datakit.tokens.tokenizer import load_tokenizer
 
         tok = load_tokenizer(self.tokenizer_name, self.engine)
         tok.prefetch()  # the engine builds while the first batch is read
@@ -154,41 +153,49 @@ class TokenizeSamples(CountingStep):
         mixer = Mixer(self.mixture, world_size, self.seed)
         self._ledger = _Ledger(self.ledger_dir / f"{rank:05d}.parquet")
         try:
-            data = iter(data)
-            while batch := list(islice(data, BATCH)):
-                self._tally["documents.read"] += len(batch)
-                plain, texts, chat = [], [], []
-                for doc in batch:
-                    sample = doc.metadata
-                    if sample.get("messages"):
-                        try:
-                            ids, mask = render_chat(sample["messages"], tok, tools=stored_tools(sample.get("tools")))
-                        except TokenizerError as exc:
-                            self.reject("documents", as_record(sample), "invalid_chat", str(exc), rank)
-                            continue
-                        chat.append((sample, np.asarray(ids, np.int32), np.asarray(mask, np.uint8)))
-                        continue
-                    reason, text = encodable_text(sample.get("text"))
-                    if reason:
-                        self.reject("documents", as_record(sample), reason, f"sample {sample.get('id')}: {reason}",
-                                    rank)
-                        continue
-                    plain.append(sample)
-                    texts.append(text)
-                # int32 arrays straight from the engine's flat output, EOD appended: no per-token Python object
-                encoded = tok.encode_batch_arrays(texts, num_threads=self.num_threads, append_eod=True)
-                rendered = [(sample, ids, _ONES[:len(ids)]) for sample, ids in zip(plain, encoded)]
-                if chat:
-                    rendered = self._in_order(batch, rendered + chat)
-                for sample, ids, mask in rendered:
-                    doc = self._mix(sample, ids, mask, mixer)
-                    if doc is not None:
-                        yield doc
-                self._flush_stats()
+            with fewer_collections():  # a batch's dicts and Documents are alive together: young collections
+                yield from self._tokenized(data, tok, mixer, rank)  # over them found nothing
         finally:
             self._flush_stats()
             self.close_outputs()
             self._ledger.close()
+
+    def _tokenized(self, data, tok, mixer: Mixer, rank: int):
+        """The token documents of the samples, a batch of BATCH encoded at a time."""
+        from datakit.tokens.chat import render_chat, stored_tools
+        from datakit.tokens.tokenizer import TokenizerError
+
+        data = iter(data)
+        while batch := list(islice(data, BATCH)):
+            self._tally["documents.read"] += len(batch)
+            plain, texts, chat = [], [], []
+            for doc in batch:
+                sample = doc.metadata
+                if sample.get("messages"):
+                    try:
+                        ids, mask = render_chat(sample["messages"], tok, tools=stored_tools(sample.get("tools")))
+                    except TokenizerError as exc:
+                        self.reject("documents", as_record(sample), "invalid_chat", str(exc), rank)
+                        continue
+                    chat.append((sample, np.asarray(ids, np.int32), np.asarray(mask, np.uint8)))
+                    continue
+                reason, text = encodable_text(sample.get("text"))
+                if reason:
+                    self.reject("documents", as_record(sample), reason, f"sample {sample.get('id')}: {reason}",
+                                rank)
+                    continue
+                plain.append(sample)
+                texts.append(text)
+            # int32 arrays straight from the engine's flat output, EOD appended: no per-token Python object
+            encoded = tok.encode_batch_arrays(texts, num_threads=self.num_threads, append_eod=True)
+            rendered = [(sample, ids, _ONES[:len(ids)]) for sample, ids in zip(plain, encoded)]
+            if chat:
+                rendered = self._in_order(batch, rendered + chat)
+            for sample, ids, mask in rendered:
+                doc = self._mix(sample, ids, mask, mixer)
+                if doc is not None:
+                    yield doc
+            self._flush_stats()
 
     @staticmethod
     def _in_order(batch, rendered):
