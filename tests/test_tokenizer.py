@@ -166,6 +166,25 @@ def test_known_ids(every_engine):
         assert tok.name == "qwen2.5"
 
 
+def test_a_text_tiktoken_cannot_encode_gets_the_same_ids_from_the_reference(every_engine):
+    """tiktoken's regex engine overflows its stack on a run of ~1 MB of spaces (pyo3's PanicException, a
+    BaseException: it would end the task, not quarantine one sample): that text is encoded by the hf engine (the
+    reference) with the same ids as every other engine, in a batch with texts tiktoken does encode, in one thread
+    and in several."""
+    spaces = "x =" + " " * 1_000_000 + "1\n"
+    tok = next(t for t in every_engine if t.engine == "tiktoken")
+    with pytest.raises(BaseException, match="StackOverflow"):
+        tok._impl.enc.encode_ordinary(spaces)  # still true of tiktoken: else this fallback is dead code
+    want = [t.encode(spaces) for t in every_engine if t.engine != "tiktoken"]
+    assert all(w == want[0] for w in want) and len(want[0]) > 7_000
+    assert tok.encode(spaces) == want[0]
+    for threads in (1, 2):
+        got = tok.encode_batch_arrays(["def f():\n    return 1\n", spaces, "café"], num_threads=threads,
+                                      append_eod=True)
+        assert got[1][:-1].tolist() == want[0] and got[1][-1] == tok.eod_id
+        assert got[0][:-1].tolist() == tok._impl.enc.encode_ordinary("def f():\n    return 1\n")
+
+
 def test_encode_batch_matches_encode(builtin, builtin_hf, corpus):
     docs = corpus[:50] + corpus[-50:]
     for tok in (builtin, builtin_hf):

@@ -496,21 +496,47 @@ class _FastokensImpl(_BuiltOnDemand):
         return self.tok.decode(ids, skip_special_tokens=False)
 
 
+def _is_rust_panic(exc: BaseException) -> bool:
+    """pyo3's PanicException (a BaseException): a Rust engine gave up on one input."""
+    return type(exc).__name__ == "PanicException"
+
+
 class _TiktokenImpl:
-    def __init__(self, enc):
+    """tiktoken's `encode_ordinary`. Its regex engine overflows its stack on some texts (a run of ~1 MB of spaces
+    raises pyo3's PanicException, measured with tiktoken 0.12): such a text is encoded by `fallback()` instead,
+    an engine the test suite proves id-identical (the ids are the same; only that text is slower)."""
+
+    def __init__(self, enc, fallback: Callable[[], object] | None = None):
         self.enc = enc
+        self._make_fallback = fallback
+        self._fallback = None
+
+    def _one(self, text: str) -> list[int]:  # text: NFC
+        try:
+            return self.enc.encode_ordinary(text)
+        except BaseException as exc:  # noqa: BLE001 - only a Rust panic is handled
+            if not _is_rust_panic(exc) or self._make_fallback is None:
+                raise
+        if self._fallback is None:
+            self._fallback = self._make_fallback()
+        return self._fallback.encode(text)
 
     def encode_flat(self, texts: list[str], num_threads: int):
         return _flat_from_lists(self.encode_batch(texts, num_threads))
 
     def encode(self, text: str) -> list[int]:
-        return self.enc.encode_ordinary(_nfc(text))
+        return self._one(_nfc(text))
 
     def encode_batch(self, texts: list[str], num_threads: int) -> list[list[int]]:
         texts = [_nfc(t) for t in texts]
         if num_threads == 1:
-            return [self.enc.encode_ordinary(t) for t in texts]
-        return self.enc.encode_ordinary_batch(texts, num_threads=num_threads)
+            return [self._one(t) for t in texts]
+        try:
+            return self.enc.encode_ordinary_batch(texts, num_threads=num_threads)
+        except BaseException as exc:  # noqa: BLE001 - a panic in one text: each on its own, that one by fallback
+            if not _is_rust_panic(exc):
+                raise
+            return [self._one(t) for t in texts]
 
     def decode(self, ids: list[int]) -> str:
         return self.enc.decode(ids, errors="replace")
@@ -862,8 +888,8 @@ def _qwen_impl(engine: str, specials: dict[str, int]):
         return _GigatokenImpl(_qwen25_ranks_path(), specials)
     if engine == "fastokens":
         return _FastokensImpl(_qwen25_ranks_path(), QWEN25_PATTERN, specials)
-    if engine == "tiktoken":
-        return _TiktokenImpl(_tiktoken_encoding(specials))
+    if engine == "tiktoken":  # the reference engine (hf, built from the same ranks) for what tiktoken cannot encode
+        return _TiktokenImpl(_tiktoken_encoding(specials), fallback=lambda: _qwen_impl("hf", specials))
     spec = _qwen25_spec(specials)
     return _HFImpl(_hf_from_spec(spec, with_specials=False), _hf_from_spec(spec, with_specials=True))
 
