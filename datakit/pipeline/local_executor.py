@@ -19,6 +19,33 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.utils.logging import logger
 from datatrove.utils.stats import PipelineStats
 
+from datakit.pipeline.runner import StageFailed
+
+
+class WorkerDied(StageFailed):
+    """A pool child ended without finishing its task: killed (the out-of-memory killer, a signal) or crashed."""
+
+
+def _dead_children(pool, seen: set) -> list:
+    """The pool's worker processes that have ended with a failure. multiprocess's Pool keeps them in `_pool`
+    (private) and replaces a dead one within ~0.1 s, and the task it ran is lost: its callback never comes, so
+    waiting for it would never end. Every worker seen stays in `seen`, whose exit code outlives the pool's list."""
+    seen.update(getattr(pool, "_pool", ()))
+    return [p for p in seen if p.exitcode not in (None, 0)]
+
+
+def _exit_reason(code: int) -> str:
+    """How a process ended, from its exit code (negative: the signal that killed it)."""
+    if code < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}" + (", as the out-of-memory killer does" if -code == signal.SIGKILL else "")
+    return f"ended with exit status {code}"
+
 
 def _run_rank(executor: LocalPipelineExecutor, rank: int) -> PipelineStats:
     return executor._run_for_rank(rank, local_rank=1)  # local_rank only names a console-logging slot
@@ -45,9 +72,12 @@ class LocalExecutor(LocalPipelineExecutor):
         children = min(self.workers, len(todo)) - 1  # 0: every task in the driver, one after the other
         pool = None
 
+        seen: set = set()  # every pool worker that may have taken a task (see `_dead_children`)
+
         def submit():  # with `changed` held
             nonlocal running
             if todo and not failures:
+                seen.update(getattr(pool, "_pool", ()))  # the worker that takes it is one of these
                 running += 1
                 pool.apply_async(_run_rank, (shipped, todo.popleft()), callback=finished, error_callback=failed)
 
@@ -101,7 +131,14 @@ class LocalExecutor(LocalPipelineExecutor):
             if children:
                 starter.join()
             with changed:
-                changed.wait_for(lambda: running == 0)
+                while running and not failures:
+                    changed.wait(timeout=0.5)
+                    dead = _dead_children(pool, seen) if running and pool is not None else []
+                    if dead:
+                        failures.append(WorkerDied(
+                            f"a worker process {_exit_reason(dead[0].exitcode)} in the middle of a task, which is "
+                            "not done: give the stage more memory or fewer workers (--workers), then rerun the same "
+                            "command to resume (finished tasks are kept)"))
         finally:
             if children:
                 starter.join()

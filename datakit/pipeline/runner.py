@@ -335,7 +335,12 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
                                  logging_dir)
         with StageProgress(console, f"{spec.name} ({spec.type.type_name})", tasks, logging_dir,
                            None if skipped else total, counting and not skipped):
-            executor.run()
+            try:
+                executor.run()
+            except StageFailed as exc:
+                if type(exc).__name__ != "WorkerDied":  # local_executor's (imported only for a local run)
+                    raise
+                raise StageFailed(f"stage {spec.name}: {exc}") from None
         missing = tasks - _completed(logging_dir)
         if missing:  # datatrove's Ray executor returns normally when tasks fail: fail loudly here
             raise StageFailed(f"stage {spec.name}: {missing}/{tasks} tasks did not complete; see "
