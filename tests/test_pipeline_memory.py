@@ -35,3 +35,15 @@ def test_fewer_collections_spans_a_generator_and_is_undone_when_it_is_closed():
     it.close()
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
+
+
+def test_objects_frozen_before_stay_frozen():
+    """A process that froze its objects itself (before forking workers, say) keeps them frozen after the block."""
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with fewer_collections():
+            assert gc.get_freeze_count() == frozen
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()

@@ -42,10 +42,13 @@ def fewer_collections(threshold: int = 20_000):
     collections that found nothing (0.3 % with this; BENCHMARKS.md, tokens, seventh pass). The settings and the
     frozen objects are restored on exit."""
     before = gc.get_threshold()
-    gc.freeze()
+    freezing = gc.get_freeze_count() == 0  # objects frozen by someone else stay theirs: frozen, and after too
+    if freezing:
+        gc.freeze()
     gc.set_threshold(threshold, 20, 20)
     try:
         yield
     finally:
         gc.set_threshold(*before)
-        gc.unfreeze()
+        if freezing:
+            gc.unfreeze()
