@@ -19,11 +19,7 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.utils.logging import logger
 from datatrove.utils.stats import PipelineStats
 
-from datakit.pipeline.runner import StageFailed
-
-
-class WorkerDied(StageFailed):
-    """A pool child ended without finishing its task: killed (the out-of-memory killer, a signal) or crashed."""
+from datakit.pipeline.runner import WorkerDied
 
 
 def _dead_children(pool, seen: set) -> list:

@@ -33,6 +33,11 @@ class StageFailed(RuntimeError):
     pass
 
 
+class WorkerDied(StageFailed):
+    """A local pool child ended without finishing its task: killed (the out-of-memory killer, a signal) or crashed
+    (raised by pipeline/local_executor.py; the runner adds the stage's name)."""
+
+
 @dataclass
 class StageResult:
     name: str
@@ -337,9 +342,7 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
                            None if skipped else total, counting and not skipped):
             try:
                 executor.run()
-            except StageFailed as exc:
-                if type(exc).__name__ != "WorkerDied":  # local_executor's (imported only for a local run)
-                    raise
+            except WorkerDied as exc:
                 raise StageFailed(f"stage {spec.name}: {exc}") from None
         missing = tasks - _completed(logging_dir)
         if missing:  # datatrove's Ray executor returns normally when tasks fail: fail loudly here
