@@ -343,13 +343,9 @@ class Packer:
             lens = [len(s[1]) for s in segs]
             padding = seq_len - sum(lens)
             # one concatenation per row (the padding its last piece), not two slice copies per segment
-            if self._row_buffer is None:
-                ids = np.concatenate([s[1] for s in segs] + [pad_ids[:padding]])
-                mask = np.concatenate([s[2] for s in segs] + [pad_mask[:padding]])
-            else:
-                ids, mask = self._row_buffer(seq_len)
-                np.concatenate([s[1] for s in segs] + [pad_ids[:padding]], out=ids)
-                np.concatenate([s[2] for s in segs] + [pad_mask[:padding]], out=mask)
+            ids, mask = (None, None) if self._row_buffer is None else self._row_buffer(seq_len)
+            ids = np.concatenate([s[1] for s in segs] + [pad_ids[:padding]], out=ids)  # out=None: a new array
+            mask = np.concatenate([s[2] for s in segs] + [pad_mask[:padding]], out=mask)
             row = first_row + b
             for seg in segs:
                 doc = seg[6]
