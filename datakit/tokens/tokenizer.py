@@ -195,28 +195,20 @@ class Tokenizer:
                 except UnicodeDecodeError as exc:
                     raise TokenizerError(f"encode_batch_arrays: texts[{i}] is not UTF-8 ({exc})") from None
         if append_eod and num_threads <= 1 and hasattr(self._impl, "encode_parts"):
-            # an array per document from the engine (gigatoken): joined with the EODs in one copy
-            parts = self._impl.encode_parts(texts)
-            eod = np.array([self._eod_id], parts[0].dtype)
-            pieces = [eod] * (2 * len(parts))
-            pieces[::2] = parts
-            out = np.concatenate(pieces).view(np.int32)  # uint32 ids < 2**31: the same bytes as int32
-            ends = np.cumsum(np.fromiter(map(len, parts), np.int64, len(parts)) + 1).tolist()
-            return [out[a:b] for a, b in zip([0, *ends], ends)]
-        ids, offsets = self._impl.encode_flat(texts, max(1, int(num_threads)))
-        bounds = offsets.tolist()
-        if not append_eod:
-            return [ids[a:b] for a, b in zip(bounds, bounds[1:])]
-        # one pass: each document's ids, then an EOD, into one buffer (np.insert's mask over every token and
-        # np.split's per-piece swapaxes were ~5 % of a tokens task)
-        out = np.empty(ids.size + len(bounds) - 1, np.int32)
-        docs = []
-        for i, (a, b) in enumerate(zip(bounds, bounds[1:])):
-            start, end = a + i, b + i
-            out[start:end] = ids[a:b]
-            out[end] = self._eod_id
-            docs.append(out[start:end + 1])
-        return docs
+            parts = self._impl.encode_parts(texts)  # an array per document from the engine (gigatoken)
+        else:
+            ids, offsets = self._impl.encode_flat(texts, max(1, int(num_threads)))
+            bounds = offsets.tolist()
+            parts = [ids[a:b] for a, b in zip(bounds, bounds[1:])]
+            if not append_eod:
+                return parts
+        # each document's ids, then an EOD, joined in one copy (np.insert's mask over every token and np.split's
+        # per-piece swapaxes were ~5 % of a tokens task)
+        pieces = [np.array([self._eod_id], parts[0].dtype)] * (2 * len(parts))
+        pieces[::2] = parts
+        out = np.concatenate(pieces).view(np.int32)  # uint32 ids < 2**31 (gigatoken): the same bytes as int32
+        ends = np.cumsum(np.fromiter(map(len, parts), np.int64, len(parts)) + 1).tolist()
+        return [out[a:b] for a, b in zip([0, *ends], ends)]
 
     def decode(self, ids: Sequence[int]) -> str:
         """The text of `ids`; special ids decode to their strings; invalid UTF-8 becomes U+FFFD."""
