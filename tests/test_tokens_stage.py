@@ -551,13 +551,18 @@ def test_gpu_smoke_script_builds_its_data_and_model_on_cpu(split_runs):
     assert 2 * 152_064 * 256 < info["parameters"] < 2 * 152_064 * 256 + 3_000_000
 
 
-def test_tokens_step_switches_arrow_to_the_system_allocator():
-    """The tokens step allocates Arrow's buffers through malloc (see `use_system_allocator`), in a fresh process."""
+def test_tokens_step_switches_arrow_to_jemalloc():
+    """The tokens step allocates Arrow's buffers through jemalloc (see `use_lean_arrow_pool`), in a fresh process;
+    the token batches it encodes live in that pool."""
     import subprocess
     import sys
 
     code = ("import pyarrow as pa; before = pa.default_memory_pool().backend_name; "
-            "from datakit.tokens.steps import use_system_allocator; use_system_allocator(); "
-            "print(before != 'system', pa.default_memory_pool().backend_name)")
+            "from datakit.tokens.steps import use_lean_arrow_pool; name = use_lean_arrow_pool(); "
+            "from datakit.tokens.tokenizer import load_tokenizer; tok = load_tokenizer('qwen2.5'); "
+            "n = pa.total_allocated_bytes(); ids = tok.encode_batch_arrays([b'def f(x):', 'caf\\u00e9'], "
+            "append_eod=True); "
+            "print(before != 'jemalloc', name, pa.default_memory_pool().backend_name, "
+            "pa.total_allocated_bytes() > n, [int(a[-1]) for a in ids] == [tok.eod_id] * 2)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out == ["True", "system"]
+    assert out == ["True", "jemalloc", "jemalloc", "True", "True"]

@@ -481,7 +481,10 @@ class TokensStage(StageType):
         if ctx.executor_kind == "local":  # tasks may run in this process: the engine builds while the executor starts
             tok.prefetch()
         inputs = ctx.inputs or [ctx.input]
-        reader = (RecordReader(str(inputs[0]), text_field="text", limit=ctx.limit, text_as_bytes=True)
+        # batches of 256 records (datatrove's 1,000): a batch's texts are what the reader holds at once (2 GB stage's
+        # peak RSS −20 MiB; BENCHMARKS.md, tokens, eighth pass)
+        reader = (RecordReader(str(inputs[0]), text_field="text", limit=ctx.limit, text_as_bytes=True,
+                               batch_size=256)
                   if len(inputs) == 1 else
                   InterleavedRecordReader([str(p) for p in inputs], text_field="text", limit=ctx.limit,
                                           text_as_bytes=True))

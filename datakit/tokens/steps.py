@@ -64,15 +64,21 @@ def as_record(sample: dict) -> dict:
 _ONES = np.lib.stride_tricks.as_strided(np.ones(1, np.uint8), shape=(1 << 40,), strides=(0,), writeable=False)
 
 
-def use_system_allocator() -> None:
-    """Arrow allocates through malloc from here on in this process (its default pool is mimalloc). In the tokens
-    stage the Sample reader is what allocates through Arrow (the shard writer a few MB of pages at a time), and
-    mimalloc kept ~30 MiB more of the reader's freed batches than glibc does after `malloc_trim` (a 66 M-token
-    task's peak RSS 324 → 291-295 MiB, CPU the same; BENCHMARKS.md, tokens, sixth pass). Buffers allocated
-    before stay with the pool that made them."""
+def use_lean_arrow_pool() -> str:
+    """Arrow allocates through its jemalloc pool from here on in this process (its default pool is mimalloc), or
+    through malloc where this pyarrow has no jemalloc; returns the pool's name. In the tokens stage the Sample
+    reader is what allocates through Arrow (the shard writer a few MB of pages at a time): mimalloc kept ~30 MiB
+    more of the reader's freed batches than glibc after `malloc_trim`, and glibc's heaps ~30 MiB more than
+    jemalloc at 2 GB (the 2 GB stage's peak RSS 341 → 309-319 MiB, CPU the same; BENCHMARKS.md, tokens, eighth
+    pass). Buffers allocated before stay with the pool that made them."""
     import pyarrow as pa
 
-    pa.set_memory_pool(pa.system_memory_pool())
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:  # pyarrow built without jemalloc (ArrowNotImplementedError)
+        pool = pa.system_memory_pool()
+    pa.set_memory_pool(pool)
+    return pool.backend_name
 
 
 class InterleavedRecordReader(PipelineStep):
@@ -149,7 +155,7 @@ class TokenizeSamples(CountingStep):
 
         tok = load_tokenizer(self.tokenizer_name, self.engine)
         tok.prefetch()  # the engine builds while the first batch is read
-        use_system_allocator()
+        use_lean_arrow_pool()
         mixer = Mixer(self.mixture, world_size, self.seed)
         self._ledger = _Ledger(self.ledger_dir / f"{rank:05d}.parquet")
         try:

@@ -50,7 +50,7 @@ Memory. gigatoken keeps a cache of every distinct pretoken it has encoded for th
 encodes ~15–25 % faster), so a process's memory grew with the text it had seen (+100 MiB over 530 M tokens of the
 2 GB benchmark corpus). The engine is built afresh after `REFRESH_TOKENS` (256 M) tokens, between batches: the
 cache holds at most what that many tokens put in it, at ~1 CPU s per refresh (rebuild and a cold cache; BENCHMARKS.md,
-tokens, sixth pass). The ids are the same either way.
+tokens, sixth pass), and the heap it freed is trimmed. The ids are the same either way.
 
 `vocab_hash`: sha256 over a canonical description of a byte-level BPE — normaliser, split regex, (rank, token bytes)
 in rank order, merges as byte pairs in order (for tiktoken ranks: the merges the ranks imply, recovered with `bpe()`
@@ -206,7 +206,13 @@ class Tokenizer:
         # per-piece swapaxes were ~5 % of a tokens task)
         pieces = [np.array([self._eod_id], parts[0].dtype)] * (2 * len(parts))
         pieces[::2] = parts
-        out = np.concatenate(pieces).view(np.int32)  # uint32 ids < 2**31 (gigatoken): the same bytes as int32
+        # into a buffer of Arrow's pool (jemalloc in the tokens step), not glibc's heap: these buffers live as long
+        # as the packing window holds their documents, and in the heap they fragmented it with the engine's cache
+        # (a 2 GB stage's heap at its peak 96 → 49 MiB; BENCHMARKS.md, tokens, eighth pass)
+        import pyarrow as pa
+
+        out = np.frombuffer(pa.allocate_buffer(4 * (sum(map(len, parts)) + len(parts))), parts[0].dtype)
+        out = np.concatenate(pieces, out=out).view(np.int32)  # uint32 ids < 2**31 (gigatoken): as int32
         ends = np.cumsum(np.fromiter(map(len, parts), np.int64, len(parts)) + 1).tolist()
         return [out[a:b] for a, b in zip([0, *ends], ends)]
 
@@ -386,8 +392,13 @@ class _GigatokenImpl(_BuiltOnDemand):
         """This thread's engine (of the current generation)."""
         generation, tok = getattr(self._local, "tok", (None, None))
         if generation != self._generation:
-            # the old engine and its cache go before the new one is built, not after (+~30 MiB at the peak)
+            # the old engine and its cache go before the new one is built, not after (+~30 MiB at the peak), and
+            # the heap space they held goes back to the OS: the next engine's cache would not reuse all of it
             self._local.tok = tok = None
+            if generation is not None:
+                from datakit.pipeline.memory import release_freed_memory
+
+                release_freed_memory()
             with self._lock:
                 generation = self._generation
                 first, self._shared_taken = self._shared_taken != generation, generation
