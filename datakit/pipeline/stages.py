@@ -487,7 +487,7 @@ class TokensStage(StageType):
                                batch_size=256)
                   if len(inputs) == 1 else
                   InterleavedRecordReader([str(p) for p in inputs], text_field="text", limit=ctx.limit,
-                                          text_as_bytes=True))
+                                          text_as_bytes=True, batch_size=256))
         return [
             reader,
             TokenizeSamples(o.tokenizer, o.engine, ctx.quarantine, mixture, o.seed, o.num_threads, o.seq_len,

@@ -89,8 +89,9 @@ class InterleavedRecordReader(PipelineStep):
     type = "📖 - READER"
 
     def __init__(self, folders: list[str], text_field: str | None = None, limit: int = -1,
-                 text_as_bytes: bool = False):
+                 text_as_bytes: bool = False, batch_size: int = 1000):
         super().__init__()
+        self.batch_size = batch_size
         self.folders = folders
         self.text_field = text_field
         self.limit = limit
@@ -100,7 +101,7 @@ class InterleavedRecordReader(PipelineStep):
         from datakit.io.records import RecordReader
 
         streams = [RecordReader(f, text_field=self.text_field, limit=self.limit,
-                                text_as_bytes=self.text_as_bytes).run(None, rank, world_size)
+                                text_as_bytes=self.text_as_bytes, batch_size=self.batch_size).run(None, rank, world_size)
                    for f in self.folders if any(as_path(f).glob("*.parquet"))]
         while streams:
             for stream in list(streams):
