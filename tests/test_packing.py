@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from datakit.io.schemas import validate
 from datakit.tokens.packing import (
+    COPY_GAP_TOKENS,
     Document,
     PackedRow,
     Packer,
@@ -95,10 +96,12 @@ def check_rows(rows: list[PackedRow], docs: list[Document], seq_len: int) -> Non
     lengths=st.lists(st.integers(0, 200), max_size=60),
     window=st.integers(1, 80),
     seed=st.integers(0, 2**16),
+    window_tokens=st.one_of(st.none(), st.integers(64, 2000)),
+    carry=st.booleans(),
 )
-def test_pack_invariants(seq_len, lengths, window, seed):
+def test_pack_invariants(seq_len, lengths, window, seed, window_tokens, carry):
     docs = make_docs(lengths, seed)
-    packer = Packer(seq_len, EOD, window=window)
+    packer = Packer(seq_len, EOD, window=window, window_tokens=window_tokens, carry=carry)
     rows = list(packer.pack(docs))
     check_rows(rows, docs, seq_len)
     stats = packer.stats
@@ -256,21 +259,66 @@ def test_window_bounded_in_tokens():
         Packer(4096, EOD, window_tokens=0)
 
 
-def test_copy_gap_defaults_to_one_window_of_rows():
-    """Up-sampled copies wait one window's rows by default (window_tokens // seq_len when that is fewer than
-    `window`), so the copies a task holds stay about one window of tokens, not its whole input: with the gap in
-    chunks (100,000 rows) every copy would wait until the end of this 300-row stream."""
+def test_carrying_under_filled_rows_keeps_a_small_window_padding_low():
+    """A window's rows that would pad more than 1 % go back into the next window (the stream's last window emits
+    them all): a 1 M-token window then pads about as little as one window over the whole stream, every document
+    is still reassembled exactly, and a window holds at most `window_tokens` plus the document that closes it."""
+    seq_len = 4096
+    lengths = realistic_mix(n_docs=3000, seed=3) // 16 + 1  # median ~128 tokens, some chunked
+    docs = make_docs(lengths.tolist(), seed=3)
+    runs = {}
+    for name, kwargs in {"carry": {}, "no_carry": {"carry": False}, "one_window": {"window_tokens": None}}.items():
+        kw = {"window_tokens": 60_000, **kwargs}
+        packer = Packer(seq_len, EOD, window=100_000, **kw)
+        rows = list(packer.pack(docs))
+        check_rows(rows, docs, seq_len)
+        runs[name] = packer.stats
+    assert runs["carry"].max_window_tokens <= 60_000 + int(lengths.max())
+    assert runs["no_carry"].padding_ratio > 3 * runs["carry"].padding_ratio
+    assert runs["carry"].padding_ratio <= runs["one_window"].padding_ratio + 0.002
+    assert runs["carry"].tokens == runs["no_carry"].tokens == int(lengths.sum())
+    # the same input gives the same rows
+    again = [r.sample_ids for r in Packer(seq_len, EOD, window_tokens=60_000).pack(make_docs(lengths.tolist(), 3))]
+    assert again == [r.sample_ids for r in Packer(seq_len, EOD, window_tokens=60_000).pack(docs)]
+
+
+def test_rows_with_copies_are_never_carried():
+    """A copy of an up-sampled document is counted from the row it is emitted in: its bin is never held back, so
+    no row holds two copies of one document and consecutive copies stay copy_gap rows apart."""
+    docs = make_docs([900 + 7 * (i % 13) for i in range(300)], seed=4)  # every bin is one document: all pad > 1 %
+    for d in docs[::3]:
+        d.copies = 3
+    packer = Packer(1024, EOD, window=100_000, window_tokens=20_000, copy_gap=25)
+    rows = list(packer.pack(docs))
+    where: dict[str, list[int]] = defaultdict(list)
+    for r, row in enumerate(rows):
+        ids = [sid.split("@")[0] for sid in row.sample_ids]
+        assert len(ids) == len(set(ids))
+        for sid in ids:
+            where[sid].append(r)
+    early = packer.stats.copies_released_early
+    gaps = [b - a for rs in where.values() for a, b in zip(rs, rs[1:])]
+    assert len(gaps) == 200 and sum(g < 25 for g in gaps) <= early
+    assert sum(len(r.sample_ids) for r in rows) == 300 + 200
+
+
+def test_copy_gap_defaults_to_the_rows_of_a_window_or_of_8m_tokens():
+    """Up-sampled copies wait the rows of one window by default, or of COPY_GAP_TOKENS when the window is smaller
+    (a small window must not bring copies closer), so the copies a task holds stay about that many tokens, not
+    its whole input: with the gap in chunks (100,000 rows) every copy would wait until the end of the stream."""
+    assert Packer(1024, EOD, window=100_000, window_tokens=20_000).copy_gap == COPY_GAP_TOKENS // 1024
+    assert Packer(1024, EOD, window=100_000, window_tokens=4 * COPY_GAP_TOKENS).copy_gap == 4 * COPY_GAP_TOKENS // 1024
+    assert Packer(32768, EOD, window=100, window_tokens=COPY_GAP_TOKENS).copy_gap == 100  # fewer rows in a window
+    assert Packer(1024, EOD, window=8).copy_gap == 8 and Packer(1024, EOD, window=8, copy_gap=3).copy_gap == 3
     docs = make_docs([700 + 13 * (i % 7) for i in range(400)], seed=9)
     for d in docs[::2]:
         d.copies = 2
-    packer = Packer(1024, EOD, window=100_000, window_tokens=20_000)
-    assert packer.copy_gap == 20_000 // 1024
+    packer = Packer(1024, EOD, window=100_000, window_tokens=20_000, copy_gap=20_000 // 1024)
     rows = list(packer.pack(docs))
     assert packer.stats.copies_released_early < 20  # only the last windows' copies meet the stream's end
     assert packer.stats.min_copy_distance >= 1 and packer.stats.max_window_tokens <= 2 * (20_000 + 1024)
     copies = [sid for r in rows for sid, *_ in unpack_row(r) if "@" in sid]
     assert len(copies) == 200
-    assert Packer(1024, EOD, window=8).copy_gap == 8 and Packer(1024, EOD, window=8, copy_gap=3).copy_gap == 3
 
 
 def test_feed_and_finish_let_one_stream_fill_two_packers():
