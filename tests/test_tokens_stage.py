@@ -192,6 +192,29 @@ def test_bad_documents_are_quarantined_and_counted(tmp_path, qwen):
     assert [d[0] for d in docs] == ["s0000", "s0003"]
 
 
+def test_quarantined_samples_keep_every_column_though_the_stage_reads_a_few(tmp_path):
+    """The stage reads only the columns it uses (`SAMPLE_COLUMNS`); a rejected sample's quarantine record is still
+    the whole stored record (meta, source, role, prompt_chars …), whichever row group it sits in."""
+    meta = {"repo": "Org/Repo", "pr": 7, "files": ["a.py", "b.py"], "template": "agentless@1",
+            "structure_tree": "t" * 40}
+    rows = []
+    for i in range(12):
+        text = "" if i in (1, 7) else "nul\x00" if i == 10 else f"def f{i}():\n    return {i}\n"
+        rows.append(conform({"prompt": None, "completion": None, "messages": None, "source": None,
+                             **sample(i, text), "prompt_chars": 100 + i, "meta": {**meta, "pr": i}}, "sample"))
+    table = pa.Table.from_pylist(rows, schema=arrow_schema("sample"))
+    (tmp_path / "in").mkdir()
+    pq.write_table(table, tmp_path / "in" / "00000.parquet", row_group_size=4)
+    stored = {r["id"]: json.loads(json.dumps(r, default=str)) for r in pq.read_table(tmp_path / "in").to_pylist()}
+    proc = datakit("tokens", "--input", tmp_path / "in", "--output", tmp_path / "o", "--seq-len", 64)
+    assert proc.returncode == 0, proc.stderr
+    q = pl.read_parquet(tmp_path / "o" / "tokens" / "quarantine" / "*.parquet").sort("id")
+    assert q["id"].to_list() == ["s0001", "s0007", "s0010"]
+    for rid, record in zip(q["id"], q["record"]):
+        assert json.loads(record) == stored[rid]
+        assert json.loads(record)["meta"]["files"] == ["a.py", "b.py"]
+
+
 def test_long_documents_are_chunked_not_truncated(tmp_path, qwen):
     long_text = "".join(f"def f{i}(x):\n    return x * {i}\n\n" for i in range(400))
     inp = write_samples(tmp_path / "in", [sample(0, long_text), sample(1, "short = 1\n")])

@@ -472,7 +472,7 @@ class TokensStage(StageType):
     def build(self, ctx: StageContext) -> list[PipelineStep]:
         from datakit.io.records import RecordReader
         from datakit.tokens.mixture import parse_mixture, parse_validation
-        from datakit.tokens.steps import InterleavedRecordReader, PackShards, TokenizeSamples
+        from datakit.tokens.steps import SAMPLE_COLUMNS, InterleavedRecordReader, PackShards, TokenizeSamples
 
         o = self.options
         mixture = parse_mixture(o.mixture, o.target_tokens)
@@ -483,11 +483,11 @@ class TokensStage(StageType):
         inputs = ctx.inputs or [ctx.input]
         # batches of 256 records (datatrove's 1,000): a batch's texts are what the reader holds at once (2 GB stage's
         # peak RSS −20 MiB; BENCHMARKS.md, tokens, eighth pass)
-        reader = (RecordReader(str(inputs[0]), text_field="text", limit=ctx.limit, text_as_bytes=True,
-                               batch_size=256)
-                  if len(inputs) == 1 else
-                  InterleavedRecordReader([str(p) for p in inputs], text_field="text", limit=ctx.limit,
-                                          text_as_bytes=True, batch_size=256))
+        # and only the columns the stage uses (a rejected sample's record is read whole again for its quarantine)
+        reading = {"text_field": "text", "limit": ctx.limit, "text_as_bytes": True, "batch_size": 256,
+                   "columns": list(SAMPLE_COLUMNS)}
+        reader = (RecordReader(str(inputs[0]), **reading) if len(inputs) == 1 else
+                  InterleavedRecordReader([str(p) for p in inputs], **reading))
         return [
             reader,
             TokenizeSamples(o.tokenizer, o.engine, ctx.quarantine, mixture, o.seed, o.num_threads, o.seq_len,

@@ -11,6 +11,7 @@ import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.base import PipelineStep
 
+from datakit.io.records import FullRecords
 from datakit.io.storage import arrow, as_path
 from datakit.pipeline.memory import fewer_collections, release_freed_memory
 from datakit.pipeline.step import CountingStep
@@ -53,6 +54,11 @@ def encodable_text(text) -> tuple[str | None, str | bytes]:
     return check_text(text), text
 
 
+# what the stage reads of a Sample (`RecordReader(columns=...)`): render, mixture, validation split; a rejected
+# sample's other columns are read again for its quarantine record (`FullRecords`)
+SAMPLE_COLUMNS = ("id", "kind", "text", "messages", "tools", "meta.repo", "source.repo")
+
+
 def as_record(sample: dict) -> dict:
     """A sample as it is stored (its text a str), for the quarantine."""
     text = sample.get("text")
@@ -89,9 +95,10 @@ class InterleavedRecordReader(PipelineStep):
     type = "📖 - READER"
 
     def __init__(self, folders: list[str], text_field: str | None = None, limit: int = -1,
-                 text_as_bytes: bool = False, batch_size: int = 1000):
+                 text_as_bytes: bool = False, batch_size: int = 1000, columns: list[str] | None = None):
         super().__init__()
         self.batch_size = batch_size
+        self.columns = columns
         self.folders = folders
         self.text_field = text_field
         self.limit = limit
@@ -101,7 +108,8 @@ class InterleavedRecordReader(PipelineStep):
         from datakit.io.records import RecordReader
 
         streams = [RecordReader(f, text_field=self.text_field, limit=self.limit,
-                                text_as_bytes=self.text_as_bytes, batch_size=self.batch_size).run(None, rank, world_size)
+                                text_as_bytes=self.text_as_bytes, batch_size=self.batch_size,
+                                columns=self.columns).run(None, rank, world_size)
                    for f in self.folders if any(as_path(f).glob("*.parquet"))]
         while streams:
             for stream in list(streams):
@@ -139,6 +147,11 @@ class TokenizeSamples(CountingStep):
         self._holdout = self.validation.enabled  # read once: a property call per document otherwise
         self._tally: Counter = Counter()
         self._source_labels: dict[str, tuple[str, ...]] = {}
+        self._full_records = FullRecords()
+
+    def _stored(self, sample: dict) -> dict:
+        """A rejected sample's record as it is stored, every column (the reader reads `SAMPLE_COLUMNS`)."""
+        return as_record(self._full_records(sample))
 
     def stat_update(self, *labels, value: int = 1, unit: str | None = None) -> None:
         """Counted here and handed to datatrove's stats once per batch: a MetricStats update per document and
@@ -166,6 +179,7 @@ class TokenizeSamples(CountingStep):
             self._flush_stats()
             self.close_outputs()
             self._ledger.close()
+            self._full_records.close()
 
     def _tokenized(self, data, tok, mixer: Mixer, rank: int):
         """The token documents of the samples, a batch of BATCH encoded at a time."""
@@ -182,13 +196,13 @@ class TokenizeSamples(CountingStep):
                     try:
                         ids, mask = render_chat(sample["messages"], tok, tools=stored_tools(sample.get("tools")))
                     except TokenizerError as exc:
-                        self.reject("documents", as_record(sample), "invalid_chat", str(exc), rank)
+                        self.reject("documents", self._stored(sample), "invalid_chat", str(exc), rank)
                         continue
                     chat.append((sample, np.asarray(ids, np.int32), np.asarray(mask, np.uint8)))
                     continue
                 reason, text = encodable_text(sample.get("text"))
                 if reason:
-                    self.reject("documents", as_record(sample), reason, f"sample {sample.get('id')}: {reason}",
+                    self.reject("documents", self._stored(sample), reason, f"sample {sample.get('id')}: {reason}",
                                 rank)
                     continue
                 plain.append(sample)
