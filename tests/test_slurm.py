@@ -9,8 +9,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -127,6 +129,89 @@ def test_sbatch_refusal_names_the_options(slurm, tmp_path):
     assert proc.returncode != 0
     assert "sbatch refused the job" in proc.stderr and "executor.partition" in proc.stderr, proc.stderr
 
+
+
+def _driver_killed_while_its_job_runs(slurm: SlurmCluster, tmp_path: Path) -> tuple[dict, list[str]]:
+    """The demo's repo and pulls stages on Slurm, each job 6 s long; the driver is killed with SIGKILL once the
+    pulls job array runs (the jobs run on, under slurmd). The recipe and the job ids its ledger recorded."""
+    recipe = yaml.safe_load(DEMO.read_text())
+    recipe["stages"] = recipe["stages"][:2]
+    recipe["executor"] = {"type": "slurm", "tasks": 2, "workers": 2, "partition": PARTITION, "time": "00:20:00",
+                          "env_command": f'sleep 6; export PATH="{Path(sys.executable).parent}:$PATH"'}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    driver = subprocess.Popen([sys.executable, "-m", "datakit.cli", "run", str(path), "--output",
+                               str(tmp_path / "out"), "--quiet"], cwd=tmp_path, env=slurm.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ledger = tmp_path / "out" / "pulls" / ".datakit" / "logs" / "slurm_jobs.json"
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            assert driver.poll() is None, "the driver ended before its pulls job ran"
+            if ledger.is_file():
+                ids = json.loads(ledger.read_text())["jobs"]
+                states = subprocess.run(["squeue", "-h", "-j", ",".join(ids), "-o", "%T"], capture_output=True,
+                                        text=True, env=slurm.env).stdout.split()
+                if "RUNNING" in states:
+                    break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the pulls job never ran")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    return recipe, ids
+
+
+def _pulls(out: Path) -> dict[str, str]:
+    return {k: v for k, v in comparable(out).items() if k.startswith("pulls/")}
+
+
+def test_a_rerun_after_a_killed_driver_waits_for_its_jobs_and_submits_nothing_twice(slurm, demo_output, tmp_path):
+    """SIGKILL leaves the driver's job array running: the rerun waits for it (a second array would run the same
+    ranks at once) and then submits only what it left undone, here nothing; the output is the local bytes."""
+    recipe, ids = _driver_killed_while_its_job_runs(slurm, tmp_path)
+    proc = run_on_slurm(slurm, tmp_path, recipe, env_command=recipe["executor"]["env_command"])
+    assert proc.returncode == 0, proc.stderr
+    assert f"slurm job {', '.join(ids)} of an earlier run of this stage is still running" in proc.stderr
+    logs = tmp_path / "out" / "pulls" / ".datakit" / "logs"
+    ran = {p.name.split("_")[0] for p in (logs / "slurm_logs").glob("*.out")}
+    assert ran == set(ids), f"the rerun submitted the pulls tasks again: job logs of {sorted(ran)}"
+    assert not (logs / "slurm_jobs.json").exists()  # every task completed: nothing left for a later run to wait on
+    expected = {k: v for k, v in comparable(demo_output).items() if k.startswith("pulls/")}
+    assert _pulls(tmp_path / "out") == expected
+
+
+def test_a_forced_rerun_after_a_killed_driver_cancels_its_jobs_before_wiping_the_stage(slurm, demo_output,
+                                                                                     tmp_path):
+    recipe, ids = _driver_killed_while_its_job_runs(slurm, tmp_path)
+    recipe_path = tmp_path / "recipe.yaml"
+    proc = subprocess.run([sys.executable, "-m", "datakit.cli", "run", str(recipe_path), "--output",
+                           str(tmp_path / "out"), "--quiet", "--force"], capture_output=True, text=True,
+                          cwd=tmp_path, env={**slurm.env, "COLUMNS": "200"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"cancelling Slurm job {', '.join(ids)} of an earlier run of stage pulls" in proc.stderr, proc.stderr
+    states = subprocess.run(["squeue", "-h", "-t", "all", "-j", ",".join(ids), "-o", "%T"], capture_output=True,
+                            text=True, env=slurm.env).stdout.split()
+    assert set(states) <= {"CANCELLED"}, states
+    ran = {p.name.split("_")[0] for p in (tmp_path / "out" / "pulls" / ".datakit" / "logs" / "slurm_logs").glob(
+        "*.out")}
+    assert ran and not ran & set(ids)  # the new run's own job, in a folder the old one no longer writes into
+    expected = {k: v for k, v in comparable(demo_output).items() if k.startswith("pulls/")}
+    assert _pulls(tmp_path / "out") == expected
+
+
+def test_a_local_run_refuses_while_an_earlier_slurm_run_still_runs_in_the_stage(slurm, tmp_path):
+    recipe, ids = _driver_killed_while_its_job_runs(slurm, tmp_path)
+    recipe["executor"] = {"type": "local", "tasks": 2, "workers": 1}
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    proc = subprocess.run([sys.executable, "-m", "datakit.cli", "run", str(path), "--output", str(tmp_path / "out"),
+                           "--quiet"], capture_output=True, text=True, cwd=tmp_path, env=slurm.env, timeout=600)
+    assert proc.returncode != 0
+    assert f"stage pulls: slurm job {', '.join(ids)} of an earlier run is still running" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    subprocess.run(["scancel", *ids], env=slurm.env)
 
 
 def test_slurm_recipe_without_partition_or_time_fails_before_any_work(tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 from datakit.io.storage import arrow, is_url, resolve, rmtree
 from datakit.pipeline.progress import PROGRESS_DIR, CountRecords, StageProgress
 from datakit.pipeline.progress import completed_tasks as _completed
+from datakit.pipeline.slurm_jobs import check_no_earlier_jobs, stop_earlier_jobs
 from datakit.pipeline.stages import StageContext
 from datakit.recipe import Recipe, RecipeError, StageSpec
 
@@ -120,6 +121,7 @@ def _prepare_output(output: Path, fingerprint: str) -> Path:
     if output.exists() and not marker.is_file() and any(output.iterdir()):
         raise StageFailed(f"{output} is not empty and was not written by datakit: refusing to write into it")
     if marker.is_file() and marker.read_text().strip() != fingerprint:
+        stop_earlier_jobs(output)
         rmtree(output)
     (output / STATE_DIR).mkdir(parents=True, exist_ok=True)
     _write_if_changed(marker, fingerprint + "\n")
@@ -275,6 +277,7 @@ def run_recipe(recipe: Recipe, limit: int = -1, only: list[str] | None = None, f
             if not path.exists():
                 raise StageFailed(f"stage {spec.name}: input {path} does not exist")
         if force and spec.output.exists():
+            stop_earlier_jobs(spec.output)
             rmtree(spec.output)
         results.append(run_stage(spec, recipe, input_path, fingerprint, limit, console, inputs=paths))
     return results
@@ -304,6 +307,8 @@ def run_stage(spec: StageSpec, recipe: Recipe, input_path: Path | None, fingerpr
             total = min(total, limit * spec.tasks)
     stage = spec.make()
     logging_dir = _prepare_output(spec.output, fingerprint)
+    if recipe.executor["type"] != "slurm":  # a Slurm run of this stage waits for them (WaitingSlurmExecutor)
+        check_no_earlier_jobs(spec.output)
     ctx = StageContext(spec.name, spec.output, input_path, recipe.output, recipe.mirrors, limit, fingerprint,
                        spec.tasks, lambda pipeline, tasks, logs: make_executor(
                            recipe.executor["type"], recipe.executor, pipeline, tasks, spec.workers, logs),
