@@ -47,7 +47,8 @@ def encodable_text(text) -> tuple[str | None, str | bytes]:
         if text.isascii():
             return None, text
         try:
-            text = text.decode("utf-8")
+            # valid UTF-8 decodes to no lone surrogate: nothing left to check (check_text would encode it again)
+            return None, text.decode("utf-8")
         except UnicodeDecodeError:
             return "invalid_utf8", text
     text = text or ""
@@ -198,30 +199,29 @@ class TokenizeSamples(CountingStep):
                     except TokenizerError as exc:
                         self.reject("documents", self._stored(sample), "invalid_chat", str(exc), rank)
                         continue
-                    chat.append((sample, np.asarray(ids, np.int32), np.asarray(mask, np.uint8)))
+                    chat.append((doc, np.asarray(ids, np.int32), np.asarray(mask, np.uint8)))
                     continue
                 reason, text = encodable_text(sample.get("text"))
                 if reason:
                     self.reject("documents", self._stored(sample), reason, f"sample {sample.get('id')}: {reason}",
                                 rank)
                     continue
-                plain.append(sample)
+                plain.append(doc)
                 texts.append(text)
             # int32 arrays straight from the engine's flat output, EOD appended: no per-token Python object
             encoded = tok.encode_batch_arrays(texts, num_threads=self.num_threads, append_eod=True)
-            rendered = [(sample, ids, _ONES[:len(ids)]) for sample, ids in zip(plain, encoded)]
+            rendered = [(doc, ids, _ONES[:len(ids)]) for doc, ids in zip(plain, encoded)]
             if chat:
                 rendered = self._in_order(batch, rendered + chat)
-            for sample, ids, mask in rendered:
-                doc = self._mix(sample, ids, mask, mixer)
-                if doc is not None:
+            for doc, ids, mask in rendered:
+                if self._mix(doc, ids, mask, mixer):
                     yield doc
             self._flush_stats()
 
     @staticmethod
     def _in_order(batch, rendered):
         """Chat and plain samples are encoded in separate passes: restore the input order."""
-        position = {id(doc.metadata): i for i, doc in enumerate(batch)}
+        position = {id(doc): i for i, doc in enumerate(batch)}
         return sorted(rendered, key=lambda r: position[id(r[0])])
 
     def _labels(self, source: str) -> tuple[str, ...]:
@@ -232,9 +232,11 @@ class TokenizeSamples(CountingStep):
                 f"mixture.{source}.{k}" for k in ("read_tokens", "documents", "unique_tokens", "copies", "tokens"))
         return labels
 
-    def _mix(self, sample: dict, ids: np.ndarray, mask: np.ndarray, mixer: Mixer) -> Document | None:
-        """The token document of a sample after the mixture (None when it is left out); a plain function, not a
-        generator: one generator per document cost more than the rest of the mixing."""
+    def _mix(self, doc: Document, ids: np.ndarray, mask: np.ndarray, mixer: Mixer) -> bool:
+        """Whether the sample's document goes on after the mixture; if so `doc` (the reader's) now is its token
+        document (no Document made per sample). A plain function, not a generator: one generator per document
+        cost more than the rest of the mixing."""
+        sample = doc.metadata
         kind = sample["kind"]
         source = SOURCE_BY_KIND.get(kind, kind)
         n_tokens = len(ids)
@@ -244,7 +246,7 @@ class TokenizeSamples(CountingStep):
         if self.seq_len is not None and n_tokens > self.seq_len and kind in self.never_split:
             # the packer would chunk it across rows: a conversation cut in two trains on half a dialogue
             self._leave_out(sample["id"], source, n_tokens, "too_long")
-            return None
+            return False
         # the repository is only read for the split (the packer lists the valid split's repositories)
         repo = repo_of(sample) if self._holdout else None
         if self._holdout and self.validation.holds(repo):
@@ -252,13 +254,14 @@ class TokenizeSamples(CountingStep):
             self.written("documents")
             self.stat_update(f"valid.{source}.documents")
             self.stat_update(f"valid.{source}.tokens", value=n_tokens)
-            return Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
-                            "sample_id": sample["id"], "repo": repo, "copies": 1, "split": "valid"})
+            doc.text, doc.metadata = "", {"ids": ids, "mask": mask, "source": source, "sample_id": sample["id"],
+                                          "repo": repo, "copies": 1, "split": "valid"}
+            return True
         n = mixer.copies(source, sample["id"])
         decision = "downsampled" if n == 0 else None if mixer.admit(source, n_tokens) else "over_budget"
         if decision:
             self._leave_out(sample["id"], source, n_tokens, decision)
-            return None
+            return False
         # before and after up-sampling: unique documents / tokens, then what goes into the stream
         tally["documents.written"] += 1
         tally[documents] += 1
@@ -267,8 +270,9 @@ class TokenizeSamples(CountingStep):
         tally[tokens] += n * n_tokens
         if n > 1:
             self._ledger.add(sample["id"], source, n_tokens, n, "repeated")
-        return Document(text="", id=sample["id"], metadata={"ids": ids, "mask": mask, "source": source,
-                        "sample_id": sample["id"], "repo": repo, "copies": n, "split": "train"})
+        doc.text, doc.metadata = "", {"ids": ids, "mask": mask, "source": source, "sample_id": sample["id"],
+                                      "repo": repo, "copies": n, "split": "train"}
+        return True
 
     def _leave_out(self, sample_id: str, source: str, n_tokens: int, decision: str) -> None:
         """Left out: counted (documents and tokens) and listed in the ledger."""
