@@ -17,7 +17,7 @@ Timed, each per call of a batch-level function (a ~1 µs wrapper per call, ~1,50
 Decode and zstd are what any stage that reads compressed Parquet and writes zstd Parquet pays: their sum over the
 engine's time is the own-work floor of this format. Writes benchmarks/results/tokens_accounting_<mb>mb.json.
 
-    python benchmarks/tokens_accounting.py --mb 200
+    python benchmarks/tokens_accounting.py --mb 200 [--join 8]   # --join 8: documents 8× longer (~8,400 tokens)
 """
 
 from __future__ import annotations
@@ -65,11 +65,39 @@ def _timed(owner, name: str, label: str, spent: collections.Counter, calls: coll
     setattr(owner, name, gen if generator else call)
 
 
+def joined(src: Path, dst: Path, k: int) -> Path:
+    """The corpus with every k consecutive Samples of a file joined into one (blank line between; the first
+    one's id + "+k", kind and columns), in row groups of 1000 // k: documents k times longer, the same text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    done = dst / ".done"
+    if done.is_file():
+        return dst
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in sorted(src.glob("*.parquet")):
+        table = pq.read_table(f)
+        rows, out = table.to_pylist(), []
+        for i in range(0, len(rows), k):
+            group = rows[i:i + k]
+            out.append({**group[0], "id": f"{group[0]['id']}+{len(group)}",
+                        "text": "\n\n".join(g["text"] for g in group)})
+        pq.write_table(pa.Table.from_pylist(out, schema=table.schema), dst / f.name, compression="zstd",
+                       row_group_size=max(1, 1000 // k))
+    done.write_text("ok\n")
+    return dst
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--files", type=int, default=8)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "work" / "tokens"))
+    ap.add_argument("--join", type=int, default=1,
+                    help="documents K times longer: every K consecutive Samples of a corpus file joined into one "
+                         "(cached beside the corpus)")
+    ap.add_argument("--samples", default=None,
+                    help="a folder of Sample Parquet files to run on instead of bench_tokens.py's corpus (--mb)")
     ap.add_argument("--results", default=None)
     args = ap.parse_args(argv)
 
@@ -83,9 +111,16 @@ def main(argv: list[str] | None = None) -> int:
     import datakit.tokens.tokenizer as tokenizer
     from datakit.tokens.mixture import SOURCE_BY_KIND
 
-    size_dir = Path(args.out) / f"mb{args.mb}"
-    corpus = ensure_corpus(size_dir / "corpus", args.mb, args.files)
-    samples = size_dir / "corpus" / "samples"
+    if args.samples:
+        samples = Path(args.samples).resolve()
+        size_dir, corpus = samples.parent, {"samples": str(samples)}
+    else:
+        size_dir = Path(args.out) / f"mb{args.mb}"
+        corpus = ensure_corpus(size_dir / "corpus", args.mb, args.files)
+        samples = size_dir / "corpus" / "samples"
+        if args.join > 1:
+            samples = joined(samples, size_dir / f"join{args.join}" / "samples", args.join)
+            size_dir, corpus = samples.parent, {**corpus, "joined": args.join}
     spent, calls = collections.Counter(), collections.Counter()
     _timed(tokenizer._GigatokenImpl, "_parts", "engine", spent, calls)
     _timed(tokenizer.Tokenizer, "encode_batch_arrays", "encode_batch_arrays", spent, calls)
@@ -125,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "tokens_accounting", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python benchmarks/tokens_accounting.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "machine": machine_facts(), "corpus": {k: corpus[k] for k in ("documents", "bytes") if k in corpus},
+        "machine": machine_facts(), "corpus": {k: corpus[k] for k in ("documents", "bytes", "samples") if k in corpus},
         "tokens": manifest["tokens"], "documents": manifest["documents"],
+        "tokens_per_document": round(manifest["tokens"] / max(1, manifest["documents"])),
         "timing": "thread CPU of the functions named in the module docstring, inside one process; total = the "
                   "process's CPU during the `datakit run` call (imports before it excluded)",
         "cpu_s": {k: round(v, 3) for k, v in parts.items()}, "total_cpu_s": round(total, 3),
@@ -137,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         "format_floor_over_engine": round((parts["arrow_decode"] + parts["zstd"]) / engine, 2),
         "ns_per_token": {k: round(1e9 * v / manifest["tokens"], 1) for k, v in parts.items()},
     }
-    out = Path(args.results or ROOT / "benchmarks" / "results" / f"tokens_accounting_{args.mb}mb.json")
+    name = (f"tokens_accounting_{samples.name}" if args.samples else f"tokens_accounting_{args.mb}mb"
+            + (f"_join{args.join}" if args.join > 1 else ""))
+    out = Path(args.results or ROOT / "benchmarks" / "results" / f"{name}.json")
     out.write_text(json.dumps(result, indent=2) + "\n")
     for k, v in parts.items():
         print(f"{k:14s} {v:7.3f} CPU s  {100 * v / total:5.1f} %  {v / engine:5.2f}× engine  "

@@ -17,6 +17,7 @@ import pytest
 
 from datakit.tokens import tokenizer as tkmod
 from datakit.tokens.tokenizer import FAST_ENGINES, TokenizerError, engine_available, load_tokenizer
+from datakit.tokens.utf8 import stable_texts
 from tests.conftest import shared_missing
 from tests.corpus import build_corpus
 from tests.test_tokenizer import first_mismatch, reference_tokenizer
@@ -238,13 +239,23 @@ def test_gigatoken_engine_is_refreshed_after_refresh_tokens(corpus, reference_id
 @pytest.mark.parametrize("engine", ENGINES)
 def test_utf8_bytes_give_the_ids_of_their_str(engine, corpus, reference_ids):
     """The tokens stage hands texts on as UTF-8 bytes: every engine gives them the ids of the str (NFD bytes are
-    normalised like the str; ASCII bytes reach gigatoken as they are); bytes that are not UTF-8 are refused."""
+    normalised like the str; bytes NFC leaves as they are reach gigatoken as they are); bytes that are not UTF-8
+    are refused."""
     tok = _engine(engine)
     docs, want = corpus[::5], reference_ids[::5]
     assert any(d.isascii() for d in docs) and any(not d.isascii() for d in docs)
     mixed = [d.encode("utf-8") if i % 2 else d for i, d in enumerate(docs)]
     got = tok.encode_batch_arrays(mixed, append_eod=True)
     assert [a[:-1].tolist() for a in got] == want
+    # every text as bytes: on gigatoken those `utf8.stable_texts` passes go as they are, NFC text of any script
+    # included; next to them what NFC must change (marks, a composing Bengali pair, jamo, singletons)
+    risky = ["\u09c7\u09be", "\u1100\u1161\u11a8", "e\u0301 \u0915\u094d\u0937", "\u2126 \u212b \u2000 \uf900",
+             "caf\u00e9 \u2014 \u201cquoted\u201d \U0001f600 \u4e2d\u6587", "\U00020000"]
+    as_bytes = [d.encode("utf-8") for d in docs + risky]
+    got = tok.encode_batch_arrays(as_bytes)
+    assert [a.tolist() for a in got] == want + [tok.encode(r) for r in risky]
+    passed = stable_texts(as_bytes)
+    assert any(f and not d.isascii() for d, f in zip(docs, passed)) and passed[-2] and not any(passed[-6:-2])
     nfd = unicodedata.normalize("NFD", "café Å ﬃ")
     assert tok.encode_batch_arrays([nfd.encode("utf-8")])[0].tolist() == tok.encode(nfd)
     with pytest.raises(TokenizerError, match=r"texts\[1\] is not UTF-8"):

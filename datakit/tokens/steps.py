@@ -35,10 +35,13 @@ def check_text(text: str) -> str | None:
     return None
 
 
-def encodable_text(text) -> tuple[str | None, str | bytes]:
+def encodable_text(text, stable: bool = False) -> tuple[str | None, str | bytes]:
     """(why the text cannot be tokenized or None, what to encode). The reader hands texts on as UTF-8 bytes
-    (`RecordReader(text_as_bytes=True)`): an ASCII text goes to the engine as it is (no str is ever made of it),
-    any other is decoded (NFC needs a str; invalid UTF-8 → `invalid_utf8`). A str is checked as it is."""
+    (`RecordReader(text_as_bytes=True)`): bytes `utf8.stable_texts` found to be an NFC text (`stable`) or ASCII
+    go to the engine as they are (no str is ever made of them), any other is decoded (NFC needs a str; invalid
+    UTF-8 → `invalid_utf8`). A str is checked as it is."""
+    if stable:
+        return None, text
     if isinstance(text, bytes):
         if not text:
             return "empty", text
@@ -186,12 +189,15 @@ class TokenizeSamples(CountingStep):
         """The token documents of the samples, a batch of BATCH encoded at a time."""
         from datakit.tokens.chat import render_chat, stored_tools
         from datakit.tokens.tokenizer import TokenizerError
+        from datakit.tokens.utf8 import stable_texts
 
         data = iter(data)
         while batch := list(islice(data, BATCH)):
             self._tally["documents.read"] += len(batch)
             plain, texts, chat = [], [], []
-            for doc in batch:
+            # one C pass per text finds those already NFC, valid UTF-8 and NUL-free: no str made of them
+            as_is = stable_texts([doc.metadata.get("text") for doc in batch])
+            for doc, stable in zip(batch, as_is):
                 sample = doc.metadata
                 if sample.get("messages"):
                     try:
@@ -201,7 +207,7 @@ class TokenizeSamples(CountingStep):
                         continue
                     chat.append((doc, np.asarray(ids, np.int32), np.asarray(mask, np.uint8)))
                     continue
-                reason, text = encodable_text(sample.get("text"))
+                reason, text = encodable_text(sample.get("text"), stable)
                 if reason:
                     self.reject("documents", self._stored(sample), reason, f"sample {sample.get('id')}: {reason}",
                                 rank)

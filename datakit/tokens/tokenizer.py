@@ -180,16 +180,21 @@ class Tokenizer:
                             append_eod: bool = False) -> list:
         """`encode` of each text as int32 numpy arrays (views into one buffer; with `append_eod`, each ends in
         `eod_id`). On gigatoken and fastokens these come from the engine's arrays: no per-token Python object.
-        A text may be given as its UTF-8 bytes (the same ids as its str): ASCII bytes go to gigatoken as they are,
-        anything else is decoded first (NFC, and the other engines, need a str)."""
+        A text may be given as its UTF-8 bytes (the same ids as its str): bytes that NFC leaves as they are
+        (`utf8.stable_texts`: ASCII, and most text of any script) go to gigatoken as they are, anything else is
+        decoded first (NFC, and the other engines, need a str)."""
         import numpy as np
 
         texts = _checked_texts(texts, "encode_batch_arrays", utf8=True)
         if not texts:
             return []
-        takes_ascii = getattr(self._impl, "takes_ascii_bytes", False)
+        as_is = b""
+        if getattr(self._impl, "takes_utf8_bytes", False):
+            from datakit.tokens.utf8 import stable_texts
+
+            as_is = stable_texts(texts)
         for i, t in enumerate(texts):
-            if type(t) is bytes and not (takes_ascii and t.isascii()):
+            if type(t) is bytes and not (as_is and as_is[i]):
                 try:
                     texts[i] = t.decode("utf-8")
                 except UnicodeDecodeError as exc:
@@ -336,7 +341,7 @@ class _BuiltOnDemand:
     def _encode_flat(self, texts: list[str], num_threads: int):
         import numpy as np
 
-        texts = [t if type(t) is bytes else _nfc(t) for t in texts]  # bytes: ASCII (encode_batch_arrays)
+        texts = [t if type(t) is bytes else _nfc(t) for t in texts]  # bytes: NFC already (encode_batch_arrays)
         if num_threads == 1 or len(texts) < 2:
             return self._flat(texts)
         if self._pool is None or self._pool._max_workers != num_threads:
@@ -374,7 +379,7 @@ class _GigatokenImpl(_BuiltOnDemand):
     other thread (num_threads > 1) builds its own."""
 
     label = "gigatoken"
-    takes_ascii_bytes = True  # `encode` takes bytes: an ASCII text needs no str (and no NFC)
+    takes_utf8_bytes = True  # `encode` takes UTF-8 bytes (the same ids as the str): an NFC text needs no str
     refresh_tokens = REFRESH_TOKENS  # its pretoken cache grows with every distinct pretoken (module docstring)
 
     def __init__(self, path: str, specials: dict[str, int]):
@@ -425,7 +430,7 @@ class _GigatokenImpl(_BuiltOnDemand):
         return ids.tolist()
 
     def encode_parts(self, texts: list[str | bytes]) -> list:
-        """A uint32 array of ids per text (str, or ASCII bytes), on the calling thread."""
+        """A uint32 array of ids per text (str, or the UTF-8 bytes of an NFC text), on the calling thread."""
         parts = self._parts([t if type(t) is bytes else _nfc(t) for t in texts])
         self._count(sum(map(len, parts)))
         return parts
