@@ -69,3 +69,14 @@ def test_the_kernel_agrees_with_pythons_decoder_on_random_bytes():
 
 def test_only_bytes_are_stable():
     assert list(utf8.stable_texts([b"abc", "abc", None, bytearray(b"abc"), 3])) == [1, 0, 0, 0, 0]
+
+
+def test_without_the_kernel_only_ascii_is_passed_as_bytes_and_the_ids_are_the_same(monkeypatch):
+    from datakit.tokens.tokenizer import load_tokenizer
+
+    texts = [b"def f():\n    return 1\n", "caf\u00e9 \u201cquoted\u201d \U0001f600".encode(), "e\u0301".encode(), b"", b"a\0b"]
+    tok = load_tokenizer("qwen2.5", "gigatoken")
+    with_kernel = [a.tolist() for a in tok.encode_batch_arrays(texts)]
+    monkeypatch.setattr(utf8, "_stable", None)
+    assert utf8.stable_texts(texts) == [True, False, False, False, False]
+    assert [a.tolist() for a in tok.encode_batch_arrays(texts)] == with_kernel
