@@ -80,3 +80,15 @@ def test_without_the_kernel_only_ascii_is_passed_as_bytes_and_the_ids_are_the_sa
     monkeypatch.setattr(utf8, "_stable", None)
     assert utf8.stable_texts(texts) == [True, False, False, False, False]
     assert [a.tolist() for a in tok.encode_batch_arrays(texts)] == with_kernel
+
+
+def test_flags_the_caller_already_has_give_the_same_ids_and_must_match_the_texts():
+    from datakit.tokens.tokenizer import TokenizerError, load_tokenizer
+
+    texts = [b"x = 1\n", "na\u00efve \u201cq\u201d".encode(), "e\u0301".encode()]
+    tok = load_tokenizer("qwen2.5", "gigatoken")
+    flags = utf8.stable_texts(texts)
+    assert [a.tolist() for a in tok.encode_batch_arrays(texts, stable=flags)] == \
+        [a.tolist() for a in tok.encode_batch_arrays(texts)]
+    with pytest.raises(TokenizerError, match="2 stable flags for 3 texts"):
+        tok.encode_batch_arrays(texts, stable=flags[:2])

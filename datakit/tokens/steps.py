@@ -194,7 +194,7 @@ class TokenizeSamples(CountingStep):
         data = iter(data)
         while batch := list(islice(data, BATCH)):
             self._tally["documents.read"] += len(batch)
-            plain, texts, chat = [], [], []
+            plain, texts, flags, chat = [], [], [], []
             # one C pass per text finds those already NFC, valid UTF-8 and NUL-free: no str made of them
             as_is = stable_texts([doc.metadata.get("text") for doc in batch])
             for doc, stable in zip(batch, as_is):
@@ -214,8 +214,9 @@ class TokenizeSamples(CountingStep):
                     continue
                 plain.append(doc)
                 texts.append(text)
+                flags.append(stable)
             # int32 arrays straight from the engine's flat output, EOD appended: no per-token Python object
-            encoded = tok.encode_batch_arrays(texts, num_threads=self.num_threads, append_eod=True)
+            encoded = tok.encode_batch_arrays(texts, num_threads=self.num_threads, append_eod=True, stable=flags)
             rendered = [(doc, ids, _ONES[:len(ids)]) for doc, ids in zip(plain, encoded)]
             if chat:
                 rendered = self._in_order(batch, rendered + chat)

@@ -177,12 +177,13 @@ class Tokenizer:
         return self._impl.encode_batch(texts, max(1, int(num_threads)))
 
     def encode_batch_arrays(self, texts: Sequence[str | bytes], num_threads: int = 1,
-                            append_eod: bool = False) -> list:
+                            append_eod: bool = False, stable: Sequence | None = None) -> list:
         """`encode` of each text as int32 numpy arrays (views into one buffer; with `append_eod`, each ends in
         `eod_id`). On gigatoken and fastokens these come from the engine's arrays: no per-token Python object.
         A text may be given as its UTF-8 bytes (the same ids as its str): bytes that NFC leaves as they are
         (`utf8.stable_texts`: ASCII, and most text of any script) go to gigatoken as they are, anything else is
-        decoded first (NFC, and the other engines, need a str)."""
+        decoded first (NFC, and the other engines, need a str). `stable`: `utf8.stable_texts(texts)` when the caller
+        has it already (the tokens step), so the texts are not scanned twice."""
         import numpy as np
 
         texts = _checked_texts(texts, "encode_batch_arrays", utf8=True)
@@ -192,7 +193,9 @@ class Tokenizer:
         if getattr(self._impl, "takes_utf8_bytes", False):
             from datakit.tokens.utf8 import stable_texts
 
-            as_is = stable_texts(texts)
+            as_is = stable_texts(texts) if stable is None else stable
+            if len(as_is) != len(texts):
+                raise TokenizerError(f"encode_batch_arrays: {len(as_is)} stable flags for {len(texts)} texts")
         for i, t in enumerate(texts):
             if type(t) is bytes and not (as_is and as_is[i]):
                 try:
