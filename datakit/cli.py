@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--from-files", help="build-index: a folder with verified.jsonl (+ verified_test_patches.jsonl)")
     dec.add_argument("--from-hub", action="store_true", help="build-index: princeton-nlp/SWE-bench_Verified")
     dec.add_argument("--full", action="store_true", help="build-index: the full SWE-bench test set (hub only)")
+    dec.add_argument("--background", default="stdlib,site_packages,templates",
+                     help="build-index: where n-grams too common to index are looked up, comma-separated among "
+                          "stdlib, site_packages, templates (default all three; site_packages is this machine's "
+                          "installed packages, so leave it out for an index any machine rebuilds the same)")
     dec.add_argument("--out", help="build-index / build-roots: where to write the index / the roots JSON")
     _common(dec)
 
@@ -435,7 +439,12 @@ def _build_index(args, out) -> int:
                      else load_reference("files", args.from_files, full=args.full))
     except (ValueError, OSError) as exc:
         raise UserError(str(exc)) from exc
-    index = build_index(instances)
+    from datakit.decontam.background import SOURCES
+
+    background = tuple(s.strip() for s in args.background.split(",") if s.strip())
+    if unknown := sorted(set(background) - set(SOURCES)):
+        raise UserError(f"--background: unknown source(s) {', '.join(unknown)}; choose among {', '.join(SOURCES)}")
+    index = build_index(instances, background=background)
     index.save(args.out)
     out.print(f"index: {len(instances)} instances, {len(index.hashes)} n-gram hashes → {args.out}")
     return 0

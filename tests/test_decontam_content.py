@@ -167,6 +167,53 @@ def test_shipped_index_records_its_background(index):
     assert stats["hashes"] == len(index.hashes)
 
 
+def _lines_one_by_one(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What `index._line_hashes` gives when it goes line by line (the reference for its one-pass path)."""
+    from datakit.decontam import index as index_module
+
+    separable = index_module.lines_are_separable
+    index_module.lines_are_separable = lambda text: False
+    try:
+        return index_module._line_hashes(text)
+    finally:
+        index_module.lines_are_separable = separable
+
+
+TRICKY_LINES = [
+    "def f(a, b):\n    return a + b\n\n\nclass C:\n    pass",
+    "190: x = 1\n 191\ty = 2\n  192 | z = 3\n+193: w\nfoo 12: bar\n12",  # line-number prefixes at line starts
+    "a b c\r\nd e f\r\n\r\n7: g h\r\n",  # CRLF
+    "line one here\rline two here\r3: three",  # a lone CR: str.splitlines breaks there, canonical does not
+    "form\x0cfeed 12: x\x0bvertical\x1cfs\x85nel\u2028ls\u2029ps words",
+    "an &#10; entity &amp; newline&NewLine;here too",  # an entity may decode to a newline
+    "İstanbul İzmir\nÉCOLE ÉTÉ\nplain words",  # a longer lower case: canonical lowers only ASCII of the whole text
+    "I\u0307 composes\nÀ LA CARTE",  # "I" + combining dot above composes into U+0130
+    "café déjà vu\nnaïve ß straße\n\u200bzero width\nｆｕｌｌ ｗｉｄｔｈ",
+    "", "\n\n\n", "   ", "one", "x\n" * 50,
+]
+
+
+def test_line_hashes_in_one_pass_equal_line_by_line(instances):
+    """The index build hashes a text's lines from one pass over the text where `lines_are_separable` allows:
+    the same hashes, first words and counts as hashing every line of `str.splitlines()` on its own, on texts
+    made to differ (line breaks canonical keeps, entities, İ), the boilerplate templates and reference texts."""
+    from datakit.decontam import boilerplate
+    from datakit.decontam import index as index_module
+
+    rng = random.Random(7)
+    templates = [t for _, t in boilerplate.documents()]
+    views = [v for inst in rng.sample(instances, 40) for vs in index_module._item_views(inst) for v in vs]
+    separable = 0
+    for text in TRICKY_LINES + rng.sample(templates, 150) + views:
+        fast, slow = index_module._line_hashes(text), _lines_one_by_one(text)
+        separable += index_module.lines_are_separable(text)
+        for got, want in zip(fast, slow):
+            assert np.array_equal(got, want), repr(text[:120])
+    assert separable > 150  # the one-pass path is the one taken
+    assert not any(map(index_module.lines_are_separable, TRICKY_LINES[3:8]))
+    assert all(map(index_module.lines_are_separable, TRICKY_LINES[:3] + TRICKY_LINES[8:]))
+
+
 def test_build_without_site_packages_still_drops_templates():
     """A Django settings.py quoted in an issue: the startproject lines are not indexed, the user's own lines are."""
     from datakit.decontam import boilerplate

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from datakit.cli import main
-from datakit.decontam.index import boilerplate_words, build_index
+from datakit.decontam.index import FingerprintIndex, boilerplate_words, build_index
 from datakit.decontam.reference import Instance, load_reference
 from datakit.io.schemas import validate
 from tests.conftest import requires_shared, shared_missing
@@ -139,5 +139,17 @@ def test_mirror_histories_are_checked(tmp_path):
 def test_build_index_cli(tmp_path):
     if why := shared_missing("swebench/verified.jsonl"):
         pytest.skip(why)
-    assert main(["decontam", "build-index", "--from-files", str(SHARED), "--out", str(tmp_path / "i.npz")]) == 0
+    # a dozen instances, the background without this machine's site-packages (the whole build is ~45 s, most of
+    # it the site-packages scan; test_decontam_content covers the build itself)
+    subset = tmp_path / "verified"
+    subset.mkdir()
+    rows = (SHARED / "verified.jsonl").read_text().splitlines()[:12]
+    (subset / "verified.jsonl").write_text("\n".join(rows) + "\n")
+    assert main(["decontam", "build-index", "--from-files", str(subset), "--out", str(tmp_path / "i.npz"),
+                 "--background", "stdlib,templates"]) == 0
+    index = FingerprintIndex.load(tmp_path / "i.npz")
+    assert len(index.instance_ids) == 12 and len(index.hashes) > 1000
+    assert set(index.meta["background"]) >= {"stdlib", "templates"} and "site_packages" not in index.meta["background"]
     assert main(["decontam", "build-index", "--out", str(tmp_path / "j.npz")]) == 2
+    assert main(["decontam", "build-index", "--from-files", str(subset), "--out", str(tmp_path / "k.npz"),
+                 "--background", "stdlib,pypi"]) == 2

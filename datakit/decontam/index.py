@@ -55,8 +55,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .normalize import canonical
-from .ngrams import ngram_hashes, text_words, to_chars, window_hashes
+from .ngrams import canonical_words, ngram_hashes, run_hashes, text_words, to_chars, window_hashes
+from .normalize import lines_are_separable
 from .reference import Instance, load_reference
 
 __all__ = ["FingerprintIndex", "build_index", "boilerplate_words", "default_index", "stdlib_background", "DEFAULT_N",
@@ -217,24 +217,45 @@ def template_lines() -> frozenset[int]:
 
     out = set()
     for _, text in documents():
-        for line in text.splitlines():
-            wh = text_words(line)[0]
-            if len(wh) >= MIN_TEMPLATE_LINE_WORDS:
-                out.add(int(window_hashes(wh, len(wh))[0]))
+        hashes, _, counts = _line_hashes(text)
+        out.update(hashes[counts >= MIN_TEMPLATE_LINE_WORDS].tolist())
     return frozenset(out)
 
 
-def _template_words(text: str, n_words: int) -> np.ndarray:
-    """Per word of `text`: whether its line is, word for word, a line of a boilerplate template. A reference text
-    that pastes a template with its own lines in between (a conf.py with one extension added, a settings.py with
-    one more app) would otherwise give n-grams across the seams that no template has."""
-    known = template_lines()
-    flags = []
+@functools.lru_cache(maxsize=1)
+def _template_line_array() -> np.ndarray:
+    return np.array(sorted(template_lines()), dtype=np.uint64)
+
+
+def _line_hashes(text: str, words: tuple | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hash, first word, word count) of every line of `text.splitlines()` that holds words: the hash of the
+    line's words as one window (`window_hashes(text_words(line)[0], k)[0]`), the words indexed in
+    `text_words(text)` (`words`: `canonical_words(text)`, when the caller has it). One pass over the whole text
+    where `lines_are_separable` says it gives each line's own words (a call per line cost ~60 µs: 24 s for the
+    templates' lines, as much for the reference's); else line by line."""
+    if lines_are_separable(text):
+        b, wh, starts, _, _ = words or canonical_words(text)
+        line = np.searchsorted(np.flatnonzero(b == 0x0A), starts)
+        first = np.flatnonzero(np.concatenate(([True], line[1:] != line[:-1]))) if len(line) else line
+        counts = np.diff(np.append(first, len(line)))
+        return run_hashes(wh, first, counts), first, counts
+    hashes, counts = [], []
     for line in text.splitlines():
         wh = text_words(line)[0]
         if len(wh):
-            flags.append(np.full(len(wh), int(window_hashes(wh, len(wh))[0]) in known))
-    out = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
+            hashes.append(window_hashes(wh, len(wh))[0])
+            counts.append(len(wh))
+    counts = np.array(counts, dtype=np.int64)
+    first = np.cumsum(counts) - counts
+    return np.array(hashes, dtype=np.uint64), first, counts
+
+
+def _template_words(text: str, n_words: int, words: tuple | None = None) -> np.ndarray:
+    """Per word of `text`: whether its line is, word for word, a line of a boilerplate template. A reference text
+    that pastes a template with its own lines in between (a conf.py with one extension added, a settings.py with
+    one more app) would otherwise give n-grams across the seams that no template has."""
+    hashes, _, counts = _line_hashes(text, words)
+    out = np.repeat(np.isin(hashes, _template_line_array()), counts)
     return out if len(out) == n_words else np.zeros(n_words, dtype=bool)  # split differently: no flags
 
 
@@ -249,10 +270,12 @@ def _env_words(text: str, starts: np.ndarray) -> np.ndarray:
     return (k >= 0) & (starts < e[np.maximum(k, 0)])
 
 
-def boilerplate_words(text: str) -> np.ndarray:
-    """Per word of `text` (`text_words`): on an environment-report line or on a line of a boilerplate template."""
-    wh, starts, ends, bmap = text_words(text)
-    return _env_words(text, to_chars(bmap, starts, ends)[0]) | _template_words(text, len(wh))
+def boilerplate_words(text: str, words: tuple | None = None) -> np.ndarray:
+    """Per word of `text` (`text_words`): on an environment-report line or on a line of a boilerplate template.
+    `words`: `canonical_words(text)`, when the caller has it."""
+    words = words or canonical_words(text)
+    _, wh, starts, ends, bmap = words
+    return _env_words(text, to_chars(bmap, starts, ends)[0]) | _template_words(text, len(wh), words)
 
 
 def _informative_windows(text: str, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -261,8 +284,8 @@ def _informative_windows(text: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     Left out: low-diversity windows, with fewer than MIN_DISTINCT_WORDS distinct non-numeric words ("1, 1, 1, …,
     0, 0", "[False, True, False, …]", "2.0, 3.0, 4.0, …": any numeric code has them), and windows with more than
     MAX_ENV_WORDS words on environment-report lines or template lines. Build time only (sorts every window)."""
-    b, _ = canonical(text)
-    wh, starts, ends, _ = text_words(text)
+    words = canonical_words(text)
+    b, wh, starts, ends, _ = words
     if len(wh) < n:
         return wh, np.empty(0, np.uint64)
     digits = np.zeros(len(b) + 1, dtype=np.int64)
@@ -272,7 +295,7 @@ def _informative_windows(text: str, n: int) -> tuple[np.ndarray, np.ndarray]:
     win = np.sort(np.lib.stride_tricks.sliding_window_view(w, n), axis=1)
     distinct = (win[:, 0] != 0).astype(np.int64) + (win[:, 1:] != win[:, :-1]).sum(axis=1)
     env = np.zeros(len(wh) + 1, dtype=np.int64)
-    np.cumsum(boilerplate_words(text), out=env[1:])
+    np.cumsum(boilerplate_words(text, words), out=env[1:])
     env_in_window = env[n:] - env[: len(wh) - n + 1]
     return wh, window_hashes(wh, n)[(distinct >= MIN_DISTINCT_WORDS) & (env_in_window <= MAX_ENV_WORDS)]
 

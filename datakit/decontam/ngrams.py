@@ -38,7 +38,7 @@ import numpy as np
 from .normalize import canonical, line_number_words
 
 __all__ = ["normalize", "word_spans", "ngram_hashes", "word_hashes", "window_hashes", "encode", "splitmix64",
-           "text_words", "to_chars"]
+           "text_words", "canonical_words", "run_hashes", "to_chars"]
 
 _MASK = (1 << 64) - 1
 BYTE_BASE = 0x100000001B3 * 2 + 1  # odd (FNV prime doubled + 1): per-byte polynomial base
@@ -162,12 +162,17 @@ def text_words(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarra
     """(hashes uint64, starts, ends, map) per word of `canonical(text)`, line-number prefix words left out.
     starts/ends are byte offsets into the canonical bytes; `to_chars(map, starts, ends)` maps them back to
     characters of `text`. The one entry point for the index build and for samples."""
+    return canonical_words(text)[1:]
+
+
+def canonical_words(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(canonical bytes, *`text_words(text)`): for callers that also look at the bytes (the index build)."""
     b, bmap = canonical(text)
     wh, starts, ends = _word_hashes_bytes(b)
     drop = line_number_words(b, starts, ends)
     if len(drop):
         wh, starts, ends = np.delete(wh, drop), np.delete(starts, drop), np.delete(ends, drop)
-    return wh, starts, ends, bmap
+    return b, wh, starts, ends, bmap
 
 
 def to_chars(bmap: np.ndarray | None, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -199,6 +204,22 @@ def window_hashes(wh: np.ndarray, n: int) -> np.ndarray:
         g = t[n:] - t[:m]
         g *= ipw[:m]
         g += np.uint64((n * _GOLDEN) & _MASK)
+    return splitmix64(g)
+
+
+def run_hashes(wh: np.ndarray, first: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """`window_hashes(wh[a:a + k], k)[0]` for every run (a, k) of `first` and `counts` (k ≥ 1) at once: the hash
+    of each run of words as one window (the index build hashes a text's lines this way, from one pass over it)."""
+    if len(first) == 0:
+        return np.empty(0, np.uint64)
+    pw, ipw = _WORD_POW.get(len(wh) + 1)
+    t = np.zeros(len(wh) + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        np.multiply(wh, pw[: len(wh)], out=t[1:])
+        np.cumsum(t, out=t)
+        g = t[first + counts] - t[first]
+        g *= ipw[first]
+        g += counts.astype(np.uint64) * np.uint64(_GOLDEN)  # (k · golden) mod 2^64, as window_hashes adds it
     return splitmix64(g)
 
 

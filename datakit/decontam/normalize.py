@@ -31,8 +31,8 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["canonical", "canonical_bytes", "canonical_text", "is_plain", "line_number_words", "FOLD", "code_point_fate",
-           "per_code_point"]
+__all__ = ["canonical", "canonical_bytes", "canonical_text", "is_plain", "line_number_words", "lines_are_separable",
+           "FOLD", "code_point_fate", "per_code_point"]
 
 # typographic punctuation → ASCII; invisible characters → NUL (deleted after encoding)
 FOLD = {
@@ -200,6 +200,26 @@ def canonical_bytes(text: str) -> bytes:
     if b"\\_" in raw:
         raw = raw.replace(b"\\_", b"_")
     return raw.replace(b"\x00", b"") if b"\x00" in raw else raw
+
+
+# str.splitlines breaks lines at these too (and at a lone CR); canonical keeps them as they are, not as "\n"
+_OTHER_LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def lines_are_separable(text: str) -> bool:
+    """Whether the words of each line of `text.splitlines()`, canonical on its own, are hash for hash the words
+    between the newlines of `canonical(text)` (so the index build can take a line's words from one pass over the
+    text). Not when `text` breaks lines otherwise than by LF or CRLF, holds an entity (one may decode to a
+    newline), or a character whose lower case is longer, or that composes into one (U+0130; "I" + U+0307): with
+    one, canonical lowers only the ASCII of the whole text, but all of its other lines on their own."""
+    if "\r" in text:
+        if _OTHER_LINE_BREAKS.search(text.replace("\r\n", "\n")):
+            return False
+    elif _OTHER_LINE_BREAKS.search(text):
+        return False
+    if "&" in text and _ENTITY.search(text):
+        return False
+    return text.isascii() or ("\u0307" not in text and len(text.lower()) == len(text))
 
 
 def line_number_words(b: np.ndarray, starts: np.ndarray, ends: np.ndarray,
