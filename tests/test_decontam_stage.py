@@ -119,7 +119,8 @@ def test_mirror_histories_are_checked(tmp_path):
     base = ref.commit({"a.py": "a = 2\n"}, "the base commit")
     ref.squash_pr(1, {"a.py": "a = 3\n"}, "Fix a", "a must be 3")
     index = build_index([Instance("acme__ref-1", "acme/ref", str(base), "Some unrelated statement " * 5,
-                                  "diff --git a/z b/z\n", None)])
+                                  "diff --git a/z b/z\n", None)],
+                        background=("templates",))  # the rule under test is the history's, not the text's
     index_path = tmp_path / "index.npz"
     index.save(index_path)
     proc = datakit("sources", f"innocent/name {ref.path}", "--output", tmp_path / "s")
