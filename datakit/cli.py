@@ -432,18 +432,18 @@ def _build_index(args, out) -> int:
     from datakit.decontam.index import build_index
     from datakit.decontam.reference import load_reference
 
+    from datakit.decontam.background import SOURCES
+
     if not args.out or bool(args.from_files) == bool(args.from_hub):
         raise UserError("build-index needs --out and one of --from-files DIR / --from-hub")
+    background = tuple(s.strip() for s in args.background.split(",") if s.strip())
+    if unknown := sorted(set(background) - set(SOURCES)):
+        raise UserError(f"--background: unknown source(s) {', '.join(unknown)}; choose among {', '.join(SOURCES)}")
     try:
         instances = (load_reference("hub", full=args.full) if args.from_hub
                      else load_reference("files", args.from_files, full=args.full))
     except (ValueError, OSError) as exc:
         raise UserError(str(exc)) from exc
-    from datakit.decontam.background import SOURCES
-
-    background = tuple(s.strip() for s in args.background.split(",") if s.strip())
-    if unknown := sorted(set(background) - set(SOURCES)):
-        raise UserError(f"--background: unknown source(s) {', '.join(unknown)}; choose among {', '.join(SOURCES)}")
     index = build_index(instances, background=background)
     index.save(args.out)
     out.print(f"index: {len(instances)} instances, {len(index.hashes)} n-gram hashes → {args.out}")

@@ -191,16 +191,24 @@ def word_hashes(text: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return (wh, *to_chars(bmap, starts, ends))
 
 
-def window_hashes(wh: np.ndarray, n: int) -> np.ndarray:
-    """uint64 hash of every window of `n` consecutive word hashes (len(wh) − n + 1 values, or none)."""
-    m = len(wh) - n + 1
-    if m <= 0 or n <= 0:
-        return np.empty(0, np.uint64)
+def _word_prefix_sums(wh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, inverse powers of C): T[i] = Σ_{j<i} wh_j·C^j mod 2^64, so words [a, a + k) as one window are
+    (T[a + k] − T[a])·C^(−a), before the length is mixed in."""
     pw, ipw = _WORD_POW.get(len(wh) + 1)
     t = np.zeros(len(wh) + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
         np.multiply(wh, pw[: len(wh)], out=t[1:])
         np.cumsum(t, out=t)
+    return t, ipw
+
+
+def window_hashes(wh: np.ndarray, n: int) -> np.ndarray:
+    """uint64 hash of every window of `n` consecutive word hashes (len(wh) − n + 1 values, or none)."""
+    m = len(wh) - n + 1
+    if m <= 0 or n <= 0:
+        return np.empty(0, np.uint64)
+    t, ipw = _word_prefix_sums(wh)
+    with np.errstate(over="ignore"):
         g = t[n:] - t[:m]
         g *= ipw[:m]
         g += np.uint64((n * _GOLDEN) & _MASK)
@@ -212,11 +220,8 @@ def run_hashes(wh: np.ndarray, first: np.ndarray, counts: np.ndarray) -> np.ndar
     of each run of words as one window (the index build hashes a text's lines this way, from one pass over it)."""
     if len(first) == 0:
         return np.empty(0, np.uint64)
-    pw, ipw = _WORD_POW.get(len(wh) + 1)
-    t = np.zeros(len(wh) + 1, dtype=np.uint64)
+    t, ipw = _word_prefix_sums(wh)
     with np.errstate(over="ignore"):
-        np.multiply(wh, pw[: len(wh)], out=t[1:])
-        np.cumsum(t, out=t)
         g = t[first + counts] - t[first]
         g *= ipw[first]
         g += counts.astype(np.uint64) * np.uint64(_GOLDEN)  # (k · golden) mod 2^64, as window_hashes adds it

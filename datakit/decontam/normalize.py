@@ -212,10 +212,7 @@ def lines_are_separable(text: str) -> bool:
     text). Not when `text` breaks lines otherwise than by LF or CRLF, holds an entity (one may decode to a
     newline), or a character whose lower case is longer, or that composes into one (U+0130; "I" + U+0307): with
     one, canonical lowers only the ASCII of the whole text, but all of its other lines on their own."""
-    if "\r" in text:
-        if _OTHER_LINE_BREAKS.search(text.replace("\r\n", "\n")):
-            return False
-    elif _OTHER_LINE_BREAKS.search(text):
+    if _OTHER_LINE_BREAKS.search(text.replace("\r\n", "\n") if "\r" in text else text):
         return False
     if "&" in text and _ENTITY.search(text):
         return False
