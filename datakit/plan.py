@@ -76,7 +76,8 @@ def _text_mb(folder: Path, column: str = "text") -> float:
 
 def _total_repos(recipe: Recipe, sample_root: Path, failed: dict[str, str]) -> int:
     """How many repositories the recipe's repo-list sources read (their inputs as the sample run made them)."""
-    from datakit.pipeline.stages import StageContext, repo_specs
+    from datakit.pipeline.stages import StageContext
+    from datakit.sources.stages import repo_specs
 
     total = 0
     for spec in recipe.stages:
