@@ -36,9 +36,37 @@ import pygit2
 from datakit.sources.git_pulls import diff_files, find_pulls
 
 
+ABUSE = {"message": "You have triggered an abuse detection mechanism. Please wait a few minutes before you try again.",
+         "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#abuse-rate-limits"}
+GRAPHQL_TIMEOUT = ("Something went wrong while executing your query. This may be the result of a timeout, or it could "
+                   "be a GitHub bug. Please include `8A5C:3B2E:1F0D5C:2A1B3C:65F0A1B2` when reporting this issue.")
+
+
+def _null_first_node(payload: dict) -> dict:
+    """GitHub's partial answer: the first node of the answer's first connection null, an INTERNAL error there."""
+    def walk(value, path):
+        if isinstance(value, dict):
+            if isinstance(value.get("nodes"), list) and value["nodes"]:
+                value["nodes"][0] = None
+                return [*path, "nodes", 0]
+            for key, inner in value.items():
+                if (found := walk(inner, [*path, key])) is not None:
+                    return found
+        return None
+
+    where = walk(payload.get("data"), [])
+    if where is not None:
+        payload.setdefault("errors", []).append({"type": "INTERNAL", "path": where,
+                                                 "message": "Something went wrong while executing your query."})
+    return payload
+
+
 @dataclass
 class Fault:
-    kind: str  # 429 | 403-secondary | 403-secondary-bare | 502 | 503 | drop | truncate | malformed | slow
+    # 429 | 403-secondary | 403-secondary-bare | 403-abuse (the older wording, no Retry-After) | 502 | 503 | drop |
+    # truncate | malformed | slow | graphql-timeout (200, data null, "Something went wrong…") | graphql-null-node
+    # (200, the first node of a connection null, an INTERNAL error at its path)
+    kind: str
     route: str  # graphql | rest
     at: int  # the n-th request of the route (1-based) gets it
     retry_after: int = 1
@@ -422,6 +450,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(status, SECONDARY, headers, route)
         if fault and fault.kind in ("502", "503"):
             return self._send(int(fault.kind), {"message": "Server Error"}, {}, route)
+        if fault and fault.kind == "403-abuse":
+            return self._send(403, ABUSE, {"X-RateLimit-Remaining": "4000"}, route)
+        if fault and fault.kind == "graphql-timeout":
+            return self._send(200, {"data": None, "errors": [{"message": GRAPHQL_TIMEOUT}]}, {}, route)
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         etag_in = self.headers.get("If-None-Match")
         if route == "graphql":
@@ -431,6 +463,8 @@ class _Handler(BaseHTTPRequestHandler):
                                   quota, route)
             body = json.loads(raw)
             status, payload, extra = 200, gh.graphql(body["query"], body.get("variables") or {}), {}
+            if fault and fault.kind == "graphql-null-node":
+                payload = _null_first_node(payload)
         else:
             status, payload, extra = gh.rest(url.path, query, self.headers.get("Accept", ""))
             text = payload if isinstance(payload, str) else json.dumps(payload, sort_keys=True)

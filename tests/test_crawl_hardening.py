@@ -209,6 +209,27 @@ def test_a_secondary_limit_without_retry_after_waits_at_least_a_minute(upstream)
     assert client.stats["secondary_rate_limited"] == 3 and client.stats["retries"] == 3
 
 
+def test_abuse_detection_in_the_older_wording_is_a_secondary_limit(upstream):  # noqa: F811
+    """403 "You have triggered an abuse detection mechanism" without Retry-After (remaining quota 4000): wait and
+    retry, as for "secondary rate limit"; not a permanent refusal that would quarantine the repository."""
+    with _server(upstream, faults=[Fault("403-abuse", "rest", 1)]) as gh:
+        client, waits = _client(gh)
+        body, _ = client.get("/repos/acme/app")
+    assert body["full_name"] == "acme/app" and waits == [60.0]
+    assert client.stats["secondary_rate_limited"] == 1
+
+
+def test_tokens_separated_by_newlines_or_spaces_make_a_pool(monkeypatch):
+    from datakit.sources.github.tokens import NoTokens, TokenPool
+
+    monkeypatch.setenv("GITHUB_TOKENS", "tok-one\ntok-two , tok-three\n")  # "$(cat tokens.txt)"
+    pool = TokenPool.from_env()
+    assert [pool.token(i) for i in range(len(pool))] == ["tok-one", "tok-two", "tok-three"]
+    with pytest.raises(NoTokens) as err:
+        TokenPool(["tok-\x07bell"])  # a control character could not travel in a header
+    assert "bell" not in str(err.value) and "token #1" in str(err.value)
+
+
 def test_the_secondary_wait_is_an_option_and_counts_attempts(upstream):  # noqa: F811
     from datakit.sources.github.client import GitHubError
 

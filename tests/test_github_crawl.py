@@ -181,6 +181,20 @@ def test_every_fault_gives_the_same_records(reference, upstream, tmp_path):
     assert counters["api.retries"] >= len(FAULTS) - 1 and counters["api.secondary_rate_limited"] == 2
 
 
+def test_githubs_own_graphql_failures_are_retried_not_taken(reference, upstream, tmp_path):
+    """HTTP 200 answers that are GitHub failing: a query timeout (data null, "Something went wrong…") and a partial
+    page whose first PR node is null with an INTERNAL error. Taking the partial page would lose that PR for good
+    (the cursor moves past it); the records must be the fault-free crawl's."""
+    _, expected, _ = reference
+    faults = [Fault("graphql-null-node", "graphql", 1), Fault("graphql-timeout", "graphql", 3),
+              Fault("graphql-null-node", "graphql", 6)]
+    with _server(upstream, faults=faults) as gh:
+        out = crawl(tmp_path, upstream, gh)
+    assert digest(out) == expected
+    counters = json.loads((out / "pulls" / "stats.json").read_text())["counters"]
+    assert counters["api.graphql_server_errors"] == 3 and counters["api.retries"] >= 3
+
+
 def test_primary_limit_across_two_tokens(reference, upstream, tmp_path):
     _, expected, _ = reference
     with _server(upstream, tokens={t: 4 for t in TOKENS}, reset_after=1.0) as gh:

@@ -7,12 +7,14 @@
   clock: it is turned into a wait with the response's `Date` header (server time), so a client clock that runs
   ahead of GitHub's does not retry before the reset. A request answered "rate limited" more often than the pool
   can explain (`len(tokens) + max_retries` times) fails instead of looping.
-- **Secondary rate limits** (403/429 with `Retry-After`, or a 403 saying "secondary rate limit"): wait as told;
+- **Secondary rate limits** (403/429 with `Retry-After`, or a 403 saying "secondary rate limit" or, in the older
+  wording, "abuse detection mechanism"): wait as told;
   without `Retry-After`, at least `secondary_wait` seconds (60: GitHub's documented advice), doubling on each
   repeat; same token, and each counts as an attempt.
 - **Bad credentials** (401): the token is taken out of the pool (`token #i`, never its value) and the request
   moves to another; with none left, `BadCredentials` stops the crawl (it is never a property of a repository).
-- **5xx, dropped connections, timeouts, truncated or malformed bodies**: bounded retries with exponential backoff
+- **5xx, dropped connections, timeouts, truncated or malformed bodies, GraphQL server errors** (HTTP 200 with an
+  INTERNAL / TIMEOUT error or "Something went wrong while executing your query", partial data or none): bounded retries with exponential backoff
   and full jitter. After `max_retries` the error says the method, the URL, the last status and what went wrong —
   never a token (tokens travel in the Authorization header only, and every message goes through `redact`).
   Such errors are `transient` (a rerun may succeed); other 4xx answers are permanent for that resource.
@@ -51,6 +53,18 @@ _TRANSIENT = (requests.ConnectionError, requests.Timeout, requests.exceptions.Ch
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+_GRAPHQL_SERVER_TYPES = {"INTERNAL", "SERVICE_UNAVAILABLE", "TIMEOUT"}
+
+
+def _graphql_server_error(error: dict) -> bool:
+    """A GraphQL error that is GitHub's failure, not an answer about the data (NOT_FOUND, FORBIDDEN, …): typed
+    INTERNAL / SERVICE_UNAVAILABLE / TIMEOUT, or untyped "Something went wrong while executing your query" (its
+    documented answer to a query that timed out)."""
+    if error.get("type") in _GRAPHQL_SERVER_TYPES:
+        return True
+    return not error.get("type") and str(error.get("message", "")).startswith("Something went wrong")
 
 
 class GitHubError(RuntimeError):
@@ -218,6 +232,9 @@ class GitHubClient:
         except _TRANSIENT as exc:
             self.stats["connection_errors"] += 1
             raise _Retry(self.tokens.redact(type(exc).__name__)) from None
+        except requests.RequestException as exc:  # e.g. InvalidHeader, whose text quotes the Authorization value
+            raise GitHubError(f"{method} {url}: {type(exc).__name__}: {self.tokens.redact(str(exc))}", None,
+                              url) from None
         self._note_clock(resp)
         status = resp.status_code
         if status == 401:  # this token is refused, whatever the resource: out of the pool
@@ -288,7 +305,9 @@ class GitHubClient:
             self.tokens.exhaust(index, self._reset_at(resp.headers.get("X-RateLimit-Reset")))
             logger.warning(f"token #{index + 1}: primary rate limit spent; switching token")
             raise _Retry("primary rate limit", resp.status_code)
-        if retry_after or "secondary rate limit" in resp.text.lower() or resp.status_code == 429:
+        text = resp.text.lower()
+        # "abuse detection mechanism": the same limit in GitHub's older wording, still served by some endpoints
+        if retry_after or "secondary rate limit" in text or "abuse detection" in text or resp.status_code == 429:
             self.stats["secondary_rate_limited"] += 1
             raise _Retry("secondary rate limit", resp.status_code, self._retry_after(retry_after))
 
@@ -298,6 +317,14 @@ class GitHubClient:
                 self.stats["primary_rate_limited"] += 1
                 self.tokens.exhaust(index, self._reset_at(resp.headers.get("X-RateLimit-Reset")))
                 raise _Retry("primary rate limit", resp.status_code)
+        for error in body.get("errors") or []:
+            # GitHub's failure of its own (a query timeout, an internal error), answered with HTTP 200 and no or
+            # partial data (a node it could not resolve comes back null): the same query again, with backoff —
+            # taking the partial page would drop its null nodes for good once the cursor moved past them
+            if _graphql_server_error(error):
+                self.stats["graphql_server_errors"] += 1
+                raise _Retry(f"GraphQL server error: {self.tokens.redact(str(error.get('message', '?'))[:200])}",
+                             resp.status_code)
 
     def _message(self, resp: requests.Response) -> str:
         try:

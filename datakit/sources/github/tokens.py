@@ -1,6 +1,6 @@
 """A pool of GitHub tokens, rotated by remaining quota. Tokens are secrets: they live in this object only.
 
-Tokens come from `GITHUB_TOKENS=t1,t2,…` (or another variable) or a file with one token per line. The pool is the
+Tokens come from `GITHUB_TOKENS=t1,t2,…` (commas or whitespace between them; or another variable) or a file with one token per line. The pool is the
 only place that sees them; everything that reports on a token says `token #i`, and `redact` removes any token
 string from a text before it is logged or raised. A token GitHub refuses (401 Bad credentials) is `revoke`d: it is
 never picked again, and a pool with no usable token left says so (`usable() == 0`).
@@ -9,6 +9,7 @@ never picked again, and a pool with no usable token left says so (`usable() == 0
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,11 @@ class _Quota:
 class TokenPool:
     def __init__(self, tokens: list[str]):
         tokens = [t.strip() for t in tokens if t and t.strip()]
+        for i, token in enumerate(tokens):
+            if not token.isascii() or not token.isprintable() or " " in token:
+                # it could not travel in an HTTP header, and requests' error would quote it
+                raise NoTokens(f"token #{i + 1}: holds whitespace or a control or non-ASCII character; give one "
+                               "token per line (file) or t1,t2,… (variable)")
         if not tokens:
             raise NoTokens("no GitHub token: set GITHUB_TOKENS=t1,t2,… or pass a tokens file")
         self._tokens = list(dict.fromkeys(tokens))
@@ -47,7 +53,8 @@ class TokenPool:
         value = os.environ.get(env, "")
         if not value.strip():
             raise NoTokens(f"no GitHub token: ${env} is empty (expected t1,t2,…)")
-        pool = cls(value.split(","))
+        # commas or any whitespace between tokens (a token holds neither): `GITHUB_TOKENS="$(cat tokens.txt)"` works
+        pool = cls(re.split(r"[,\s]+", value))
         pool.origin = f"${env}"
         return pool
 
