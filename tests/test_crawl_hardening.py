@@ -298,3 +298,36 @@ def test_licence_filtered_repositories_are_named_in_the_summary(mirror_reference
     assert _stats(out)["counters"]["license.none"] == 1
     assert "repositories left out by the licence allow-list (1 with no licence GitHub recognises" in err
     assert "licenses: []" in err and "datakit summary" in captured.out  # results on stdout, logs on stderr
+
+
+def test_a_closing_reference_of_another_repository_does_not_hide_a_keyword_issue_of_the_same_number(tmp_path):
+    """PR o/r#1 says "Fixes #5" (o/r's issue 5) and GitHub's closing references carry a manually linked issue of
+    another repository with the same number (other/x#5): o/r#5 must still be fetched, not taken as embedded."""
+    from datakit.sources.github.client import GitHubClient
+    from datakit.sources.github.crawl import RepoCrawler
+    from datakit.sources.github.tokens import TokenPool
+    from tests.github_server import HostedRepo
+
+    hosted = HostedRepo("o/r", repo_object("o/r"))
+    hosted.pulls = {1: {"number": 1, "title": "pr 1", "body": "Fixes #5", "createdAt": "2024-01-01T00:00:00Z",
+                        "updatedAt": "2024-01-01T00:00:00Z", "mergedAt": "2024-01-02T00:00:00Z", "merged": True,
+                        "author": {"login": "a"}, "baseRefName": "main", "baseRefOid": "0" * 40,
+                        "headRefOid": "1" * 40, "mergeCommit": {"oid": "2" * 40}, "labels": {"nodes": []},
+                        "commits": {"totalCount": 0, "nodes": []}, "reviews": {"nodes": []}, "_closing": []}}
+    hosted.issues = {5: issue_node("o/r", 5, "same-repo issue 5", "bug", "u", 1.7e9)}
+    with FakeGitHub([hosted], {"tok": 1000}) as gh:
+        served = gh.graphql
+
+        def graphql(query, variables):
+            out = served(query, variables)
+            if query.lstrip().startswith("query PullRequests"):
+                other = {**issue_node("other/x", 5, "foreign issue", "b", "u", 1.7e9),
+                         "comments": {"totalCount": 0, "nodes": []}}
+                for node in out["data"]["repository"]["pullRequests"]["nodes"]:
+                    node["closingIssuesReferences"] = {"totalCount": 1, "nodes": [other]}
+            return out
+
+        gh.graphql = graphql
+        state = RepoCrawler(GitHubClient(TokenPool(["tok"]), gh.url, sleep=lambda s: None),
+                            tmp_path / "state").crawl("o/r")
+    assert state.has_issue(("o/r", 5))

@@ -202,7 +202,9 @@ class RepoCrawler:
         """Issues closed by keyword that GitHub's closing references do not carry, and not fetched yet."""
         wanted: set[int] = set()
         for node in nodes:
-            embedded = {i["number"] for i in (node.get("closingIssuesReferences") or {}).get("nodes") or [] if i}
+            # only this repository's: a manually linked issue of another repository may carry the same number
+            embedded = {i["number"] for i in (node.get("closingIssuesReferences") or {}).get("nodes") or []
+                        if i and ((i.get("repository") or {}).get("nameWithOwner") or repo).lower() == repo.lower()}
             wanted |= keyword_issue_numbers(repo, node) - embedded
         return {n for n in wanted if not state.has_issue((repo.lower(), n))}
 
